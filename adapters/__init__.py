@@ -1,0 +1,1 @@
+"""voicekit.adapters: feed generator and LLM output straight into a stream."""

@@ -1,0 +1,100 @@
+"""The engine contract: text in, audio chunks with word marks out.
+
+An engine knows nothing of streams, queues, sinks or threads. It turns one text
+chunk (at most ``max_chars`` characters, already cut at a sentence boundary by
+the chunker) into an iterator of :class:`AudioChunk`. To add an engine, write a
+class with these members and wrap it in :class:`voicekit.tts.BaseTTS`.
+
+Cancellation: the stream closes the iterator (``iterator.close()``) when the
+user interrupts. Engines must release what they hold in ``finally`` (stop the
+C synthesizer, close the HTTP response) and stop promptly. Engines that block
+inside a call should also poll ``cancel`` where they can.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine"]
+
+
+@dataclass(frozen=True, slots=True)
+class WordMark:
+    """A word of the chunk text and when it starts in the chunk's audio.
+
+    ``offset`` and ``length`` index the text passed to ``synthesize`` (Python
+    ``str`` indices). ``time`` is seconds from the start of that text's audio,
+    counted across all of its ``AudioChunk``s.
+    """
+
+    offset: int
+    length: int
+    time: float
+
+
+@dataclass(slots=True)
+class AudioChunk:
+    """A piece of mono audio: float32 samples in [-1, 1] at ``samplerate``.
+
+    ``marks`` are the words that start inside this piece (may be empty).
+    ``engine`` names the engine that produced it when that differs from the
+    engine called (a fallback chain); empty means the called engine.
+    """
+
+    pcm: np.ndarray
+    samplerate: int
+    marks: tuple[WordMark, ...] = field(default=())
+    engine: str = ""
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / self.samplerate
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    id: str
+    name: str
+    language: str = ""
+    gender: str = ""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What a TTS client must provide."""
+
+    #: short name used in reports (``on_chunk_processed``'s ``engine``).
+    name: str
+    #: the rate of the audio it produces; other rates are resampled by the stream.
+    samplerate: int
+    #: longest text chunk it accepts (e.g. Polly's 3000 billed characters).
+    max_chars: int
+
+    def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
+        """Yield the audio of ``text`` as it is produced.
+
+        Raise :class:`voicekit.errors.EngineError` on failure. ``cancel`` is set
+        when the audio is no longer wanted.
+        """
+        ...
+
+    def voices(self) -> list[Voice]: ...
+
+    def set_voice(self, voice_id: str) -> None: ...
+
+    def set_property(self, name: str, value: float) -> None:
+        """Set an already-normalized property.
+
+        ``rate`` is a speed factor (1.0 normal, 0.5 half, 2.0 double),
+        ``volume`` 0-100 (100 full) and ``pitch`` 0-100 (50 normal).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release clients, sessions and libraries; idempotent."""
+        ...

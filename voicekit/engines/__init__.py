@@ -1,0 +1,1 @@
+"""Engines: each turns text chunks into audio chunks with word marks."""

@@ -1,0 +1,1 @@
+"""Sinks: each only takes PCM."""
