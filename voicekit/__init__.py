@@ -1,5 +1,71 @@
-"""voicekit: streaming, interruptible text-to-speech for chatbots."""
+"""voicekit: streaming, interruptible text-to-speech for chatbots.
+
+Everything public is importable from here. Names load on first use, so
+``import voicekit`` costs little and needs neither PortAudio, eSpeak, boto3 nor
+openai; each of those is needed only by the class that uses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import BufferError, EngineError, OutputError, StreamError, VoicekitError
 
-__all__ = ["BufferError", "EngineError", "OutputError", "StreamError", "VoicekitError"]
+_LAZY = {
+    "BaseTTS": ".tts",
+    "SpeechStream": ".stream",
+    "AsyncSpeechStream": ".async_stream",
+    "StreamConfig": ".config",
+    "AudioChunk": ".engine",
+    "WordMark": ".engine",
+    "Voice": ".engine",
+    "Engine": ".engine",
+    "Sink": ".sinks",
+    "DeviceSink": ".sinks",
+    "WavSink": ".sinks",
+    "MemorySink": ".sinks",
+    "NullSink": ".sinks",
+    "EspeakClient": ".engines.espeak",
+    "EspeakTTS": ".engines.espeak",
+    "PollyClient": ".engines.polly",
+    "PollyTTS": ".engines.polly",
+    "OpenAIClient": ".engines.openai_tts",
+    "OpenAITTS": ".engines.openai_tts",
+    "FallbackEngine": ".engines.fallback",
+    "FallbackTTS": ".engines.fallback",
+    "SentenceChunker": ".text",
+    "SpeechFilter": ".text",
+    "split_sentences": ".text",
+    "clean_for_speech": ".text",
+}
+
+__all__ = ["BufferError", "EngineError", "OutputError", "StreamError", "VoicekitError", *_LAZY]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voicekit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from .async_stream import AsyncSpeechStream
+    from .config import StreamConfig
+    from .engine import AudioChunk, Engine, Voice, WordMark
+    from .engines.espeak import EspeakClient, EspeakTTS
+    from .engines.fallback import FallbackEngine, FallbackTTS
+    from .engines.openai_tts import OpenAIClient, OpenAITTS
+    from .engines.polly import PollyClient, PollyTTS
+    from .sinks import DeviceSink, MemorySink, NullSink, Sink, WavSink
+    from .stream import SpeechStream
+    from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
+    from .tts import BaseTTS

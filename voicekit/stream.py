@@ -1,0 +1,416 @@
+"""SpeechStream: text in, by pieces, from any thread; speech out, gapless.
+
+The stream owns the synthesis worker thread and the text queue. ``feed`` only
+appends to the queue, so it never blocks; the worker runs the speech filter
+and the chunker, calls the engine, resamples, and fills the reply's audio
+buffer at most ``lookahead`` seconds ahead of playback. Playback belongs to the
+shared :class:`~voicekit.output.Output` of the stream's sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .config import StreamConfig
+from .errors import BufferError, EngineError, StreamError
+from .reply import Reply, call_safely
+from .resample import Resampler
+from .text import SentenceChunker, SpeechFilter
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .output import Output
+
+__all__ = ["SpeechStream"]
+
+log = logging.getLogger("voicekit")
+
+Callback = Callable[[dict[str, Any]], Any]
+
+# how much queued text the worker takes per turn; bounds how long the lock is held
+_SLICE = 16_384
+
+
+class SpeechStream:
+    def __init__(
+        self,
+        engine: Engine,
+        output: Output,
+        config: StreamConfig,
+        *,
+        on_chunk_processed: Callback | None = None,
+        on_word: Callback | None = None,
+    ):
+        self._engine = engine
+        self._output = output
+        self._config = config
+        self._on_chunk = on_chunk_processed
+        self._on_word = on_word
+        self._samplerate = output.format.samplerate
+        self._cond = threading.Condition()
+        self._pending: deque[str] = deque()
+        self._pending_chars = 0
+        self._unsynth_chars = 0
+        self._reply: Reply | None = None
+        self._last_reply: Reply | None = None
+        self._to_play: deque[Reply] = deque()
+        self._replies: list[Reply] = []
+        self._done = False
+        self._closed = False
+        self._error: StreamError | None = None
+        self._error_reported = False
+        self._chunk_index = 0
+        self._paused = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._worker: threading.Thread | None = None
+        self._active = False
+        self._filter = SpeechFilter() if config.speech_filter else None
+        self._chunker = SentenceChunker(
+            first_fragment=config.first_fragment,
+            max_chars=min(config.max_text_chunk, engine.max_chars),
+            min_chars=config.min_text_chunk,
+        )
+        output.enqueue(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "done" if self._done else "open"
+        return f"<SpeechStream {state} engine={self._engine.name!r}>"
+
+    # -- public API -----------------------------------------------------------------
+    def feed(self, text: str) -> None:
+        """Queue text for speech. Never blocks; safe from any thread."""
+        if not isinstance(text, str):
+            raise TypeError(f"feed() takes str, not {type(text).__name__}")
+        with self._cond:
+            if self._error is not None:
+                self._error_reported = True
+                raise self._error
+            if self._closed or self._done:
+                raise StreamError("feed() after done() or close(): create a new stream for more text")
+            if self._pending_chars + self._unsynth_chars + len(text) > self._config.max_queued_chars:
+                raise BufferError(
+                    f"more than max_queued_chars={self._config.max_queued_chars} characters queued; "
+                    "wait for buffer_full() to turn False, or raise the cap with set_stream_config()"
+                )
+            if not text:
+                return
+            started = self._reply is None
+            if started:
+                self._start_reply()
+            self._reply.fed.append(text)
+            self._pending.append(text)
+            self._pending_chars += len(text)
+            self._cond.notify_all()
+        if started:
+            self._output.wake()
+
+    def done(self) -> None:
+        """No more text: what is queued is still spoken."""
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+        self._output.wake()
+
+    def wait_until_done(self, timeout: float | None = None) -> bool:
+        """Wait until everything fed was played. False on timeout.
+
+        Raises the stream's :class:`EngineError` if some text could not be spoken.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if not self._done and not self._closed:
+                raise StreamError("wait_until_done() needs done() first; nothing else ends the wait")
+            while not (self._exhausted() and all(r.finished.is_set() for r in self._replies)):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(0.02 if remaining is None else min(remaining, 0.02))
+            if self._error is not None:
+                self._error_reported = True
+                raise self._error
+        self._join_worker()
+        return True
+
+    def close(self) -> None:
+        """Finish speaking what was fed, then release the stream's thread.
+
+        Raises the stream's :class:`EngineError` only if it was not already
+        raised by ``feed`` or ``wait_until_done``: an error is reported once.
+        """
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+        self._output.wake()
+        try:
+            self.wait_until_done()
+        except StreamError:
+            if self._error_reported:
+                return
+            self._error_reported = True
+            raise
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            self._join_worker()
+
+    def interrupt(self) -> str:
+        """Stop speaking now; the stream stays usable for the next reply.
+
+        Returns the text that was fed to this reply but not heard: spoken-form
+        text of cut chunks, then text still inside the filter and chunker.
+        """
+        with self._cond:
+            reply = self._reply
+            if reply is None:
+                return ""
+            self._reply = None
+            unheard_tail = self._drain_text_pipeline()
+            reply.cancel.set()
+            reply.buffer.clear()
+            self._unsynth_chars = 0
+            self._cond.notify_all()
+        self._output.interrupt(reply)
+        if reply.start_total is None:
+            reply.finish(completed=False)
+        reply.finished.wait(1.0)
+        return " ".join(t for t in (reply.unheard_text(), unheard_tail) if t)
+
+    def pause(self) -> None:
+        """Hold playback where it is (the sink's buffer, ``buffer_size`` frames, still plays)."""
+        self._resumed.clear()
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._resumed.set()
+
+    def buffer_full(self) -> bool:
+        """True once queued audio plus queued text reach ``buffer_threshold`` of ``lookahead``."""
+        with self._cond:
+            if self._closed:
+                return False
+            cfg = self._config
+            reply = self._reply
+            audio = reply.buffer.queued_seconds if reply is not None else 0.0
+            text = (self._pending_chars + self._unsynth_chars) / cfg.chars_per_second
+        return audio + text >= cfg.buffer_threshold * cfg.lookahead
+
+    @property
+    def heard_text(self) -> str:
+        """Words actually played in the current (or last) reply, in spoken form."""
+        reply = self._reply or self._last_reply
+        return reply.heard_text if reply is not None else ""
+
+    @property
+    def fed_text(self) -> str:
+        """Everything fed to the current (or last) reply, as given."""
+        reply = self._reply or self._last_reply
+        return "".join(reply.fed) if reply is not None else ""
+
+    @property
+    def error(self) -> StreamError | None:
+        return self._error
+
+    def __enter__(self) -> SpeechStream:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.interrupt()
+        self.close()
+
+    # -- called by the Output ---------------------------------------------------------
+    def _activate(self) -> None:
+        """Near the head of the line: start synthesizing ahead (lock of the Output held)."""
+        with self._cond:
+            if self._active:
+                return
+            self._active = True
+            if self._pending or self._done:
+                self._start_worker()
+
+    def _exhausted(self) -> bool:
+        return (self._done or self._closed) and self._reply_idle() and not self._to_play
+
+    def _reply_idle(self) -> bool:
+        return self._reply is None or self._reply.buffer.ended
+
+    def _next_reply(self) -> Reply | None:
+        with self._cond:
+            return self._to_play.popleft() if self._to_play else None
+
+    def _output_failed(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = exc if isinstance(exc, StreamError) else StreamError(f"playback failed: {exc}")
+                self._error.__cause__ = exc
+            self._closed = self._done = True
+            for reply in self._replies:
+                reply.cancel.set()
+                reply.buffer.clear()
+                reply.finish(completed=False)
+            self._cond.notify_all()
+
+    # -- internals ----------------------------------------------------------------------
+    def _start_reply(self) -> None:
+        """Begin a new reply (lock held)."""
+        reply = Reply(self._samplerate, self._on_word)
+        self._reply = self._last_reply = reply
+        self._replies = [r for r in self._replies if not r.finished.is_set()] + [reply]
+        self._to_play.append(reply)
+        if self._active:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="voicekit-synth", daemon=True)
+            self._worker.start()
+
+    def _join_worker(self) -> None:
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join()
+
+    def _drain_text_pipeline(self) -> str:
+        """Empty the queue, filter and chunker; returns their text (lock held)."""
+        parts = list(self._pending)
+        self._pending.clear()
+        self._pending_chars = 0
+        text = "".join(parts)
+        if self._filter is not None:
+            text = self._filter.feed(text) + self._filter.flush()
+            self._filter.reset()
+        chunks = self._chunker.feed(text) + self._chunker.flush()
+        self._chunker.reset()
+        return " ".join(chunks)
+
+    def _cut(self, reply: Reply) -> tuple[list[tuple[str, int, float]], bool]:
+        """Take queued text through filter and chunker (lock held).
+
+        Returns the chunks with their offset in the reply's spoken text and the
+        time they were ready, and whether this reply's text is complete.
+        """
+        taken = []
+        size = 0
+        while self._pending and size < _SLICE:
+            piece = self._pending.popleft()
+            taken.append(piece)
+            size += len(piece)
+        self._pending_chars -= size
+        text = "".join(taken)
+        if self._filter is not None:
+            text = self._filter.feed(text)
+        chunks = self._chunker.feed(text) if text else []
+        final = self._done and not self._pending
+        if final:
+            if self._filter is not None:
+                chunks += self._chunker.feed(self._filter.flush())
+            chunks += self._chunker.flush()
+            self._chunker.reset()
+            if self._filter is not None:
+                self._filter.reset()
+        now = time.perf_counter()
+        out = []
+        for chunk in chunks:
+            self._unsynth_chars += len(chunk)
+            out.append((chunk, reply.add_chunk_text(chunk), now))
+        return out, final
+
+    def _run(self) -> None:
+        resampler = Resampler(self._samplerate)
+        while True:
+            with self._cond:
+                while not self._pending and not (self._done or self._closed):
+                    self._cond.wait()
+                reply = self._reply
+                if reply is None or reply.cancel.is_set():
+                    if self._done or self._closed:
+                        return
+                    continue
+                chunks, final = self._cut(reply)
+            for index, (chunk, base, ready) in enumerate(chunks):
+                if reply.cancel.is_set():
+                    break
+                try:
+                    self._synthesize(reply, resampler, chunk, base, ready)
+                except Exception as exc:  # noqa: BLE001 - engines fail in many ways; all are reported
+                    self._fail(reply, exc, chunks[index:])
+                    return
+                with self._cond:
+                    self._unsynth_chars = max(0, self._unsynth_chars - len(chunk))
+            if final and not reply.cancel.is_set():
+                reply.buffer.end()
+                self._output.wake()
+                with self._cond:
+                    self._cond.notify_all()
+                    if self._done and not self._pending:
+                        return
+
+    def _synthesize(self, reply: Reply, resampler: Resampler, text: str, base: int, ready: float) -> None:
+        cancel = reply.cancel
+        start_frame = reply.frames_pushed
+        engine_name = self._engine.name
+        marked = False
+        latency = None
+        pieces = self._engine.synthesize(text, cancel)
+        try:
+            for piece in pieces:
+                if cancel.is_set():
+                    return
+                if latency is None:
+                    latency = time.perf_counter() - ready
+                engine_name = piece.engine or engine_name
+                pcm = resampler.process(piece.pcm, piece.samplerate)
+                for mark in piece.marks:
+                    reply.add_mark(start_frame + round(mark.time * self._samplerate), base + mark.offset, mark.length)
+                    marked = True
+                reply.push(pcm)
+                reply.buffer.wait_below(self._config.lookahead, cancel)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        if cancel.is_set():
+            return
+        reply.push(resampler.flush())
+        frames = reply.frames_pushed - start_frame
+        if not marked:
+            reply.add_estimated_marks(text, base, start_frame, frames)
+        reply.mark_synthesized(base + len(text))
+        index = self._chunk_index
+        self._chunk_index += 1
+        call_safely(
+            self._on_chunk,
+            {
+                "text": text,
+                "duration": frames / self._samplerate,
+                "index": index,
+                "engine": engine_name,
+                "latency": latency if latency is not None else 0.0,
+            },
+        )
+
+    def _fail(self, reply: Reply, exc: Exception, unspoken: list[tuple[str, int, float]]) -> None:
+        """The engine gave up: keep what was made, report the rest, accept no more text."""
+        with self._cond:
+            rest = [chunk for chunk, _, _ in unspoken]
+            tail = self._drain_text_pipeline()
+            if tail:
+                rest.append(tail)
+            engine = getattr(exc, "engine", None) or self._engine.name
+            cause = exc.unspoken_text if isinstance(exc, EngineError) and exc.unspoken_text else ""
+            unspoken_text = " ".join(rest) or cause
+            self._error = EngineError(f"{engine} could not speak: {exc}", unspoken_text=unspoken_text, engine=engine)
+            self._error.__cause__ = exc
+            self._done = True
+            self._unsynth_chars = 0
+            reply.buffer.end()
+            self._cond.notify_all()
+        self._output.wake()

@@ -1,0 +1,233 @@
+"""BaseTTS: the guide's whole API over any engine.
+
+Every engine's TTS class (``EspeakTTS``, ``PollyTTS``, ``OpenAITTS``,
+``FallbackTTS``) is this class around a different client. The TTS object owns
+the outputs (one per sink, see :mod:`voicekit.output`) and remembers its live
+streams so ``cleanup()`` can stop them all.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import wave
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import StreamConfig
+from .engine import Engine, Voice
+from .errors import StreamError
+from .output import Output, OutputFormat
+from .stream import SpeechStream
+
+if TYPE_CHECKING:
+    from .async_stream import AsyncSpeechStream
+    from .sinks.base import Sink
+
+__all__ = ["BaseTTS"]
+
+Callback = Callable[[dict[str, Any]], Any]
+
+log = logging.getLogger("voicekit")
+
+# the guide's and py3-tts-wrapper's named values, mapped onto the engine contract's scales
+_RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "fast": 1.35, "x-fast": 1.75}
+_LEVELS = {"silent": 0.0, "x-low": 10.0, "low": 30.0, "medium": 50.0, "high": 75.0, "x-high": 100.0, "loud": 90.0}
+
+
+def _normalize(name: str, value: Any) -> float:
+    if name not in ("rate", "volume", "pitch"):
+        raise ValueError(f"unknown property {name!r}; use 'rate', 'volume' or 'pitch'")
+    table = _RATES if name == "rate" else _LEVELS
+    if isinstance(value, str) and value.strip().lower() in table:
+        return table[value.strip().lower()]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or one of {sorted(table)}, got {value!r}") from None
+    if name == "rate":
+        if not 0.1 <= number <= 10:
+            raise ValueError(f"rate is a speed factor (1.0 normal) between 0.1 and 10, got {value!r}")
+    elif not 0 <= number <= 100:
+        raise ValueError(f"{name} must be between 0 and 100, got {value!r}")
+    return number
+
+
+class BaseTTS:
+    def __init__(self, client: Engine):
+        self.client = client
+        self._config = StreamConfig()
+        self._sink: Sink | None = None
+        self._outputs: dict[int, Output] = {}
+        self._streams: weakref.WeakSet[SpeechStream] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r})"
+
+    # -- configuration ------------------------------------------------------------------
+    def setup_stream(
+        self,
+        chunk_size: int | None = None,
+        buffer_size: int | None = None,
+        samplerate: int | None = None,
+        channels: int = 1,
+        dtype: str = "float32",
+    ) -> None:
+        """Output format for streams created from now on (see :mod:`voicekit.config`)."""
+        self.set_stream_config(
+            {"chunk_size": chunk_size, "buffer_size": buffer_size, "samplerate": samplerate, "channels": channels, "dtype": dtype}
+        )
+
+    def set_stream_config(self, config: dict[str, Any]) -> None:
+        """Change any stream setting by name; unknown names raise ``ValueError``."""
+        with self._lock:
+            self._config = self._config.updated(dict(config))
+
+    @property
+    def stream_config(self) -> StreamConfig:
+        return self._config
+
+    def set_output(self, sink: Sink | None) -> None:
+        """Default sink for streams of this TTS; None means the default audio device."""
+        self._sink = sink
+
+    # -- streams --------------------------------------------------------------------------
+    def create_stream(
+        self,
+        *,
+        sink: Sink | None = None,
+        on_chunk_processed: Callback | None = None,
+        on_word: Callback | None = None,
+    ) -> SpeechStream:
+        with self._lock:
+            output, config = self._output_for(sink)
+            stream = SpeechStream(self.client, output, config, on_chunk_processed=on_chunk_processed, on_word=on_word)
+            self._streams.add(stream)
+        return stream
+
+    async def create_async_stream(
+        self,
+        *,
+        sink: Sink | None = None,
+        on_chunk_processed: Callback | None = None,
+        on_word: Callback | None = None,
+    ) -> AsyncSpeechStream:
+        from .async_stream import AsyncSpeechStream
+
+        return AsyncSpeechStream(self.create_stream(sink=sink, on_chunk_processed=on_chunk_processed, on_word=on_word))
+
+    def speak_streamed(
+        self,
+        text: str,
+        *,
+        on_chunk_processed: Callback | None = None,
+        wait: bool = True,
+        sink: Sink | None = None,
+    ) -> SpeechStream:
+        """Speak ``text`` as a stream. With ``wait=False`` return at once; calls play in order."""
+        stream = self.create_stream(sink=sink, on_chunk_processed=on_chunk_processed)
+        try:
+            stream.feed(text)
+        except BaseException:
+            stream.interrupt()
+            stream.close()
+            raise
+        stream.done()
+        if wait:
+            stream.close()
+        return stream
+
+    def speak(self, text: str, sink: Sink | None = None) -> None:
+        self.speak_streamed(text, sink=sink)
+
+    # -- whole-text helpers -----------------------------------------------------------------
+    def synth_to_bytes(self, text: str) -> bytes:
+        """The whole text as WAV bytes (16-bit mono at the engine's rate)."""
+        from .sinks import MemorySink
+
+        sink = MemorySink()
+        self.speak_streamed(text, sink=sink)
+        return _wav_bytes(sink.audio, sink.samplerate)
+
+    def synth_to_file(self, text: str, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(self.synth_to_bytes(text))
+        return path
+
+    # -- engine pass-through ----------------------------------------------------------------
+    def get_voices(self) -> list[Voice]:
+        return self.client.voices()
+
+    def set_voice(self, voice_id: str) -> None:
+        self.client.set_voice(voice_id)
+
+    def set_property(self, name: str, value: Any) -> None:
+        """``rate`` (factor or x-slow..x-fast), ``volume`` and ``pitch`` (0-100 or x-low..x-high)."""
+        self.client.set_property(name, _normalize(name, value))
+
+    def cleanup(self) -> None:
+        """Stop every stream of this TTS now and release outputs and the engine."""
+        for stream in list(self._streams):
+            stream.interrupt()
+            try:
+                stream.close()
+            except StreamError as exc:
+                log.warning("voicekit: %r ended with an error during cleanup: %s", stream, exc)
+        with self._lock:
+            outputs = list(self._outputs.values())
+            self._outputs.clear()
+        for output in outputs:
+            output.join()
+        self.client.close()
+
+    def __enter__(self) -> BaseTTS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    # -- internals --------------------------------------------------------------------------
+    def _output_for(self, sink: Sink | None) -> tuple[Output, StreamConfig]:
+        """The Output playing to ``sink`` (lock held); idle one-off sinks are forgotten."""
+        config = self._config
+        if sink is None:
+            if self._sink is None:
+                from .sinks import DeviceSink
+
+                self._sink = DeviceSink()
+            sink = self._sink
+        for key, idle in [(k, o) for k, o in self._outputs.items() if o.idle and o.sink is not self._sink]:
+            if idle.sink is not sink:
+                del self._outputs[key]
+        rate = config.samplerate or sink.preferred_samplerate or self.client.samplerate
+        fmt = OutputFormat(rate, config.channels, config.dtype, config.block_frames(rate), config.buffer_frames(rate))
+        output = self._outputs.get(id(sink))
+        if output is None or (output.format != fmt and output.idle):
+            output = self._outputs[id(sink)] = Output(sink, fmt)
+        elif output.format != fmt:
+            raise StreamError(
+                "the output format changed while streams are still playing on this sink; "
+                "finish or close them before setup_stream()/set_stream_config()"
+            )
+        return output, config
+
+
+def _wav_bytes(audio: np.ndarray, samplerate: int) -> bytes:
+    pcm = audio.reshape(len(audio), -1)[:, 0]
+    if pcm.dtype.kind == "f":
+        pcm = (np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2")
+    elif pcm.dtype != np.int16:
+        pcm = (pcm >> (8 * pcm.dtype.itemsize - 16)).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(samplerate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
