@@ -1,1 +1,16 @@
-"""Sinks: each only takes PCM."""
+"""Sinks: where the stream's audio goes. Each only takes PCM blocks.
+
+- ``DeviceSink(device=None)``: a sound card through PortAudio, paced in real time.
+- ``WavSink(path)``: a 16-bit WAV file.
+- ``MemorySink(realtime=False)``: a numpy array (optionally paced like a device).
+- ``NullSink()``: nowhere.
+
+Write your own by implementing the ``Sink`` protocol (see ``voicekit.sinks.base``).
+"""
+
+from .base import Sink
+from .device import DeviceSink
+from .memory import MemorySink, NullSink
+from .wav import WavSink
+
+__all__ = ["DeviceSink", "MemorySink", "NullSink", "Sink", "WavSink"]

@@ -1,0 +1,251 @@
+"""MemorySink, WavSink and NullSink: formats, pacing, abort, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from voicekit.errors import OutputError
+from voicekit.sinks import DeviceSink, MemorySink, NullSink, Sink, WavSink
+
+RATE = 8000
+
+
+def sine(seconds: float, rate: int = RATE, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.repeat(mono[:, None], channels, axis=1)
+
+
+def open_sink(sink, rate=RATE, channels=1, dtype="float32", blocksize=160, buffer_frames=800):
+    sink.open(rate, channels, dtype, blocksize=blocksize, buffer_frames=buffer_frames)
+    return sink
+
+
+SINKS = {
+    "memory": lambda tmp_path: MemorySink(),
+    "memory-realtime": lambda tmp_path: MemorySink(realtime=True),
+    "wav": lambda tmp_path: WavSink(tmp_path / "out.wav"),
+    "null": lambda tmp_path: NullSink(),
+}
+
+
+@pytest.fixture(params=sorted(SINKS))
+def any_sink(request, tmp_path):
+    sink = SINKS[request.param](tmp_path)
+    yield sink
+    sink.close()
+
+
+def test_every_sink_follows_the_protocol(tmp_path):
+    for sink in [make(tmp_path) for make in SINKS.values()] + [DeviceSink("no such device")]:
+        assert isinstance(sink, Sink), sink
+
+
+def test_import_does_not_load_portaudio():
+    code = "import sys, voicekit, voicekit.sinks; print('sounddevice' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (np.zeros(10, np.float32), "shaped"),
+        (np.zeros((10, 2), np.float32), "shaped"),
+        (np.zeros((10, 1), np.float64), "float32"),
+        (np.zeros((10, 1), np.int16), "float32"),
+        ([[0.0]] * 10, "numpy array"),
+    ],
+)
+def test_bad_blocks_raise_output_error(any_sink, frames, message):
+    open_sink(any_sink)
+    with pytest.raises(OutputError, match=message):
+        any_sink.write(frames)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((RATE, 1, "float64"), "dtype"),
+        ((RATE, 1, "uint8"), "dtype"),
+        ((RATE, 1, "no-such-type"), "dtype"),
+        ((0, 1, "float32"), "samplerate"),
+        ((RATE, 0, "float32"), "channels"),
+        ((RATE, True, "float32"), "channels"),
+    ],
+)
+def test_bad_open_arguments_raise_output_error(any_sink, args, message):
+    with pytest.raises(OutputError, match=message):
+        any_sink.open(*args, blocksize=160, buffer_frames=800)
+
+
+def test_write_needs_open(any_sink):
+    with pytest.raises(OutputError, match="before open"):
+        any_sink.write(sine(0.01))
+    open_sink(any_sink).close()
+    with pytest.raises(OutputError, match="after close"):
+        any_sink.write(sine(0.01))
+
+
+def test_memory_sink_keeps_mono_audio_as_1d():
+    sink = open_sink(MemorySink())
+    assert sink.audio.shape == (0,)
+    data = sine(0.5)
+    for start in range(0, len(data), 160):
+        sink.write(data[start : start + 160])
+    assert sink.pending_frames == 0
+    assert (sink.samplerate, sink.channels, sink.seconds) == (RATE, 1, 0.5)
+    np.testing.assert_array_equal(sink.audio, data[:, 0])
+
+
+def test_memory_sink_stereo_int16_and_append_across_opens():
+    sink = open_sink(MemorySink(), channels=2, dtype="int16")
+    first = np.arange(20, dtype=np.int16).reshape(10, 2)
+    sink.write(first)
+    sink.close()
+    open_sink(sink, channels=2, dtype="int16")
+    sink.write(-first)
+    assert sink.audio.dtype == np.int16
+    np.testing.assert_array_equal(sink.audio, np.concatenate([first, -first]))
+    assert sink.seconds == pytest.approx(20 / RATE)
+
+
+def test_memory_sink_refuses_another_format_until_cleared():
+    sink = open_sink(MemorySink())
+    sink.write(sine(0.01))
+    with pytest.raises(OutputError, match="clear"):
+        open_sink(sink, rate=16000)
+    sink.clear()
+    open_sink(sink, rate=16000)
+    assert (sink.samplerate, sink.seconds, len(sink.audio)) == (16000, 0.0, 0)
+
+
+def test_memory_sink_before_open_is_empty():
+    sink = MemorySink()
+    assert (sink.samplerate, sink.channels, sink.seconds, sink.audio.size) == (None, None, 0.0, 0)
+
+
+def test_realtime_memory_sink_paces_writes_like_a_device():
+    sink = open_sink(MemorySink(realtime=True), buffer_frames=800)  # 0.1 s ahead
+    data = sine(0.6)
+    start = time.monotonic()
+    most_pending = 0
+    for offset in range(0, len(data), 160):
+        sink.write(data[offset : offset + 160])
+        most_pending = max(most_pending, sink.pending_frames)
+    written = time.monotonic() - start
+    sink.drain()
+    drained = time.monotonic() - start
+    assert most_pending <= 800
+    assert sink.pending_frames == 0
+    # 0.6 s of audio with 0.1 s of buffer: writing takes ~0.5 s, draining ends ~0.6 s
+    assert 0.4 <= written < 3.0
+    assert 0.55 <= drained < 3.5
+    np.testing.assert_array_equal(sink.audio, data[:, 0])
+
+
+def test_realtime_abort_keeps_only_what_was_played():
+    sink = open_sink(MemorySink(realtime=True), buffer_frames=RATE)  # 1 s ahead
+    data = sine(1.0)
+    sink.write(data)
+    time.sleep(0.2)
+    sink.abort()
+    assert sink.pending_frames == 0
+    kept = sink.audio
+    assert 0 < len(kept) < len(data) // 2
+    np.testing.assert_array_equal(kept, data[: len(kept), 0])
+    # the sink is still usable and new audio follows what was heard
+    sink.write(data[:160])
+    assert len(sink.audio) == len(kept) + 160
+
+
+def test_abort_from_another_thread_releases_a_blocked_write():
+    sink = open_sink(MemorySink(realtime=True), buffer_frames=RATE)
+    sink.write(sine(1.0))  # the buffer is now full
+    blocked = threading.Thread(target=sink.write, args=(sine(1.0),), name="test-writer")
+    blocked.start()
+    time.sleep(0.1)
+    assert blocked.is_alive()
+    sink.abort()
+    blocked.join(timeout=2.0)
+    assert not blocked.is_alive()
+    assert len(sink.audio) < RATE  # neither the unplayed part nor the blocked block was kept
+
+
+def test_drain_returns_at_once_when_nothing_is_pending(any_sink):
+    open_sink(any_sink).write(sine(0.01))
+    any_sink.abort()
+    start = time.monotonic()
+    any_sink.drain()
+    assert any_sink.pending_frames == 0
+    assert time.monotonic() - start < 1.0
+
+
+def test_null_sink_discards_but_checks():
+    sink = open_sink(NullSink(), channels=2, dtype="int32")
+    sink.write(np.zeros((100, 2), np.int32))
+    assert sink.pending_frames == 0 and sink.preferred_samplerate is None
+
+
+def read_wav(path) -> tuple[wave._wave_params, np.ndarray]:
+    with wave.open(str(path), "rb") as wav:
+        params = wav.getparams()
+        data = np.frombuffer(wav.readframes(params.nframes), "<i2")
+    return params, data.reshape(-1, params.nchannels)
+
+
+def test_wav_sink_writes_int16_pcm_from_float(tmp_path):
+    path = tmp_path / "speech.wav"
+    sink = open_sink(WavSink(path))
+    data = sine(0.25)
+    data[:3, 0] = [1.5, -2.0, 1.0]  # out of range input is clipped
+    sink.write(data)
+    sink.close()
+    params, pcm = read_wav(path)
+    assert (params.nchannels, params.sampwidth, params.framerate, params.nframes) == (1, 2, RATE, 2000)
+    assert pcm[:3, 0].tolist() == [32767, -32767, 32767]
+    np.testing.assert_array_equal(pcm[3:, 0], np.rint(data[3:, 0] * 32767).astype(np.int16))
+
+
+def test_wav_sink_converts_int32_and_keeps_int16(tmp_path):
+    path = tmp_path / "stereo.wav"
+    sink = open_sink(WavSink(path), channels=2, dtype="int32")
+    sink.write(np.array([[1 << 30, -(1 << 30)]], np.int32))
+    open_sink(sink, channels=2, dtype="int16")  # same file, appended
+    sink.write(np.array([[123, -456]], np.int16))
+    sink.close()
+    params, pcm = read_wav(path)
+    assert params.nchannels == 2
+    assert pcm.tolist() == [[1 << 14, -(1 << 14)], [123, -456]]
+
+
+def test_wav_sink_appends_until_close_then_starts_over(tmp_path):
+    path = tmp_path / "two.wav"
+    sink = WavSink(path)
+    for _ in range(2):
+        open_sink(sink).write(sine(0.1))
+    sink.close()
+    assert read_wav(path)[0].nframes == 1600
+    open_sink(sink).write(sine(0.05))
+    sink.close()
+    sink.close()  # idempotent
+    assert read_wav(path)[0].nframes == 400
+
+
+def test_wav_sink_refuses_a_new_rate_while_open(tmp_path):
+    sink = open_sink(WavSink(tmp_path / "a.wav"))
+    with pytest.raises(OutputError, match="close"):
+        open_sink(sink, rate=16000)
+    sink.close()
+
+
+def test_wav_sink_unwritable_path(tmp_path):
+    with pytest.raises(OutputError, match="can't write"):
+        open_sink(WavSink(tmp_path / "missing-dir" / "x.wav"))
