@@ -1,0 +1,142 @@
+"""A threaded HTTP server on 127.0.0.1 that streams bodies slowly and records what it saw.
+
+Subclasses answer requests in :meth:`FakeServer.respond`. Every request becomes an
+:class:`Exchange`, so tests can prove streaming (``last_byte_at`` is later than the
+client's first audio) and cancellation (``hung_up`` is set when the client closed
+the connection before the end).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Exchange", "FakeServer"]
+
+#: what a fault string in ``FakeServer.faults`` makes the next audio request do.
+FAULTS = ("throttle", "500", "disconnect")
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: dict
+    headers: dict[str, str]
+    total: int = 0
+    sent: int = 0
+    #: monotonic time the last body byte was written (None if it never was).
+    last_byte_at: float | None = None
+    hung_up: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class FakeServer:
+    """Base of the fake Polly and OpenAI servers.
+
+    Knobs: ``first_byte_delay`` (seconds before the status line of a streamed
+    body), ``piece_bytes`` and ``piece_interval`` (how the body trickles out),
+    and ``faults``: one entry of :data:`FAULTS` (or None) is consumed per audio
+    request, in order.
+    """
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.first_byte_delay = 0.0
+        self.piece_bytes = 1600
+        self.piece_interval = 0.01
+        self.faults: list[str | None] = []
+        self.exchanges: list[Exchange] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.name}-server", daemon=True)
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def take_fault(self) -> str | None:
+        with self._lock:
+            return self.faults.pop(0) if self.faults else None
+
+    def respond(self, handler: BaseHTTPRequestHandler, exchange: Exchange) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object,
+                  headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def stream(self, handler: BaseHTTPRequestHandler, exchange: Exchange, data: bytes, content_type: str,
+               *, disconnect: bool = False) -> None:
+        """Send ``data`` chunked, slowly; with ``disconnect`` drop the connection halfway."""
+        exchange.total = len(data)
+        time.sleep(self.first_byte_delay)
+        cut = len(data) // 2 if disconnect else len(data)
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            for start in range(0, cut, self.piece_bytes):
+                piece = data[start:min(start + self.piece_bytes, cut)]
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                handler.wfile.flush()
+                exchange.sent += len(piece)
+                time.sleep(self.piece_interval)
+            if disconnect:
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                return
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+            exchange.last_byte_at = time.monotonic()
+        except OSError:  # BrokenPipe / ConnectionReset: the client hung up
+            exchange.hung_up.set()
+            handler.close_connection = True
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+                pass  # keep test output clean
+
+            def _exchange(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                url = urlsplit(self.path)
+                exchange = Exchange(self.command, url.path, parse_qs(url.query),
+                                    json.loads(raw) if raw else {}, dict(self.headers.items()))
+                with fake._lock:
+                    fake.exchanges.append(exchange)
+                try:
+                    fake.respond(self, exchange)
+                finally:
+                    exchange.finished.set()
+
+            do_GET = do_POST = _exchange  # noqa: N815 - stdlib's names
+
+        return Handler

@@ -1,0 +1,62 @@
+"""A fake Amazon Polly speaking Polly's REST protocol, for the real boto3 client.
+
+``POST /v1/speech`` streams eSpeak PCM (``OutputFormat=pcm``) or serves word
+speech marks as JSON lines (``OutputFormat=json``); ``GET /v1/voices`` lists a
+few voices over two pages. Faults (see :class:`FakeServer`) apply to audio
+requests only: ``throttle`` is Polly's 400 ThrottlingException, ``500`` a
+ServiceFailureException, ``disconnect`` drops the connection mid-body.
+"""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+
+from .http import Exchange, FakeServer
+from .speech import speech_pcm, spoken_text, word_marks
+
+__all__ = ["FakePolly", "VOICES"]
+
+VOICES = [
+    {"Id": "Joanna", "Name": "Joanna", "LanguageCode": "en-US", "LanguageName": "US English", "Gender": "Female",
+     "SupportedEngines": ["neural", "standard"]},
+    {"Id": "Matthew", "Name": "Matthew", "LanguageCode": "en-US", "LanguageName": "US English", "Gender": "Male",
+     "SupportedEngines": ["neural", "standard"]},
+    {"Id": "Aditi", "Name": "Aditi", "LanguageCode": "en-IN", "LanguageName": "Indian English", "Gender": "Female",
+     "SupportedEngines": ["standard"], "AdditionalLanguageCodes": ["hi-IN"]},
+]
+
+
+class FakePolly(FakeServer):
+    name = "fake-polly"
+
+    def speech_requests(self, output_format: str = "pcm") -> list[Exchange]:
+        return [e for e in self.exchanges if e.path == "/v1/speech" and e.body.get("OutputFormat") == output_format]
+
+    def respond(self, handler: BaseHTTPRequestHandler, exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path == "/v1/voices":
+            page = 1 if exchange.query.get("NextToken") == ["page2"] else 0
+            voices = VOICES[2:] if page else VOICES[:2]
+            self.send_json(handler, 200, {"Voices": voices, **({} if page else {"NextToken": "page2"})})
+            return
+        if exchange.method != "POST" or exchange.path != "/v1/speech":
+            self._error(handler, 404, "UnknownOperationException", "no such operation")
+            return
+        body = exchange.body
+        text, ssml, rate = body.get("Text", ""), body.get("TextType") == "ssml", int(body.get("SampleRate", "16000"))
+        if body.get("OutputFormat") == "json":
+            duration = len(speech_pcm(spoken_text(text, ssml), rate)) / 2 / rate
+            lines = "".join(json.dumps(m) + "\n" for m in word_marks(text, ssml, duration))
+            self.stream(handler, exchange, lines.encode(), "application/x-json-stream")
+            return
+        fault = self.take_fault()
+        if fault == "throttle":
+            self._error(handler, 400, "ThrottlingException", "Rate exceeded")
+        elif fault == "500":
+            self._error(handler, 500, "ServiceFailureException", "Internal failure")
+        else:
+            pcm = speech_pcm(spoken_text(text, ssml), rate)
+            self.stream(handler, exchange, pcm, "audio/pcm", disconnect=fault == "disconnect")
+
+    def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+        self.send_json(handler, status, {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"})

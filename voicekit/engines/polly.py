@@ -1,0 +1,352 @@
+"""Amazon Polly as a voicekit engine, streamed as the response body arrives.
+
+Each text chunk makes two concurrent requests: the audio (``OutputFormat="pcm"``)
+and its word speech marks (``OutputFormat="json"``). Audio is yielded piece by
+piece while the body is still downloading; marks are attached to the piece in
+which they start, or, when they arrive after that piece, to the next piece
+(or a final empty chunk).
+
+Retries: throttling and 5xx answers get ``max_retries`` retries with jittered
+exponential backoff, always before any audio of the chunk was yielded (the
+request itself is what is retried). Network failures (refused connection,
+connection dropped mid-body, timeouts) fail at once with ``EngineError`` so a
+fallback engine can take over quickly. botocore's own retries are turned off
+for clients we build, so the two policies never multiply.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import random
+import re
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ..engine import AudioChunk, Voice, WordMark
+from ..errors import EngineError
+from ..tts import BaseTTS
+from .pcm16 import Pcm16Decoder
+
+__all__ = ["PollyClient", "PollyTTS"]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("standard", "neural", "long-form", "generative")
+_RETRYABLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceFailureException",
+                    "ServiceUnavailableException", "RequestLimitExceeded"}
+#: seconds of audio per read of the body: small, so the first audio leaves early.
+_PIECE_SECONDS = 0.02
+#: how long to wait for speech marks once the audio is complete.
+_MARKS_TIMEOUT = 10.0
+
+
+class _RedactAwsCredentials(logging.Filter):
+    """Masks the access key id that botocore's DEBUG logs print in signed headers.
+
+    The secret key is never logged by botocore (only signatures are), but the
+    ``Authorization: ... Credential=<key id>/...`` header and session tokens are.
+    """
+
+    _PATTERNS = (
+        re.compile(r"(Credential=)[^/\s'\"]+"),
+        re.compile(r"(?i)(x-amz-security-token['\"]?:\s*b?['\"]?)[^'\"\s,]+"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for pattern in self._PATTERNS:
+            redacted = pattern.sub(r"\1***", redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _install_log_redaction() -> None:
+    # Filters do not apply to records propagated from child loggers, so the
+    # filter sits on each botocore logger that prints signed requests.
+    for name in ("botocore.endpoint", "botocore.auth"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactAwsCredentials) for f in logger.filters):
+            logger.addFilter(_RedactAwsCredentials())
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The text as sent to Polly, and where each character of the user's text landed in it.
+
+    ``starts[i]`` is the UTF-8 byte offset in ``body`` of character ``i`` of the
+    original text; Polly's speech marks are byte offsets into ``body``.
+    """
+
+    body: str
+    text_type: str
+    starts: tuple[int, ...]
+    length: int
+
+    @classmethod
+    def build(cls, text: str, prosody: dict[str, str]) -> _Request:
+        if text.lstrip().startswith("<speak"):
+            return cls(text, "ssml", _byte_starts(text, 0), len(text))
+        if not prosody:
+            return cls(text, "text", _byte_starts(text, 0), len(text))
+        attributes = "".join(f' {k}="{v}"' for k, v in sorted(prosody.items()))
+        prefix = f"<speak><prosody{attributes}>"
+        parts, starts, position = [prefix], [], len(prefix.encode())
+        for char in text:
+            starts.append(position)
+            escaped = escape(char, {'"': "&quot;"})
+            parts.append(escaped)
+            position += len(escaped.encode())
+        parts.append("</prosody></speak>")
+        return cls("".join(parts), "ssml", tuple(starts), len(text))
+
+    def char_index(self, byte_offset: int, *, end: bool = False) -> int:
+        """Index in the original text of the character at ``byte_offset`` (or just after it, for an end)."""
+        if end:
+            return min(bisect.bisect_left(self.starts, byte_offset), self.length)
+        return max(bisect.bisect_right(self.starts, byte_offset) - 1, 0)
+
+    def mark(self, raw: dict[str, Any]) -> WordMark:
+        start = self.char_index(int(raw["start"]))
+        return WordMark(start, max(self.char_index(int(raw["end"]), end=True) - start, 0), raw["time"] / 1000.0)
+
+
+def _byte_starts(text: str, base: int) -> tuple[int, ...]:
+    starts, position = [], base
+    for char in text:
+        starts.append(position)
+        position += len(char.encode())
+    return tuple(starts)
+
+
+class _PendingMarks:
+    """Speech marks still to be attached, filled in when the concurrent request finishes."""
+
+    def __init__(self, future: Future[list[WordMark]]) -> None:
+        self._future = future
+        self._marks: list[WordMark] | None = None
+
+    def _ready(self, wait: float | None) -> list[WordMark]:
+        if self._marks is None:
+            if wait is None and not self._future.done():
+                return []
+            try:
+                self._marks = sorted(self._future.result(timeout=wait), key=lambda m: m.time)
+            except Exception as exc:  # noqa: BLE001 - audio without marks beats no audio
+                log.warning("Polly speech marks unavailable, words will not be tracked: %s", exc)
+                self._marks = []
+        return self._marks
+
+    def take_before(self, seconds: float) -> tuple[WordMark, ...]:
+        """Marks starting before ``seconds``, if they have arrived yet."""
+        marks = self._ready(None)
+        cut = bisect.bisect_left([m.time for m in marks], seconds)
+        taken, marks[:] = marks[:cut], marks[cut:]
+        return tuple(taken)
+
+    def take_rest(self, seconds: float | None) -> tuple[WordMark, ...]:
+        """Waits for the marks; all of them, or those before ``seconds``."""
+        marks = self._ready(_MARKS_TIMEOUT)
+        return tuple(marks) if seconds is None else self.take_before(seconds)
+
+
+class PollyClient:
+    """Amazon Polly through boto3; implements :class:`voicekit.engine.Engine`.
+
+    ``credentials=(region, key_id, secret)``, or a ready boto3 ``session`` or
+    ``client``, or nothing for boto3's standard chain (environment, profile,
+    instance role). ``engine`` is one of standard, neural, long-form,
+    generative; ``language`` picks the language of a bilingual voice.
+
+    ``set_property`` applies to plain text by wrapping it (escaped) in an SSML
+    ``<prosody>``; text the user wrote as SSML is sent as given.
+    """
+
+    name = "polly"
+    max_chars = 3000  # Polly's limit on billed characters per request
+
+    def __init__(
+        self,
+        credentials: tuple[str, str, str] | None = None,
+        *,
+        endpoint_url: str | None = None,
+        session: Any = None,
+        client: Any = None,
+        voice: str = "Joanna",
+        engine: str = "neural",
+        language: str | None = None,
+        samplerate: int = 16000,
+        max_retries: int = 2,
+        backoff: float = 0.25,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"Polly engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if samplerate not in (8000, 16000):
+            raise ValueError(f"Polly PCM samplerate must be 8000 or 16000, not {samplerate!r}")
+        if max_retries < 0 or backoff < 0:
+            raise ValueError("max_retries and backoff must not be negative")
+        self.voice, self.engine, self.language, self.samplerate = voice, engine, language, samplerate
+        self._max_retries, self._backoff = max_retries, backoff
+        self._prosody: dict[str, str] = {}
+        self._owns_client = client is None
+        self._polly = client if client is not None else _make_client(credentials, session, endpoint_url)
+        _install_log_redaction()
+        self._errors = self._polly.exceptions.ClientError
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voicekit-polly-marks")
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PollyClient(region={self._polly.meta.region_name!r}, voice={self.voice!r}, engine={self.engine!r})"
+
+    # -- Engine protocol -------------------------------------------------
+
+    def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
+        if self._closed:
+            raise EngineError("PollyClient is closed", engine=self.name)
+        if not text.strip():
+            return
+        request = _Request.build(text, dict(self._prosody))
+        params: dict[str, Any] = {"Engine": self.engine, "VoiceId": self.voice, "Text": request.body,
+                                  "TextType": request.text_type, "SampleRate": str(self.samplerate)}
+        if self.language:
+            params["LanguageCode"] = self.language
+        marks = _PendingMarks(self._executor.submit(self._fetch_marks, params, request, cancel))
+        response = self._call("synthesize_speech", cancel, OutputFormat="pcm", **params)
+        if response is None:
+            return
+        body = response["AudioStream"]
+        piece_bytes = 2 * round(self.samplerate * _PIECE_SECONDS)
+        decoder, produced = Pcm16Decoder(), 0
+        try:
+            while not cancel.is_set():
+                try:
+                    data = body.read(piece_bytes)
+                except Exception as exc:  # noqa: BLE001 - botocore/urllib3 stream errors vary
+                    # Hand over the words already started so a fallback resumes at the right one.
+                    late = marks.take_rest(produced / self.samplerate)
+                    if late:
+                        yield AudioChunk(np.zeros(0, np.float32), self.samplerate, late)
+                    raise EngineError(f"Polly audio stream broke off: {exc}", engine=self.name) from exc
+                if not data:
+                    break
+                pcm = decoder.decode(data)
+                produced += len(pcm)
+                yield AudioChunk(pcm, self.samplerate, marks.take_before(produced / self.samplerate))
+            else:
+                return
+            rest = marks.take_rest(None)
+            if rest:
+                yield AudioChunk(np.zeros(0, np.float32), self.samplerate, rest)
+        finally:
+            body.close()
+
+    def voices(self) -> list[Voice]:
+        found, token = [], None
+        while True:
+            page = self._call("describe_voices", None, Engine=self.engine, **({"NextToken": token} if token else {}))
+            found += [Voice(v["Id"], v.get("Name", v["Id"]), v.get("LanguageCode", ""), v.get("Gender", ""))
+                      for v in page.get("Voices", [])]
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def set_voice(self, voice_id: str) -> None:
+        if not voice_id:
+            raise ValueError("voice_id must not be empty")
+        self.voice = voice_id
+
+    def set_property(self, name: str, value: float) -> None:
+        if name == "rate":
+            if not 0.2 <= value <= 2.0:
+                raise ValueError("Polly's rate must be between 0.2 and 2.0")
+            self._prosody["rate"] = f"{round(value * 100)}%"
+        elif name == "volume":
+            if not 0 <= value <= 100:
+                raise ValueError("volume must be between 0 and 100")
+            # Polly's volume is relative to the voice's own, in dB; 100 keeps it unchanged.
+            self._prosody["volume"] = "silent" if value == 0 else f"{20 * math.log10(value / 100):+.1f}dB"
+        elif name == "pitch":
+            if not 0 <= value <= 100:
+                raise ValueError("pitch must be between 0 and 100")
+            # 50 is the voice's own pitch; Polly accepts about -33% .. +50%.
+            self._prosody["pitch"] = f"{round((value - 50) * (0.66 if value < 50 else 1.0)):+d}%"
+        else:
+            raise ValueError(f"unknown property {name!r}; use rate, volume or pitch")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._owns_client:
+            self._polly.close()
+
+    # -- internals -------------------------------------------------------
+
+    def _fetch_marks(self, params: dict[str, Any], request: _Request, cancel: threading.Event) -> list[WordMark]:
+        response = self._call("synthesize_speech", cancel, OutputFormat="json", SpeechMarkTypes=["word"], **params)
+        if response is None:
+            return []
+        with response["AudioStream"] as body:
+            lines = body.read().decode("utf-8").splitlines()
+        return [request.mark(json.loads(line)) for line in lines if line.strip()]
+
+    def _call(self, operation: str, cancel: threading.Event | None, **params: Any) -> Any:
+        """``operation`` with bounded retries; None if ``cancel`` was set while waiting to retry."""
+        from botocore.exceptions import BotoCoreError
+
+        for attempt in range(self._max_retries + 1):
+            try:
+                return getattr(self._polly, operation)(**params)
+            except self._errors as exc:
+                error = exc.response.get("Error", {})
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                retryable = error.get("Code") in _RETRYABLE_CODES or status >= 500 or status == 429
+                if not retryable or attempt == self._max_retries:
+                    raise EngineError(f"Polly {operation} failed: {error.get('Code')}: {error.get('Message')}",
+                                      engine=self.name) from exc
+            except BotoCoreError as exc:
+                raise EngineError(f"Polly {operation} failed: {exc}", engine=self.name) from exc
+            delay = self._backoff * 2**attempt * random.uniform(0.5, 1.0)
+            log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt + 1, delay)
+            if cancel is not None and cancel.wait(delay):
+                return None
+            if cancel is None:
+                threading.Event().wait(delay)
+        raise AssertionError("unreachable")
+
+
+def _make_client(credentials: tuple[str, str, str] | None, session: Any, endpoint_url: str | None) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+    except ImportError as exc:
+        raise EngineError("Amazon Polly needs boto3: pip install 'voicekit[polly]'", engine="polly") from exc
+    if credentials is not None:
+        if session is not None:
+            raise ValueError("pass credentials or session, not both")
+        if len(credentials) != 3 or not all(isinstance(c, str) and c for c in credentials):
+            raise ValueError("credentials must be (region, key_id, secret), three non-empty strings")
+        region, key_id, secret = credentials
+        session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region)
+    session = session or boto3.session.Session()
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+    try:
+        return session.client("polly", endpoint_url=endpoint_url, config=config)
+    except BotoCoreError as exc:
+        raise EngineError(f"can't create the Polly client: {exc}", engine="polly") from exc
+
+
+class PollyTTS(BaseTTS):
+    """The guide's ``PollyTTS(PollyClient(...))``: a TTS speaking through Amazon Polly."""
