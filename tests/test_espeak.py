@@ -281,6 +281,12 @@ def test_blank_text_yields_nothing(client, text):
     assert synth(client, text) == []
 
 
+@pytest.mark.parametrize("text", [None, b"bytes", 42])
+def test_non_text_is_a_type_error(client, text):
+    with pytest.raises(TypeError, match="text must be str"):
+        synth(client, text)
+
+
 def test_nul_control_and_surrogate_characters_do_not_crash(client):
     text = "Hello\x00 wor\x01ld \ud800 and\x7f\x9b more."
     found = [text[m.offset : m.offset + m.length] for m in marks(synth(client, text))]

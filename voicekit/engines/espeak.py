@@ -23,6 +23,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ _LOCK = threading.Lock()
 _active_job: _Job | None = None  # the job espeak is synthesizing; only changed under _LOCK
 
 
-def _on_synth(wav, numsamples: int, events) -> int:
+def _on_synth(wav: Any, numsamples: int, events: Any) -> int:
     """espeak's callback: queue the buffer with its word events; 1 aborts."""
     job = _active_job
     if job is None:
@@ -134,7 +135,7 @@ def _on_synth(wav, numsamples: int, events) -> int:
     return 1 if job.stopped() else 0
 
 
-_callback = _SynthCallback(_on_synth)  # module-level: C keeps the pointer for the process lifetime
+_callback = _SynthCallback(_on_synth)  # C keeps this pointer, so it must live as long as the process
 
 
 class _Espeak:
@@ -320,6 +321,8 @@ class EspeakClient:
     def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
         if self._closed:
             raise EngineError("EspeakClient is closed", unspoken_text=text, engine=self.name)
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
         text = _UNSPEAKABLE.sub(" ", text)
         settings = self._settings  # one text is spoken with one voice, even if it changes meanwhile
         produced = 0  # samples yielded so far: where the current piece's audio starts
