@@ -55,6 +55,8 @@ class SpeechStream:
         self._cond = threading.Condition()
         self._pending: deque[str] = deque()
         self._pending_chars = 0
+        # text inside the filter and chunker, not yet cut (an estimate: filtering changes lengths)
+        self._held_chars = 0
         self._unsynth_chars = 0
         self._reply: Reply | None = None
         self._last_reply: Reply | None = None
@@ -93,7 +95,7 @@ class SpeechStream:
                 raise self._error
             if self._closed or self._done:
                 raise StreamError("feed() after done() or close(): create a new stream for more text")
-            if self._pending_chars + self._unsynth_chars + len(text) > self._config.max_queued_chars:
+            if self._queued_chars() + len(text) > self._config.max_queued_chars:
                 raise BufferError(
                     f"more than max_queued_chars={self._config.max_queued_chars} characters queued; "
                     "wait for buffer_full() to turn False, or raise the cap with set_stream_config()"
@@ -171,6 +173,8 @@ class SpeechStream:
             if reply is None:
                 return ""
             self._reply = None
+            if reply in self._to_play:
+                self._to_play.remove(reply)
             unheard_tail = self._drain_text_pipeline()
             reply.cancel.set()
             reply.buffer.clear()
@@ -199,7 +203,7 @@ class SpeechStream:
             cfg = self._config
             reply = self._reply
             audio = reply.buffer.queued_seconds if reply is not None else 0.0
-            text = (self._pending_chars + self._unsynth_chars) / cfg.chars_per_second
+            text = self._queued_chars() / cfg.chars_per_second
         return audio + text >= cfg.buffer_threshold * cfg.lookahead
 
     @property
@@ -259,6 +263,10 @@ class SpeechStream:
             self._cond.notify_all()
 
     # -- internals ----------------------------------------------------------------------
+    def _queued_chars(self) -> int:
+        """Text fed but not yet synthesized (lock held)."""
+        return self._pending_chars + self._held_chars + self._unsynth_chars
+
     def _start_reply(self) -> None:
         """Begin a new reply (lock held)."""
         reply = Reply(self._samplerate, self._on_word)
@@ -282,7 +290,7 @@ class SpeechStream:
         """Empty the queue, filter and chunker; returns their text (lock held)."""
         parts = list(self._pending)
         self._pending.clear()
-        self._pending_chars = 0
+        self._pending_chars = self._held_chars = 0
         text = "".join(parts)
         if self._filter is not None:
             text = self._filter.feed(text) + self._filter.flush()
@@ -304,6 +312,7 @@ class SpeechStream:
             taken.append(piece)
             size += len(piece)
         self._pending_chars -= size
+        self._held_chars += size
         text = "".join(taken)
         if self._filter is not None:
             text = self._filter.feed(text)
@@ -320,7 +329,10 @@ class SpeechStream:
         out = []
         for chunk in chunks:
             self._unsynth_chars += len(chunk)
+            self._held_chars = max(0, self._held_chars - len(chunk))
             out.append((chunk, reply.add_chunk_text(chunk), now))
+        if final:
+            self._held_chars = 0
         return out, final
 
     def _run(self) -> None:

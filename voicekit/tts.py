@@ -173,8 +173,10 @@ class BaseTTS:
 
     def cleanup(self) -> None:
         """Stop every stream of this TTS now and release outputs and the engine."""
-        for stream in list(self._streams):
+        streams = list(self._streams)
+        for stream in streams:
             stream.interrupt()
+        for stream in streams:
             try:
                 stream.close()
             except StreamError as exc:

@@ -1,0 +1,352 @@
+"""The streaming core with real parts: eSpeak synthesis into memory sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from voicekit import (
+    BufferError,
+    EngineError,
+    EspeakTTS,
+    MemorySink,
+    NullSink,
+    StreamError,
+)
+from voicekit.engine import AudioChunk
+
+TEXT = "Hello there. This is a test of the streaming core. It should work fine!"
+
+
+@pytest.fixture
+def tts(no_thread_leak):
+    tts = EspeakTTS()
+    yield tts
+    tts.cleanup()
+
+
+def voiced_seconds(audio: np.ndarray, rate: int) -> float:
+    return float(np.count_nonzero(np.abs(audio.reshape(len(audio), -1)[:, 0]) > 1e-3)) / rate
+
+
+def test_word_by_word_feed_speaks_everything(tts):
+    sink = MemorySink()
+    chunks, words = [], []
+    stream = tts.create_stream(sink=sink, on_chunk_processed=chunks.append, on_word=words.append)
+    for word in TEXT.split(" "):
+        stream.feed(word + " ")
+    stream.done()
+    assert stream.wait_until_done(timeout=30)
+    stream.close()
+    assert sink.samplerate == 22050
+    assert sink.seconds > 2.0 and voiced_seconds(sink.audio, sink.samplerate) > 1.5
+    assert [c["index"] for c in chunks] == list(range(len(chunks)))
+    assert " ".join(c["text"] for c in chunks) == TEXT
+    for info in chunks:
+        assert info["engine"] == "espeak" and info["duration"] > 0 and info["latency"] >= 0
+    # eSpeak marks most words (it folds a few function words into their neighbour)
+    expected = [w.strip(".!") for w in TEXT.split(" ")]
+    said = [w["word"] for w in words]
+    assert len(said) >= 0.8 * len(expected)
+    remaining = iter(expected)
+    assert all(word in remaining for word in said), said
+    assert [w["time"] for w in words] == sorted(w["time"] for w in words)
+    assert stream.heard_text == TEXT
+    assert stream.fed_text == TEXT + " "
+
+
+def test_speech_does_not_depend_on_how_text_was_split(tts):
+    def render(pieces):
+        sink, chunks = MemorySink(), []
+        with tts.create_stream(sink=sink, on_chunk_processed=chunks.append) as stream:
+            for piece in pieces:
+                stream.feed(piece)
+        return [c["text"] for c in chunks], len(sink.audio)
+
+    whole, whole_frames = render([TEXT])
+    by_char, by_char_frames = render(list(TEXT))
+    assert whole == by_char
+    # eSpeak's own output varies by a few samples from call to call
+    assert abs(whole_frames - by_char_frames) < 100
+
+
+def test_wait_false_calls_play_in_call_order_without_overlap(tts):
+    sink = MemorySink(realtime=True)
+    texts = ["First one, two, three.", "Second four.", "Third five six."]
+    solo = sum(len(tts.synth_to_bytes(t)) - 44 for t in texts) // 2
+    heard = []
+    streams = []
+    for n, text in enumerate(texts):
+        stream = tts.create_stream(sink=sink, on_word=lambda w, n=n: heard.append((n, w["word"])))
+        stream.feed(text)
+        stream.done()
+        streams.append(stream)
+    for stream in streams:
+        assert stream.wait_until_done(timeout=20)
+        stream.close()
+    # words arrive stream by stream, each stream's words in order
+    assert [n for n, _ in heard] == sorted(n for n, _ in heard)
+    assert heard[0] == (0, "First") and heard[-1][0] == 2
+    # back to back: as long as the three alone, so nothing overlapped or was dropped
+    assert abs(len(sink.audio) - solo) < 300
+
+
+def test_chatbot_pattern_next_stream_waits_its_turn(tts):
+    sink = MemorySink(realtime=True)
+    tts.set_output(sink)
+    first = tts.create_stream()
+    first.feed("One two three. ")
+    first.done()
+    second = tts.create_stream()
+    second.feed("Four five six.")
+    second.done()
+    assert second.wait_until_done(timeout=20)
+    assert first.wait_until_done(timeout=0)
+    assert first.heard_text == "One two three." and second.heard_text == "Four five six."
+    first.close()
+    second.close()
+
+
+def test_interrupt_silences_within_one_block_and_reports_heard_words(tts):
+    sink = MemorySink(realtime=True)
+    tts.setup_stream(chunk_size=441, samplerate=22050)
+    stream = tts.create_stream(sink=sink)
+    stream.feed("This is a long sentence that will be cut in the middle, surely. And another one follows it here.")
+    deadline = time.monotonic() + 10
+    while sink.seconds < 1.0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    unheard = stream.interrupt()
+    at_interrupt = sink.seconds
+    time.sleep(0.3)
+    assert sink.seconds - at_interrupt <= 441 / 22050 + 1e-9
+    heard = stream.heard_text
+    assert heard and "This is a long sentence".startswith(heard[:20])
+    assert heard.split()[-1] != "here."
+    spoken = "This is a long sentence that will be cut in the middle, surely. And another one follows it here."
+    assert (heard + " " + unheard).split() == spoken.split()
+    # the stream stays usable and heard_text starts over
+    stream.feed("A new reply.")
+    stream.done()
+    assert stream.wait_until_done(timeout=20)
+    assert stream.heard_text == "A new reply."
+    stream.close()
+
+
+def test_pause_and_resume_hold_the_position(tts):
+    sink = MemorySink(realtime=True)
+    stream = tts.create_stream(sink=sink)
+    stream.feed("Counting slowly now, one, two, three, four, five, six, seven.")
+    stream.done()
+    time.sleep(0.5)
+    stream.pause()
+    time.sleep(0.2)
+    held = sink.seconds
+    time.sleep(0.4)
+    assert sink.seconds == held
+    stream.resume()
+    assert stream.wait_until_done(timeout=20)
+    stream.close()
+    whole = MemorySink()
+    tts.speak_streamed("Counting slowly now, one, two, three, four, five, six, seven.", sink=whole)
+    assert abs(len(sink.audio) - len(whole.audio)) < 100
+
+
+def test_setup_stream_sets_the_output_format(tts):
+    sink = MemorySink()
+    tts.setup_stream(chunk_size=1024, buffer_size=4096, samplerate=44100, channels=2, dtype="int16")
+    tts.speak_streamed("Format check.", sink=sink)
+    assert sink.samplerate == 44100 and sink.channels == 2
+    assert sink.audio.dtype == np.int16 and sink.audio.shape[1] == 2
+    assert np.array_equal(sink.audio[:, 0], sink.audio[:, 1])
+    assert np.abs(sink.audio).max() > 1000
+
+
+def test_guide_values_give_no_permanent_buffer_full(tts):
+    tts.set_stream_config({"chunk_size": 1024, "max_text_chunk": 100, "buffer_threshold": 0.75, "lookahead": 2.0})
+    sink = MemorySink(realtime=True)
+    stream = tts.create_stream(sink=sink)
+    stream.feed("Word " * 60 + ". ")
+    assert stream.buffer_full()
+    stream.done()
+    assert stream.wait_until_done(timeout=60)
+    assert not stream.buffer_full()
+    stream.close()
+    assert not stream.buffer_full()
+
+
+def test_lookahead_bounds_audio_queued_ahead(tts):
+    tts.set_stream_config({"lookahead": 1.0, "max_text_chunk": 60})
+    sink = MemorySink(realtime=True)
+    stream = tts.create_stream(sink=sink)
+    stream.feed("This goes on and on. " * 12)
+    stream.done()
+    peak = 0.0
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        reply = stream._reply
+        if reply is not None:
+            peak = max(peak, reply.buffer.queued_seconds)
+        time.sleep(0.01)
+    stream.interrupt()
+    stream.close()
+    # one engine piece (60 ms) may land after the bound is reached
+    assert 0.5 < peak <= 1.0 + 0.2
+
+
+def test_feed_errors_are_clear(tts):
+    tts.set_stream_config({"max_queued_chars": 100})
+    stream = tts.create_stream(sink=NullSink())
+    with pytest.raises(TypeError):
+        stream.feed(b"bytes")
+    with pytest.raises(BufferError) as info:
+        stream.feed("x" * 101)
+    assert isinstance(info.value, __builtins__["BufferError"] if isinstance(__builtins__, dict) else __builtins__.BufferError)
+    assert isinstance(info.value, StreamError)
+    with pytest.raises(StreamError, match="needs done"):
+        stream.wait_until_done()
+    stream.feed("Fine.")
+    stream.done()
+    with pytest.raises(StreamError, match="after done"):
+        stream.feed("late")
+    stream.close()
+    with pytest.raises(StreamError):
+        stream.feed("after close")
+
+
+def test_hostile_text_is_spoken_or_rejected_never_hangs(tts):
+    sink = MemorySink()
+    hostile = "\x00\x01 <speak>&amp; \ud800 \u202e ﷽ " + "🙂" * 5 + " end. " + "a" * 3000
+    tts.speak_streamed(hostile, sink=sink)
+    assert sink.seconds > 1.0
+    sink2 = MemorySink()
+    tts.speak_streamed("   \n\t ", sink=sink2)
+    assert sink2.seconds == 0
+
+
+class _BreaksAfter:
+    """The real eSpeak engine, made to fail on the chunk containing a marker word."""
+
+    def __init__(self, engine, marker):
+        self._engine, self._marker = engine, marker
+        self.name, self.samplerate, self.max_chars = "flaky", engine.samplerate, engine.max_chars
+
+    def synthesize(self, text, cancel):
+        for i, piece in enumerate(self._engine.synthesize(text, cancel)):
+            if self._marker in text and i == 1:
+                raise ConnectionError("network dropped")
+            yield piece
+
+    def close(self):
+        self._engine.close()
+
+
+def test_engine_failure_reports_every_unspoken_character(no_thread_leak):
+    from voicekit import BaseTTS, EspeakClient
+
+    tts = BaseTTS(_BreaksAfter(EspeakClient(), "Boom"))
+    sink = MemorySink()
+    stream = tts.create_stream(sink=sink)
+    stream.feed("First sentence is fine. Boom goes the second one, after a while of talking. Third never comes.")
+    stream.done()
+    with pytest.raises(EngineError) as info:
+        stream.wait_until_done(timeout=20)
+    assert "network dropped" in str(info.value)
+    assert info.value.unspoken_text.startswith("Boom goes the second one")
+    assert info.value.unspoken_text.endswith("Third never comes.")
+    assert stream.heard_text.startswith("First sentence is fine.")
+    assert sink.seconds > 0.5
+    with pytest.raises(EngineError):
+        stream.feed("more")
+    stream.close()  # already reported: close does not raise it again
+    tts.cleanup()
+
+
+def test_feed_from_many_threads(tts):
+    sink = NullSink()
+    stream = tts.create_stream(sink=sink)
+    words = []
+
+    def producer(n):
+        for i in range(20):
+            stream.feed(f"w{n}x{i} ")
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stream.done()
+    assert stream.wait_until_done(timeout=30)
+    words = stream.heard_text.split()
+    assert sorted(words) == sorted(f"w{n}x{i}" for n in range(4) for i in range(20))
+    stream.close()
+
+
+def test_cleanup_stops_everything_at_once(no_thread_leak):
+    tts = EspeakTTS()
+    sink = MemorySink(realtime=True)
+    streams = [tts.speak_streamed("A fairly long line of speech to play. " * 3, wait=False, sink=sink) for _ in range(5)]
+    time.sleep(0.3)
+    started = time.monotonic()
+    tts.cleanup()
+    assert time.monotonic() - started < 2.0
+    assert sink.seconds < 3.0
+    assert all(s.buffer_full() is False for s in streams)
+
+
+def test_async_stream(tts):
+    sink = MemorySink()
+
+    async def main():
+        stream = await tts.create_async_stream(sink=sink)
+        async with stream:
+            await stream.feed("First part. ")
+            await stream.feed("Second part. ")
+            await stream.done()
+            assert await stream.wait_until_done(timeout=20)
+        return stream.heard_text
+
+    assert asyncio.run(main()) == "First part. Second part."
+    assert sink.seconds > 1.0
+
+
+def test_exception_in_with_block_interrupts(tts):
+    sink = MemorySink(realtime=True)
+    with pytest.raises(RuntimeError):
+        with tts.create_stream(sink=sink) as stream:
+            stream.feed("This would take a few seconds to say out loud, if it were not stopped. " * 2)
+            time.sleep(0.2)
+            raise RuntimeError("caller failed")
+    assert sink.seconds < 1.0
+
+
+def test_user_callback_errors_do_not_stop_speech(tts, caplog):
+    def bad(_info):
+        raise ValueError("callback bug")
+
+    sink = MemorySink()
+    tts.speak_streamed("Still spoken.", sink=sink, on_chunk_processed=bad)
+    assert sink.seconds > 0.3
+    assert "callback bug" in caplog.text
+
+
+def test_resampler_keeps_a_sine_frequency():
+    from voicekit.resample import Resampler
+
+    rate_in, rate_out, freq = 22050, 48000, 440.0
+    t = np.arange(rate_in) / rate_in
+    sine = np.sin(2 * np.pi * freq * t).astype(np.float32)
+    resampler = Resampler(rate_out)
+    out = np.concatenate([resampler.process(sine[i : i + 1000], rate_in) for i in range(0, rate_in, 1000)] + [resampler.flush()])
+    assert abs(len(out) - rate_out) <= 2
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+    peak = np.argmax(spectrum) * rate_out / len(out)
+    assert abs(peak - freq) < 2.0
+
+
+def test_audio_chunk_duration():
+    assert AudioChunk(np.zeros(22050, np.float32), 22050).duration == 1.0
