@@ -28,7 +28,8 @@ class Exchange:
     path: str
     query: dict[str, list[str]]
     body: dict
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    received_at: float = field(default_factory=time.monotonic)
     total: int = 0
     sent: int = 0
     #: monotonic time the last body byte was written (None if it never was).
@@ -40,7 +41,7 @@ class Exchange:
 class FakeServer:
     """Base of the fake Polly and OpenAI servers.
 
-    Knobs: ``first_byte_delay`` (seconds before the status line of a streamed
+    Knobs: ``first_byte_delay`` (seconds before the status line of an audio
     body), ``piece_bytes`` and ``piece_interval`` (how the body trickles out),
     and ``faults``: one entry of :data:`FAULTS` (or None) is consumed per audio
     request, in order.
@@ -58,7 +59,8 @@ class FakeServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.name}-server", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"{self.name}-server",
+                                        daemon=True)
 
     def __enter__(self) -> FakeServer:
         self._thread.start()
@@ -89,10 +91,10 @@ class FakeServer:
         handler.wfile.write(data)
 
     def stream(self, handler: BaseHTTPRequestHandler, exchange: Exchange, data: bytes, content_type: str,
-               *, disconnect: bool = False) -> None:
-        """Send ``data`` chunked, slowly; with ``disconnect`` drop the connection halfway."""
+               *, delay: float, disconnect: bool = False) -> None:
+        """Send ``data`` chunked, slowly, after ``delay`` s; with ``disconnect`` drop the connection halfway."""
         exchange.total = len(data)
-        time.sleep(self.first_byte_delay)
+        time.sleep(delay)
         cut = len(data) // 2 if disconnect else len(data)
         try:
             handler.send_response(200)
@@ -129,7 +131,7 @@ class FakeServer:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
                 url = urlsplit(self.path)
                 exchange = Exchange(self.command, url.path, parse_qs(url.query),
-                                    json.loads(raw) if raw else {}, dict(self.headers.items()))
+                                    json.loads(raw) if raw else {}, {k.lower(): v for k, v in self.headers.items()})
                 with fake._lock:
                     fake.exchanges.append(exchange)
                 try:

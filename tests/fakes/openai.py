@@ -36,7 +36,8 @@ class FakeOpenAI(FakeServer):
             self._error(handler, 500, "server_error", "The server had an error")
         else:
             pcm = speech_pcm(exchange.body.get("input", ""), 24000)
-            self.stream(handler, exchange, pcm, "audio/pcm", disconnect=fault == "disconnect")
+            self.stream(handler, exchange, pcm, "audio/pcm", delay=self.first_byte_delay,
+                        disconnect=fault == "disconnect")
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
         self.send_json(handler, status, {"error": {"message": message, "type": code, "code": code}},

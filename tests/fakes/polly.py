@@ -30,6 +30,11 @@ VOICES = [
 class FakePolly(FakeServer):
     name = "fake-polly"
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: extra seconds before the speech marks answer, to make them arrive after the audio.
+        self.marks_delay = 0.0
+
     def speech_requests(self, output_format: str = "pcm") -> list[Exchange]:
         return [e for e in self.exchanges if e.path == "/v1/speech" and e.body.get("OutputFormat") == output_format]
 
@@ -47,7 +52,7 @@ class FakePolly(FakeServer):
         if body.get("OutputFormat") == "json":
             duration = len(speech_pcm(spoken_text(text, ssml), rate)) / 2 / rate
             lines = "".join(json.dumps(m) + "\n" for m in word_marks(text, ssml, duration))
-            self.stream(handler, exchange, lines.encode(), "application/x-json-stream")
+            self.stream(handler, exchange, lines.encode(), "application/x-json-stream", delay=self.marks_delay)
             return
         fault = self.take_fault()
         if fault == "throttle":
@@ -56,7 +61,8 @@ class FakePolly(FakeServer):
             self._error(handler, 500, "ServiceFailureException", "Internal failure")
         else:
             pcm = speech_pcm(spoken_text(text, ssml), rate)
-            self.stream(handler, exchange, pcm, "audio/pcm", disconnect=fault == "disconnect")
+            self.stream(handler, exchange, pcm, "audio/pcm", delay=self.first_byte_delay,
+                        disconnect=fault == "disconnect")
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
         self.send_json(handler, status, {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"})

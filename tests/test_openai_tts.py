@@ -1,0 +1,196 @@
+"""OpenAIClient with the real openai SDK (sync and async) against the fake server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.fakes.openai import FakeOpenAI
+from voicekit.engine import Engine
+from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
+from voicekit.errors import EngineError
+
+KEY = "sk-fake-0123456789abcdefSECRET"
+
+
+@pytest.fixture
+def openai_client(fake_openai: FakeOpenAI, no_thread_leak: None):
+    client = OpenAIClient(api_key=KEY, base_url=f"{fake_openai.url}/v1")
+    yield client
+    client.close()
+
+
+def collect(chunks):
+    first, out = None, []
+    for chunk in chunks:
+        first = first or time.monotonic()
+        out.append(chunk)
+    return out, first
+
+
+async def acollect(chunks):
+    first, out = None, []
+    async for chunk in chunks:
+        first = first or time.monotonic()
+        out.append(chunk)
+    return out, first
+
+
+def test_client_is_an_engine(openai_client: OpenAIClient) -> None:
+    assert isinstance(openai_client, Engine)
+    assert (openai_client.name, openai_client.samplerate) == ("openai", 24000)
+    assert [v.id for v in openai_client.voices()][:2] == ["alloy", "ash"]
+
+
+def test_first_audio_arrives_before_the_body_is_complete(fake_openai: FakeOpenAI,
+                                                         openai_client: OpenAIClient) -> None:
+    text = "The first words play while the rest is still being sent."
+    chunks, first = collect(openai_client.synthesize(text, threading.Event()))
+    [request] = fake_openai.speech_requests()
+    assert request.last_byte_at is not None and first < request.last_byte_at
+    assert len(chunks) > 5 and all(c.samplerate == 24000 and not c.marks for c in chunks)
+    assert sum(len(c.pcm) for c in chunks) == request.total // 2
+    assert request.body == {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": text, "response_format": "pcm"}
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_model_voice_instructions_and_speed_are_sent(fake_openai: FakeOpenAI, openai_env: None) -> None:
+    client = OpenAIClient(api_key=KEY, base_url=f"{fake_openai.url}/v1", model="tts-1", voice="nova",
+                          instructions="Speak like a pirate.", speed=1.25)
+    try:
+        collect(client.synthesize("Ahoy.", threading.Event()))
+        client.set_voice("onyx")
+        client.set_property("rate", 0.75)
+        collect(client.synthesize("Ahoy.", threading.Event()))
+    finally:
+        client.close()
+    first, second = (r.body for r in fake_openai.speech_requests())
+    assert (first["model"], first["voice"], first["instructions"], first["speed"]) == (
+        "tts-1", "nova", "Speak like a pirate.", 1.25)
+    assert (second["voice"], second["speed"]) == ("onyx", 0.75)
+
+
+def test_volume_scales_samples_and_pitch_is_refused(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    loud, _ = collect(openai_client.synthesize("Same words.", threading.Event()))
+    openai_client.set_property("volume", 50)
+    quiet, _ = collect(openai_client.synthesize("Same words.", threading.Event()))
+    np.testing.assert_allclose(np.concatenate([c.pcm for c in quiet]), np.concatenate([c.pcm for c in loud]) / 2)
+    with pytest.raises(ValueError, match="instructions"):
+        openai_client.set_property("pitch", 60)
+    with pytest.raises(ValueError):
+        OpenAIClient(speed=9)
+
+
+def test_key_comes_from_the_environment(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    client = OpenAIClient(base_url=f"{fake_openai.url}/v1")
+    try:
+        collect(client.synthesize("From the environment.", threading.Event()))
+    finally:
+        client.close()
+    assert fake_openai.speech_requests()[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_missing_key_is_a_clear_error_at_first_use(fake_openai: FakeOpenAI) -> None:
+    client = OpenAIClient(base_url=f"{fake_openai.url}/v1")  # constructing needs no key yet
+    with pytest.raises(EngineError, match="OPENAI_API_KEY"):
+        collect(client.synthesize("No key.", threading.Event()))
+    with pytest.raises(EngineError, match="OPENAI_API_KEY"):
+        asyncio.run(acollect(client.asynthesize("No key.", threading.Event())))
+    assert not fake_openai.exchanges
+
+
+def test_429_and_500_are_retried_by_the_sdk(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    fake_openai.faults = ["throttle", "500"]
+    chunks, _ = collect(openai_client.synthesize("Third time lucky.", threading.Event()))
+    assert len(fake_openai.speech_requests()) == 3
+    assert sum(len(c.pcm) for c in chunks) == fake_openai.speech_requests()[-1].total // 2
+
+
+def test_retries_are_bounded(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    fake_openai.faults = ["throttle"] * 5
+    with pytest.raises(EngineError, match="Rate limit") as caught:
+        collect(openai_client.synthesize("Never spoken.", threading.Event()))
+    assert caught.value.engine == "openai"
+    assert len(fake_openai.speech_requests()) == 3  # max_retries=2
+
+
+def test_disconnect_mid_body_raises_after_the_audio_it_got(fake_openai: FakeOpenAI,
+                                                           openai_client: OpenAIClient) -> None:
+    fake_openai.faults = ["disconnect"]
+    got = []
+    with pytest.raises(EngineError):
+        for chunk in openai_client.synthesize("This answer breaks off in the middle, sadly.", threading.Event()):
+            got.append(chunk)
+    [request] = fake_openai.speech_requests()
+    assert 0 < sum(len(c.pcm) for c in got) <= request.sent // 2
+
+
+def test_closing_the_generator_closes_the_response(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    fake_openai.piece_interval = 0.03
+    chunks = openai_client.synthesize("A long answer that the user interrupts as soon as it starts.",
+                                      threading.Event())
+    next(chunks)
+    chunks.close()
+    [request] = fake_openai.speech_requests()
+    assert request.finished.wait(5)
+    assert request.hung_up.is_set() and request.sent < request.total
+
+
+def test_async_streams_before_the_body_is_complete(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    text = "Async audio arrives in pieces as well."
+    chunks, first = asyncio.run(acollect(openai_client.asynthesize(text, threading.Event())))
+    [request] = fake_openai.speech_requests()
+    assert first < request.last_byte_at
+    assert sum(len(c.pcm) for c in chunks) == request.total // 2
+
+
+def test_async_close_cancels_the_transfer(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    fake_openai.piece_interval = 0.03
+
+    async def interrupt_after_first() -> None:
+        chunks = openai_client.asynthesize("An async answer that gets interrupted at once, mid-way.",
+                                           threading.Event())
+        await chunks.__anext__()
+        await chunks.aclose()
+
+    asyncio.run(interrupt_after_first())
+    [request] = fake_openai.speech_requests()
+    assert request.finished.wait(5)
+    assert request.hung_up.is_set() and request.sent < request.total
+
+
+def test_async_failure_is_an_engine_error(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    fake_openai.faults = ["disconnect"]
+    with pytest.raises(EngineError):
+        asyncio.run(acollect(openai_client.asynthesize("Broken async body, sadly.", threading.Event())))
+
+
+def test_key_stays_out_of_logs_reprs_and_errors(fake_openai: FakeOpenAI, openai_client: OpenAIClient,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("openai", "httpx", "httpx2", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    fake_openai.faults = ["throttle"] * 3
+    with pytest.raises(EngineError) as caught:
+        collect(openai_client.synthesize("Log everything.", threading.Event()))
+    collect(openai_client.synthesize("Log everything.", threading.Event()))
+    assert caplog.records, "the SDK's DEBUG logs were not captured"
+    shown = caplog.text + repr(openai_client) + str(caught.value) + repr(OpenAITTS(openai_client))
+    assert KEY not in shown and KEY[-12:] not in shown
+    assert re.fullmatch(r"OpenAIClient\(model='gpt-4o-mini-tts', voice='alloy', base_url='http://127\.0\.0\.1:\d+/v1'\)",
+                        repr(openai_client))
+
+
+def test_missing_openai_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openai", None)
+    client = OpenAIClient(api_key=KEY)
+    with pytest.raises(EngineError, match=re.escape("pip install 'voicekit[openai]'")):
+        collect(client.synthesize("No SDK.", threading.Event()))

@@ -1,0 +1,274 @@
+"""PollyClient with the real boto3 client against the fake Polly on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.fakes.polly import FakePolly
+from voicekit.engine import Engine
+from voicekit.engines.polly import PollyClient, PollyTTS
+from voicekit.errors import EngineError
+
+KEY_ID, SECRET = "AKIDFAKEKEY1234567", "fakeSecretValue/abc+123"
+
+
+@pytest.fixture
+def polly(fake_polly: FakePolly, no_thread_leak: None):
+    client = PollyClient(("eu-west-1", KEY_ID, SECRET), endpoint_url=fake_polly.url, backoff=0.01)
+    yield client
+    client.close()
+
+
+def collect(chunks):
+    """(chunks, monotonic time of the first one)."""
+    first, out = None, []
+    for chunk in chunks:
+        first = first or time.monotonic()
+        out.append(chunk)
+    return out, first
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\S+", text)
+
+
+def test_client_is_an_engine(polly: PollyClient) -> None:
+    assert isinstance(polly, Engine)
+    assert (polly.name, polly.samplerate, polly.max_chars) == ("polly", 16000, 3000)
+
+
+def test_first_audio_arrives_before_the_body_is_complete(fake_polly: FakePolly, polly: PollyClient) -> None:
+    text = "Streaming means the first words play while the rest is still on its way."
+    chunks, first = collect(polly.synthesize(text, threading.Event()))
+    [audio] = fake_polly.speech_requests("pcm")
+    assert audio.last_byte_at is not None and first < audio.last_byte_at
+    assert len(chunks) > 5, "the body should be read in small pieces"
+    assert sum(len(c.pcm) for c in chunks) == audio.total // 2
+    assert all(c.samplerate == 16000 and c.pcm.dtype.name == "float32" for c in chunks)
+    body = audio.body
+    assert (body["OutputFormat"], body["SampleRate"], body["TextType"], body["Text"]) == ("pcm", "16000", "text", text)
+
+
+def test_marks_are_requested_concurrently_and_mapped_to_str_offsets(fake_polly: FakePolly,
+                                                                    polly: PollyClient) -> None:
+    fake_polly.first_byte_delay = 0.3  # the marks arrive first, so each can ride on its own piece
+    text = "Café naïve — über straße, déjà vu."
+    chunks, _ = collect(polly.synthesize(text, threading.Event()))
+    [audio], [marks_request] = fake_polly.speech_requests("pcm"), fake_polly.speech_requests("json")
+    assert marks_request.body["SpeechMarkTypes"] == ["word"]
+    assert marks_request.received_at < audio.last_byte_at, "marks must not wait for the audio"
+    marks = [m for c in chunks for m in c.marks]
+    assert [text[m.offset:m.offset + m.length] for m in marks] == words(text)
+    assert [m.time for m in marks] == sorted(m.time for m in marks)
+    # each mark rides on the piece in which its word starts
+    end = 0.0
+    for chunk in chunks:
+        start, end = end, end + chunk.duration
+        assert all(start <= m.time < end for m in chunk.marks)
+
+
+def test_marks_arriving_after_the_audio_are_still_delivered(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.marks_delay = 0.6
+    text = "Late marks still count."
+    chunks, _ = collect(polly.synthesize(text, threading.Event()))
+    marks = [m for c in chunks for m in c.marks]
+    assert [text[m.offset:m.offset + m.length] for m in marks] == words(text)
+    audio_end, attached_at = 0.0, []
+    for chunk in chunks:
+        audio_end += chunk.duration
+        attached_at += [audio_end] * len(chunk.marks)
+    assert all(m.time <= at for m, at in zip(marks, attached_at)), "a mark came before its word's audio"
+
+
+def test_plain_text_is_spoken_literally(fake_polly: FakePolly, polly: PollyClient) -> None:
+    text = "if a < b && c > d then <speak> is just a word"
+    collect(polly.synthesize(text, threading.Event()))
+    [audio] = fake_polly.speech_requests("pcm")
+    assert (audio.body["TextType"], audio.body["Text"]) == ("text", text)
+
+
+def test_ssml_passes_through_only_when_given(fake_polly: FakePolly, polly: PollyClient) -> None:
+    ssml = '<speak>Hello <break time="200ms"/> world.</speak>'
+    chunks, _ = collect(polly.synthesize(ssml, threading.Event()))
+    [audio] = fake_polly.speech_requests("pcm")
+    assert (audio.body["TextType"], audio.body["Text"]) == ("ssml", ssml)
+    marks = [m for c in chunks for m in c.marks]
+    assert [ssml[m.offset:m.offset + m.length] for m in marks] == ["Hello", "world."]
+
+
+def test_properties_wrap_escaped_text_in_prosody(fake_polly: FakePolly, polly: PollyClient) -> None:
+    polly.set_property("rate", 1.5)
+    polly.set_property("volume", 50)
+    text = 'Tom & Jerry <3 "quotes"'
+    chunks, _ = collect(polly.synthesize(text, threading.Event()))
+    [audio] = fake_polly.speech_requests("pcm")
+    assert audio.body["TextType"] == "ssml"
+    assert audio.body["Text"] == ('<speak><prosody rate="150%" volume="-6.0dB">'
+                                  "Tom &amp; Jerry &lt;3 &quot;quotes&quot;</prosody></speak>")
+    marks = [m for c in chunks for m in c.marks]
+    assert [text[m.offset:m.offset + m.length] for m in marks] == words(text)
+    with pytest.raises(ValueError):
+        polly.set_property("pitch", 120)
+    with pytest.raises(ValueError):
+        polly.set_property("speed", 1)
+
+
+def test_engine_voice_language_and_8khz_are_sent(fake_polly: FakePolly, aws_env: None, no_thread_leak: None) -> None:
+    client = PollyClient(("eu-west-1", KEY_ID, SECRET), endpoint_url=fake_polly.url, engine="standard",
+                         voice="Aditi", language="hi-IN", samplerate=8000)
+    try:
+        chunks, _ = collect(client.synthesize("Namaste, hello.", threading.Event()))
+    finally:
+        client.close()
+    for request in fake_polly.speech_requests("pcm") + fake_polly.speech_requests("json"):
+        assert {k: request.body[k] for k in ("Engine", "VoiceId", "LanguageCode", "SampleRate")} == {
+            "Engine": "standard", "VoiceId": "Aditi", "LanguageCode": "hi-IN", "SampleRate": "8000"}
+    assert chunks and all(c.samplerate == 8000 for c in chunks)
+
+
+@pytest.mark.parametrize("kwargs", [{"engine": "turbo"}, {"samplerate": 22050}, {"max_retries": -1}])
+def test_bad_arguments_raise(aws_env: None, kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        PollyClient(("eu-west-1", KEY_ID, SECRET), **kwargs)
+
+
+@pytest.mark.parametrize("credentials", [("eu-west-1", KEY_ID), ("eu-west-1", "", SECRET)])
+def test_bad_credentials_raise(aws_env: None, credentials: tuple) -> None:
+    with pytest.raises(ValueError, match="region, key_id, secret"):
+        PollyClient(credentials)
+
+
+def test_voices_come_from_describe_voices_across_pages(fake_polly: FakePolly, polly: PollyClient) -> None:
+    voices = polly.voices()
+    assert [(v.id, v.language, v.gender) for v in voices] == [
+        ("Joanna", "en-US", "Female"), ("Matthew", "en-US", "Male"), ("Aditi", "en-IN", "Female")]
+    requests = [e for e in fake_polly.exchanges if e.path == "/v1/voices"]
+    assert len(requests) == 2 and requests[0].query["Engine"] == ["neural"]
+    polly.set_voice("Matthew")
+    collect(polly.synthesize("Hi.", threading.Event()))
+    assert fake_polly.speech_requests("pcm")[0].body["VoiceId"] == "Matthew"
+
+
+def test_throttling_and_5xx_are_retried(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.faults = ["throttle", "500"]
+    chunks, _ = collect(polly.synthesize("Third time lucky.", threading.Event()))
+    assert len(fake_polly.speech_requests("pcm")) == 3
+    assert sum(len(c.pcm) for c in chunks) == fake_polly.speech_requests("pcm")[-1].total // 2
+
+
+def test_retries_are_bounded(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.faults = ["throttle"] * 5
+    with pytest.raises(EngineError, match="ThrottlingException") as caught:
+        collect(polly.synthesize("Never spoken.", threading.Event()))
+    assert caught.value.engine == "polly"
+    assert len(fake_polly.speech_requests("pcm")) == 3  # max_retries=2
+
+
+def test_disconnect_mid_body_raises_after_the_audio_it_got(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.faults = ["disconnect"]
+    text = "This answer breaks off in the middle of the sentence, sadly."
+    got = []
+    with pytest.raises(EngineError, match="broke off"):
+        for chunk in polly.synthesize(text, threading.Event()):
+            got.append(chunk)
+    [audio] = fake_polly.speech_requests("pcm")
+    assert 0 < sum(len(c.pcm) for c in got) <= audio.sent // 2
+    marks = [m for c in got for m in c.marks]
+    assert marks and all(m.time < sum(c.duration for c in got) for m in marks)
+    assert len(fake_polly.speech_requests("pcm")) == 1, "a broken body is not retried"
+
+
+def test_connection_refused_is_an_engine_error(aws_env: None, no_thread_leak: None) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    client = PollyClient(("eu-west-1", KEY_ID, SECRET), endpoint_url=f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(EngineError, match="Polly synthesize_speech failed"):
+            collect(client.synthesize("Nobody is listening.", threading.Event()))
+    finally:
+        client.close()
+
+
+def test_closing_the_generator_cancels_the_transfer(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.piece_interval = 0.03
+    chunks = polly.synthesize("A long answer that the user interrupts right after it starts to play.",
+                              threading.Event())
+    next(chunks)
+    chunks.close()
+    [audio] = fake_polly.speech_requests("pcm")
+    assert audio.finished.wait(5)
+    assert audio.hung_up.is_set() and audio.last_byte_at is None
+    assert audio.sent < audio.total
+
+
+def test_cancel_event_stops_the_generator(fake_polly: FakePolly, polly: PollyClient) -> None:
+    cancel = threading.Event()
+    got = []
+    for chunk in polly.synthesize("Stop me after the first piece, please, right now.", cancel):
+        got.append(chunk)
+        cancel.set()
+    assert len(got) == 1
+
+
+def test_credentials_stay_out_of_logs_reprs_and_errors(fake_polly: FakePolly, polly: PollyClient,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("botocore", "boto3", "urllib3"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    fake_polly.faults = ["throttle"] * 3
+    with pytest.raises(EngineError) as caught:
+        collect(polly.synthesize("Log everything.", threading.Event()))
+    collect(polly.synthesize("Log everything.", threading.Event()))
+    assert "Authorization" in caplog.text, "botocore's DEBUG logs were not captured"
+    shown = caplog.text + repr(polly) + str(polly) + str(caught.value) + repr(PollyTTS(polly))
+    assert KEY_ID not in shown and SECRET not in shown
+    assert repr(polly) == "PollyClient(region='eu-west-1', voice='Joanna', engine='neural')"
+
+
+def test_standard_credential_chain(fake_polly: FakePolly, monkeypatch: pytest.MonkeyPatch,
+                                   no_thread_leak: None) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    client = PollyClient(endpoint_url=fake_polly.url)
+    try:
+        collect(client.synthesize("From the environment.", threading.Event()))
+    finally:
+        client.close()
+    [audio] = fake_polly.speech_requests("pcm")
+    assert f"Credential={KEY_ID}/" in audio.headers["authorization"]
+    assert "/eu-west-1/polly/" in audio.headers["authorization"]
+
+
+def test_a_ready_boto3_client_is_used_and_left_open(fake_polly: FakePolly, no_thread_leak: None) -> None:
+    import boto3
+
+    boto_client = boto3.session.Session(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+                                        region_name="us-west-2").client("polly", endpoint_url=fake_polly.url)
+    client = PollyClient(client=boto_client, voice="Matthew")
+    try:
+        collect(client.synthesize("Bring your own client.", threading.Event()))
+    finally:
+        client.close()
+    assert "us-west-2" in repr(client)
+    assert boto_client.describe_voices()["Voices"], "the user's client must stay usable"
+
+
+def test_missing_boto3_names_the_fix(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(EngineError, match=re.escape("pip install 'voicekit[polly]'")):
+        PollyClient(("eu-west-1", KEY_ID, SECRET))
+
+
+def test_closed_client_refuses_work(polly: PollyClient) -> None:
+    polly.close()
+    polly.close()
+    with pytest.raises(EngineError, match="closed"):
+        collect(polly.synthesize("Too late.", threading.Event()))
