@@ -114,7 +114,12 @@ class Output:
                     if reply is None:
                         self._cond.wait(_POLL)
                 if reply is None:
-                    self._tick()
+                    if self._tracking:
+                        # nothing to write: let the sink know the audio ended here,
+                        # so the pause is not an underrun and waiters learn it was played
+                        self._drain()
+                    else:
+                        self._tick()
                     continue
                 self._play(stream, reply)
         except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiting stream
@@ -126,19 +131,25 @@ class Output:
         if self._opened:
             self._cond.release()
             try:
-                self.sink.drain()
-                self._tick()
+                self._drain()
             finally:
                 self._cond.acquire()
             if self._queue:
                 return False
             self.sink.close()
             self._opened = False
-        for reply in self._tracking:
-            reply.finish(completed=True)
-        self._tracking.clear()
         self._thread = None
         return True
+
+    def _drain(self) -> None:
+        """Wait until the sink played everything, then every played reply is finished."""
+        if self._opened:
+            self.sink.drain()
+        self._tick()
+        with self._cond:
+            tracking, self._tracking = self._tracking, []
+        for reply in tracking:
+            reply.finish(completed=True)
 
     def _play(self, stream: SpeechStream, reply: Reply) -> None:
         fmt = self.format
