@@ -1,0 +1,401 @@
+"""Streaming sentence chunker: cuts text arriving token by token into speakable chunks.
+
+Every decision depends only on the text, never on how it was split into ``feed()`` calls,
+and is taken at the latest when the first non-space character after a terminator arrives.
+Each character is scanned once (regexes jump over plain text), so time is linear in the input.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import lru_cache
+
+from . import rules
+from .rules import WAIT, parse_marker
+
+FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut
+
+_NON_SPACE = re.compile(r"\S")
+_TERMINATOR_RUN = re.compile(r"[.!?…]*")
+_CLOSER_RUN = re.compile(r"[\"'”’»)\]}]*")
+_INTERESTING = re.compile(r"[.!?…\n•⁃‣◦▪●]")
+_INTERESTING_FIRST = re.compile(r"[.!?…\n•⁃‣◦▪●,;:—–-]")  # plus clause marks for the first fragment
+_CLAUSE = re.compile(r"[,;:](?=\s)|—|(?<=\s)[-–](?=\s)")
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+_LONG_SPACE = re.compile(r"\s{9,}")
+_KEEP_SPACES = 8  # longer whitespace runs are squeezed (keeping up to two newlines) to bound the buffer
+
+# Scanner modes.
+_START, _SCAN, _CLUSTER, _AFTER, _NEWLINE = range(5)
+
+
+def _squeeze(run: str, kept: int, newlines: int) -> tuple[str, int, int]:
+    """Keep the head of a whitespace run and enough newlines to still see a blank line."""
+    out = []
+    for c in run:
+        if kept < _KEEP_SPACES or (c == "\n" and newlines < 2):
+            out.append(c)
+            kept += 1
+            newlines += c == "\n"
+    return "".join(out), kept, newlines
+
+
+def _squeeze_inner(match: re.Match[str]) -> str:
+    return _squeeze(match.group(), 0, 0)[0]
+
+
+class SentenceChunker:
+    """Incremental sentence splitter for text that arrives in pieces (e.g. LLM tokens).
+
+    ``feed(text)`` returns the chunks that are complete, ``flush()`` the rest; after ``flush()``
+    or ``reset()`` a new utterance starts. With ``first_fragment`` the first chunk of an
+    utterance may end at a clause break (, ; : or a dash) so speech starts sooner.
+    ``max_chars`` is a hard cap on every chunk; sentences shorter than ``min_chars`` are merged
+    with the next one. Chunks are stripped of surrounding whitespace and never empty.
+    """
+
+    def __init__(self, *, first_fragment: bool = True, max_chars: int = 250, min_chars: int = 4) -> None:
+        for name, value in (("max_chars", max_chars), ("min_chars", min_chars)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, got {max_chars}")
+        if not 0 <= min_chars <= max_chars:
+            raise ValueError(f"min_chars must be between 0 and max_chars ({max_chars}), got {min_chars}")
+        self.first_fragment = bool(first_fragment)
+        self.max_chars = max_chars
+        self.min_chars = min_chars
+        self._first_min = max(min_chars, FIRST_FRAGMENT_MIN_CHARS)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop pending text and start a new utterance."""
+        self._buf = ""
+        self._pos = 0  # next index to scan
+        self._start: int | None = None  # first non-space index of the current chunk
+        self._mode = _START
+        self._continued = False  # the next chunk continues a cut sentence: no list marker check
+        self._first = self.first_fragment  # a clause cut is still allowed in this utterance
+        self._list_next: tuple[str, str] | None = None  # the marker that would start the next item
+        self._cstart = self._cend = 0  # terminator cluster, e.g. '?!"' or '. . .'
+        self._closing = False  # the cluster reached its closing quotes/brackets
+        self._space_kept = self._newlines_kept = 0  # whitespace run crossing feed() calls
+
+    def feed(self, text: str) -> list[str]:
+        """Add text; return the chunks that are now complete."""
+        if not isinstance(text, str):
+            raise TypeError(f"feed() takes str, got {type(text).__name__}")
+        self._buf += self._squeeze_spaces(text)
+        out: list[str] = []
+        self._scan(out, final=False)
+        self._compact()
+        return out
+
+    def flush(self) -> list[str]:
+        """End the utterance: return every remaining chunk and start a new utterance."""
+        out: list[str] = []
+        self._scan(out, final=True)
+        if self._start is not None:
+            self._emit(out, len(self._buf))
+        self.reset()
+        return out
+
+    # -- input ------------------------------------------------------------------------------
+
+    def _squeeze_spaces(self, text: str) -> str:
+        lead = len(text) - len(text.lstrip())
+        head, self._space_kept, self._newlines_kept = _squeeze(
+            text[:lead], self._space_kept, self._newlines_kept
+        )
+        if lead == len(text):
+            return head
+        body = text[lead:].rstrip()
+        tail, self._space_kept, self._newlines_kept = _squeeze(text[lead + len(body) :], 0, 0)
+        return head + _LONG_SPACE.sub(_squeeze_inner, body) + tail
+
+    def _compact(self) -> None:
+        """Drop text that is already emitted, shifting the saved indices."""
+        live = [self._pos] if self._start is None else [self._pos, self._start]
+        if self._mode in (_CLUSTER, _AFTER):
+            live.append(self._cstart)
+        keep = min(live)
+        if keep:
+            self._buf = self._buf[keep:]
+            self._pos -= keep
+            self._cstart -= keep
+            self._cend -= keep
+            if self._start is not None:
+                self._start -= keep
+
+    # -- scanner ----------------------------------------------------------------------------
+
+    def _scan(self, out: list[str], final: bool) -> None:
+        steps = {
+            _START: self._start_step,
+            _SCAN: self._scan_step,
+            _CLUSTER: self._cluster_step,
+            _AFTER: self._after_step,
+            _NEWLINE: self._newline_step,
+        }
+        while True:
+            if self._start is None:
+                m = _NON_SPACE.search(self._buf, self._pos)
+                if m is None:
+                    self._pos = len(self._buf)
+                    return
+                self._start = self._pos = m.start()
+            if not steps[self._mode](out, final):
+                return
+
+    def _start_step(self, out: list[str], final: bool) -> bool:
+        """A chunk begins: a list marker ("2." "b)" "•") is not a sentence end."""
+        if self._continued:
+            self._continued = False
+        else:
+            marker = parse_marker(self._buf, self._start, final)
+            if marker is WAIT:
+                return False
+            self._list_next = marker.successor if marker else None
+            if marker:
+                self._pos = marker.end
+        self._mode = _SCAN
+        return True
+
+    def _scan_step(self, out: list[str], final: bool) -> bool:
+        buf, start, pos = self._buf, self._start, self._pos
+        limit = start + self.max_chars
+        if pos > limit:
+            self._cap_cut(out)
+            return True
+        end = min(len(buf), limit + 1)
+        m = (_INTERESTING_FIRST if self._first else _INTERESTING).search(buf, pos, end)
+        k = m.start() if m else end
+        if self._list_next is not None:
+            item = _next_item_pattern(self._list_next[0]).search(buf, pos, k)
+            if item is not None:
+                return self._inline_item(out, item.start(), final)
+        if m is None:
+            self._pos = end
+            return end > limit
+        c = buf[k]
+        if c in rules.TERMINATORS:
+            self._cstart = self._pos = k
+            self._closing = False
+            self._mode = _CLUSTER
+        elif c == "\n":
+            self._pos = k
+            self._mode = _NEWLINE
+        elif c in rules.INLINE_BULLETS:
+            if k > start and buf[k - 1].isspace():
+                self._emit(out, k)  # the bullet starts the next chunk
+                self._mode = _START
+                self._pos = k
+            else:
+                self._pos = k + 1
+        else:
+            return self._clause(out, k, final)
+        return True
+
+    def _clause(self, out: list[str], k: int, final: bool) -> bool:
+        """First fragment: cut after , ; : or a dash once the fragment is long enough."""
+        buf = self._buf
+        if buf[k] != "—" and k + 1 == len(buf):
+            if not final:
+                self._pos = k
+                return False
+            self._pos = k + 1
+            return True
+        if _CLAUSE.match(buf, k) and k + 1 - self._start >= self._first_min:
+            self._emit(out, k + 1)
+            self._continued = True
+            self._mode = _START
+        self._pos = k + 1
+        return True
+
+    def _inline_item(self, out: list[str], k: int, final: bool) -> bool:
+        """Inside a list, "1. a 2. b" holds two items: cut before the expected next marker."""
+        marker = parse_marker(self._buf, k, final, bullets=False)
+        if marker is WAIT:
+            self._pos = k
+            return False
+        if marker and marker.successor is not None and self._buf[k : marker.end].rstrip(". )") == self._list_next[0]:
+            punctuation = self._buf[k + len(self._list_next[0]) : marker.end]
+            if punctuation == self._list_next[1]:
+                self._emit(out, k)
+                self._pos = k
+                self._mode = _START
+                return True
+        self._pos = k + 1
+        return True
+
+    def _cluster_step(self, out: list[str], final: bool) -> bool:
+        """Read a terminator cluster such as '?!', '...', '." ' or '.)'."""
+        buf, n = self._buf, len(self._buf)
+        bound = min(n, self._start + self.max_chars + 1)  # a run of "!!!!" must not grow forever
+        pos = self._pos
+        if not self._closing:
+            pos = _TERMINATOR_RUN.match(buf, pos, bound).end()
+            if pos < n:
+                self._closing = True
+        if self._closing:
+            pos = _CLOSER_RUN.match(buf, pos, bound).end()
+        self._pos = pos
+        if pos == n and not final:
+            return False
+        self._cend = pos
+        if pos == n:
+            self._emit(out, pos)
+            self._mode = _START
+        elif buf[pos].isspace():
+            self._mode = _AFTER
+        else:
+            self._mode = _SCAN  # "3.14", "Jr.'s", "e.g.,": no space, no sentence end
+        return True
+
+    def _after_step(self, out: list[str], final: bool) -> bool:
+        """Decide on the cluster once the next non-space character (or a blank line) arrives."""
+        buf, cend = self._buf, self._cend
+        m = _NON_SPACE.search(buf, cend)
+        stop = m.start() if m else len(buf)
+        blank_line = buf.count("\n", cend, stop) >= 2
+        if blank_line or m is None:
+            if m is None and not final:
+                self._pos = stop
+                return False
+            cut = cend
+        else:
+            c = m.group()
+            if c == "." and stop == cend + 1 and buf[cend] == " " and not buf[self._cstart : cend].strip(". "):
+                self._pos = stop  # ". . ." is one cluster
+                self._closing = False
+                self._mode = _CLUSTER
+                return True
+            cut = self._decide(c)
+            if cut is not None and cut - self._start < self.min_chars:
+                cut = None
+        if cut is None:
+            self._pos = cend
+            self._mode = _SCAN
+            return True
+        self._emit(out, cut)
+        self._pos = cut
+        self._mode = _START
+        return True
+
+    def _decide(self, following: str) -> int | None:
+        """Where the sentence ends given the cluster and the next non-space char, or None."""
+        if following.islower():
+            return None
+        buf, cstart, cend = self._buf, self._cstart, self._cend
+        marks = buf[cstart:cend].rstrip(rules.CLOSERS)
+        if " " in marks:  # spaced ellipsis: ". . ." continues, ". . . ." ends the sentence
+            if marks.count(".") < 4 or not following.isupper():
+                return None
+            attached = cstart > self._start and not buf[cstart - 1].isspace()
+            return cstart + 1 if attached else cend  # "word. . . . Next": the ellipsis opens the next
+        if "…" in marks or ".." in marks:
+            return cend if following.isupper() else None
+        if marks != ".":
+            return cend
+        token_start = self._word_start(cstart)
+        token = buf[token_start:cstart].lstrip(rules.OPENERS)
+        if not token:
+            return cend
+        before = token_start
+        while before > self._start and buf[before - 1].isspace():
+            before -= 1
+        previous = buf[self._word_start(before) : before].lstrip(rules.OPENERS)
+        return cend if rules.period_ends_sentence(token, previous, following) else None
+
+    def _word_start(self, end: int) -> int:
+        lo = max(self._start, end - 40)  # longer "words" are never abbreviations
+        i = end
+        while i > lo and not self._buf[i - 1].isspace():
+            i -= 1
+        return i
+
+    def _newline_step(self, out: list[str], final: bool) -> bool:
+        """A blank line, or a new line starting with a list marker, ends the chunk."""
+        buf, k = self._buf, self._pos
+        m = _NON_SPACE.search(buf, k + 1)
+        stop = m.start() if m else len(buf)
+        if buf.count("\n", k, stop) >= 2:
+            self._emit(out, k)
+            self._pos = stop
+            self._mode = _START
+            return True
+        if m is None:
+            if final:
+                self._pos = stop
+            return False
+        marker = parse_marker(buf, stop, final)
+        if marker is WAIT:
+            return False
+        if marker:
+            self._emit(out, k)
+            self._mode = _START
+        else:
+            self._mode = _SCAN
+        self._pos = stop
+        return True
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _cap_cut(self, out: list[str]) -> None:
+        """The chunk outgrew max_chars without a sentence end: cut it at the best break."""
+        buf = self._buf
+        cut = self._best_cut(self._start)
+        out.append(buf[self._start : cut].rstrip())
+        self._first = False
+        m = _NON_SPACE.search(buf, cut, self._pos)
+        if m is None:
+            self._start = None
+            self._continued = True
+            self._mode = _START
+        else:
+            self._start = m.start()
+            self._mode = _SCAN
+
+    def _best_cut(self, start: int) -> int:
+        """Cut index for an over-long chunk: a late clause break, else a space, else hard."""
+        buf = self._buf
+        limit = start + self.max_chars
+        if buf[limit].isspace():
+            return limit
+        clause = None
+        for m in _CLAUSE.finditer(buf, start, limit + 1):
+            if m.end() > limit:
+                break
+            clause = m.end()
+        if clause is not None and clause - start >= self.max_chars // 2:
+            return clause
+        space = _LAST_SPACE.search(buf, start + 1, limit)
+        if space is not None:
+            return space.start()
+        return clause if clause is not None else limit
+
+    def _emit(self, out: list[str], end: int) -> None:
+        """Emit buf[start:end] stripped, cutting it to max_chars; the next chunk starts after."""
+        buf, start = self._buf, self._start
+        while end > start and buf[end - 1].isspace():
+            end -= 1
+        while end - start > self.max_chars:
+            cut = self._best_cut(start)
+            out.append(buf[start:cut].rstrip())
+            start = _NON_SPACE.search(buf, cut, end).start()
+        if end > start:
+            out.append(buf[start:end])
+        self._start = None
+        self._first = False
+
+
+@lru_cache(maxsize=256)
+def _next_item_pattern(enumerator: str) -> re.Pattern[str]:
+    return re.compile(r"(?<=\s)" + re.escape(enumerator))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a whole text into sentences (no first fragment, no length cap, no merging)."""
+    chunker = SentenceChunker(first_fragment=False, max_chars=sys.maxsize, min_chars=0)
+    return chunker.feed(text) + chunker.flush()
