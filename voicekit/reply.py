@@ -43,6 +43,7 @@ class Reply:
         self.cancel = threading.Event()
         self.finished = threading.Event()
         self.fed: list[str] = []
+        self.ssml = False
         self._spoken: list[str] = []
         self._bases: list[int] = []
         self._spoken_len = 0

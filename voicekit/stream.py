@@ -72,6 +72,9 @@ class SpeechStream:
         self._resumed.set()
         self._worker: threading.Thread | None = None
         self._active = False
+        # SSML goes to engines that read it; for others the filter strips the tags
+        self._ssml_ok = bool(getattr(engine, "supports_ssml", False))
+        self._ssml: list[str] = []
         self._filter = SpeechFilter() if config.speech_filter else None
         self._chunker = SentenceChunker(
             first_fragment=config.first_fragment,
@@ -105,6 +108,7 @@ class SpeechStream:
             started = self._reply is None
             if started:
                 self._start_reply()
+                self._reply.ssml = self._ssml_ok and text.lstrip().startswith("<speak")
             self._reply.fed.append(text)
             self._pending.append(text)
             self._pending_chars += len(text)
@@ -288,16 +292,23 @@ class SpeechStream:
 
     def _drain_text_pipeline(self) -> str:
         """Empty the queue, filter and chunker; returns their text (lock held)."""
-        parts = list(self._pending)
+        text = "".join(self._ssml) + "".join(self._pending)
+        self._ssml.clear()
         self._pending.clear()
         self._pending_chars = self._held_chars = 0
-        text = "".join(parts)
+        return " ".join(self._filter_and_chunk(text, final=True))
+
+    def _filter_and_chunk(self, text: str, final: bool) -> list[str]:
         if self._filter is not None:
-            text = self._filter.feed(text) + self._filter.flush()
-            self._filter.reset()
-        chunks = self._chunker.feed(text) + self._chunker.flush()
-        self._chunker.reset()
-        return " ".join(chunks)
+            text = self._filter.feed(text)
+        chunks = self._chunker.feed(text) if text else []
+        if final:
+            if self._filter is not None:
+                chunks += self._chunker.feed(self._filter.flush())
+                self._filter.reset()
+            chunks += self._chunker.flush()
+            self._chunker.reset()
+        return chunks
 
     def _cut(self, reply: Reply) -> tuple[list[tuple[str, int, float]], bool]:
         """Take queued text through filter and chunker (lock held).
@@ -314,17 +325,15 @@ class SpeechStream:
         self._pending_chars -= size
         self._held_chars += size
         text = "".join(taken)
-        if self._filter is not None:
-            text = self._filter.feed(text)
-        chunks = self._chunker.feed(text) if text else []
         final = self._done and not self._pending
-        if final:
-            if self._filter is not None:
-                chunks += self._chunker.feed(self._filter.flush())
-            chunks += self._chunker.flush()
-            self._chunker.reset()
-            if self._filter is not None:
-                self._filter.reset()
+        if reply.ssml:
+            # a document: speakable only whole, and only by the engine
+            self._ssml.append(text)
+            chunks = ["".join(self._ssml).strip()] if final else []
+            if final:
+                self._ssml.clear()
+        else:
+            chunks = self._filter_and_chunk(text, final)
         now = time.perf_counter()
         out = []
         for chunk in chunks:
