@@ -1,0 +1,98 @@
+"""Every script in examples/ runs as a user would run it, and produces real speech.
+
+Each runs in a subprocess with offline eSpeak and ``VOICEKIT_OUTPUT`` pointing
+at a WAV file (see examples/_common.py); the test reads that file back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("espeakng_loader", reason="needs eSpeak NG: pip install 'voicekit[espeak]'")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# script -> (least seconds of speech its text takes, text its stdout must show)
+CASES = {
+    "simple_streaming.py": (2.0, ""),
+    "streaming_callbacks.py": (2.5, "Processed chunk: "),
+    "custom_stream_config.py": (2.5, ""),
+    "stream_control.py": (2.0, ""),
+    "async_streaming.py": (0.8, ""),
+    "efficient_chunking.py": (6.0, ""),
+    "memory_efficient.py": (4.0, ""),
+    "chat_bot.py": (3.0, ""),
+    "live_text_processing.py": (3.0, ""),
+    "error_handling.py": (0.5, "Streaming error: "),
+    "robust_streaming.py": (2.5, ""),
+    "resource_cleanup.py": (1.0, ""),
+    "stream_manager.py": (3.0, ""),
+    "generator_narration.py": (2.5, "Build finished."),
+    "llm_chatbot.py": (3.0, "You asked: **Why stream speech?**"),
+}
+
+
+def run_example(script: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    """Runs an example; returns its stdout, its audio (int16 mono) and its sample rate."""
+    out = tmp_path / "out.wav"
+    # offline and deterministic: no cloud credentials reach the example
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_", "VOICEKIT_"))}
+    clean.update(VOICEKIT_ENGINE="espeak", VOICEKIT_OUTPUT=str(out), **(env or {}))
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=90,
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    with wave.open(str(out)) as wav:
+        assert wav.getsampwidth() == 2
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        return proc.stdout, audio.reshape(-1, wav.getnchannels())[:, 0], wav.getframerate()
+
+
+def assert_speech(audio: np.ndarray, samplerate: int, min_seconds: float) -> None:
+    seconds = len(audio) / samplerate
+    assert min_seconds <= seconds <= 4 * min_seconds + 3, f"{seconds:.2f} s of audio"
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+    assert rms > 300, f"near silence (rms {rms:.0f})"
+
+
+def test_every_example_has_a_smoke_test():
+    scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == set(CASES)
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_example_speaks(script, tmp_path):
+    min_seconds, shown = CASES[script]
+    args = ("Why stream speech?",) if script == "llm_chatbot.py" else ()
+    stdout, audio, samplerate = run_example(script, tmp_path, *args)
+    assert shown in stdout
+    assert_speech(audio, samplerate, min_seconds)
+    if script == "custom_stream_config.py":
+        assert samplerate == 44100
+
+
+def test_llm_chatbot_talks_to_an_openai_compatible_server(tmp_path, fake_llm):
+    pytest.importorskip("openai", reason="needs the openai SDK: pip install 'voicekit[openai]'")
+    fake_llm.delay = 0.01
+    env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_API_KEY": "test-key", "VOICEKIT_LLM_MODEL": "fake-model"}
+    stdout, audio, samplerate = run_example("llm_chatbot.py", tmp_path, "Hi", "And then?", env=env)
+    reply = "".join(fake_llm.pieces)
+    assert stdout.count(reply) == 2
+    assert_speech(audio, samplerate, 3.0)
+    first, second = fake_llm.requests
+    assert first["model"] == "fake-model" and first["stream"] is True
+    # the second request carries the first exchange in its history
+    assert second["messages"][1:] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": "And then?"},
+    ]
