@@ -185,8 +185,8 @@ def test_key_stays_out_of_logs_reprs_and_errors(fake_openai: FakeOpenAI, openai_
     assert caplog.records, "the SDK's DEBUG logs were not captured"
     shown = caplog.text + repr(openai_client) + str(caught.value) + repr(OpenAITTS(openai_client))
     assert KEY not in shown and KEY[-12:] not in shown
-    assert re.fullmatch(r"OpenAIClient\(model='gpt-4o-mini-tts', voice='alloy', base_url='http://127\.0\.0\.1:\d+/v1'\)",
-                        repr(openai_client))
+    expected = r"OpenAIClient\(model='gpt-4o-mini-tts', voice='alloy', base_url='http://127\.0\.0\.1:\d+/v1'\)"
+    assert re.fullmatch(expected, repr(openai_client))
 
 
 def test_missing_openai_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:

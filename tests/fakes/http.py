@@ -51,7 +51,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.first_byte_delay = 0.0
-        self.piece_bytes = 1600
+        self.piece_bytes = 3200
         self.piece_interval = 0.01
         self.faults: list[str | None] = []
         self.exchanges: list[Exchange] = []

@@ -65,4 +65,5 @@ class FakePolly(FakeServer):
                         disconnect=fault == "disconnect")
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
-        self.send_json(handler, status, {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"})
+        error_type = f"{code}:http://internal.amazon.com/"
+        self.send_json(handler, status, {"message": message}, {"x-amzn-ErrorType": error_type})

@@ -45,8 +45,10 @@ _RETRYABLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsExcepti
                     "ServiceUnavailableException", "RequestLimitExceeded"}
 #: seconds of audio per read of the body: small, so the first audio leaves early.
 _PIECE_SECONDS = 0.02
-#: how long to wait for speech marks once the audio is complete.
+#: how long to wait for speech marks once the audio is complete, or once it broke off
+#: (shorter: a fallback engine is waiting to take over).
 _MARKS_TIMEOUT = 10.0
+_MARKS_AFTER_FAILURE = 1.0
 
 
 class _RedactAwsCredentials(logging.Filter):
@@ -154,9 +156,9 @@ class _PendingMarks:
         taken, marks[:] = marks[:cut], marks[cut:]
         return tuple(taken)
 
-    def take_rest(self, seconds: float | None) -> tuple[WordMark, ...]:
-        """Waits for the marks; all of them, or those before ``seconds``."""
-        marks = self._ready(_MARKS_TIMEOUT)
+    def take_rest(self, seconds: float | None, wait: float) -> tuple[WordMark, ...]:
+        """Waits up to ``wait`` s for the marks; all of them, or those before ``seconds``."""
+        marks = self._ready(wait)
         return tuple(marks) if seconds is None else self.take_before(seconds)
 
 
@@ -228,12 +230,14 @@ class PollyClient:
         piece_bytes = 2 * round(self.samplerate * _PIECE_SECONDS)
         decoder, produced = Pcm16Decoder(), 0
         try:
-            while not cancel.is_set():
+            while True:
+                if cancel.is_set():
+                    return
                 try:
                     data = body.read(piece_bytes)
                 except Exception as exc:  # noqa: BLE001 - botocore/urllib3 stream errors vary
                     # Hand over the words already started so a fallback resumes at the right one.
-                    late = marks.take_rest(produced / self.samplerate)
+                    late = marks.take_rest(produced / self.samplerate, wait=_MARKS_AFTER_FAILURE)
                     if late:
                         yield AudioChunk(np.zeros(0, np.float32), self.samplerate, late)
                     raise EngineError(f"Polly audio stream broke off: {exc}", engine=self.name) from exc
@@ -242,9 +246,7 @@ class PollyClient:
                 pcm = decoder.decode(data)
                 produced += len(pcm)
                 yield AudioChunk(pcm, self.samplerate, marks.take_before(produced / self.samplerate))
-            else:
-                return
-            rest = marks.take_rest(None)
+            rest = marks.take_rest(None, wait=_MARKS_TIMEOUT)
             if rest:
                 yield AudioChunk(np.zeros(0, np.float32), self.samplerate, rest)
         finally:
@@ -253,7 +255,8 @@ class PollyClient:
     def voices(self) -> list[Voice]:
         found, token = [], None
         while True:
-            page = self._call("describe_voices", None, Engine=self.engine, **({"NextToken": token} if token else {}))
+            more = {"NextToken": token} if token else {}
+            page = self._call("describe_voices", threading.Event(), Engine=self.engine, **more)
             found += [Voice(v["Id"], v.get("Name", v["Id"]), v.get("LanguageCode", ""), v.get("Gender", ""))
                       for v in page.get("Voices", [])]
             token = page.get("NextToken")
@@ -301,11 +304,12 @@ class PollyClient:
             lines = body.read().decode("utf-8").splitlines()
         return [request.mark(json.loads(line)) for line in lines if line.strip()]
 
-    def _call(self, operation: str, cancel: threading.Event | None, **params: Any) -> Any:
+    def _call(self, operation: str, cancel: threading.Event, **params: Any) -> Any:
         """``operation`` with bounded retries; None if ``cancel`` was set while waiting to retry."""
         from botocore.exceptions import BotoCoreError
 
-        for attempt in range(self._max_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return getattr(self._polly, operation)(**params)
             except self._errors as exc:
@@ -318,12 +322,10 @@ class PollyClient:
             except BotoCoreError as exc:
                 raise EngineError(f"Polly {operation} failed: {exc}", engine=self.name) from exc
             delay = self._backoff * 2**attempt * random.uniform(0.5, 1.0)
-            log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt + 1, delay)
-            if cancel is not None and cancel.wait(delay):
+            attempt += 1
+            log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt, delay)
+            if cancel.wait(delay):
                 return None
-            if cancel is None:
-                threading.Event().wait(delay)
-        raise AssertionError("unreachable")
 
 
 def _make_client(credentials: tuple[str, str, str] | None, session: Any, endpoint_url: str | None) -> Any:
