@@ -5,14 +5,17 @@ chunk (at most ``max_chars`` characters, already cut at a sentence boundary by
 the chunker) into an iterator of :class:`AudioChunk`. To add an engine, write a
 class with these members and wrap it in :class:`voicekit.tts.BaseTTS`.
 
-Cancellation: the stream closes the iterator (``iterator.close()``) when the
-user interrupts. Engines must release what they hold in ``finally`` (stop the
-C synthesizer, close the HTTP response) and stop promptly. Engines that block
-inside a call should also poll ``cancel`` where they can.
+Cancellation: when the user interrupts, the stream sets ``cancel`` and then
+closes the iterator (``iterator.close()``). Engines must release what they
+hold in ``finally`` (stop the C synthesizer, close the HTTP response) and stop
+promptly. An engine that blocks in I/O should register the close with
+``cancel.call_on_set(...)`` when ``cancel`` is a :class:`Cancel` (the stream
+always passes one), so the interrupt cuts the transfer at once.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +23,39 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine"]
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "Cancel"]
+
+
+class Cancel(threading.Event):
+    """The ``cancel`` event the stream passes to engines.
+
+    A plain ``threading.Event`` that can also run callbacks when set, so an
+    engine blocked in a network read can have the interrupting thread close
+    the response at once (``cancel.call_on_set(response.close)``) instead of
+    noticing only when the next bytes arrive.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list = []
+        self._guard = threading.Lock()
+
+    def call_on_set(self, callback) -> None:
+        with self._guard:
+            if not self.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def set(self) -> None:
+        with self._guard:
+            super().set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - closing an already broken transfer may fail; it is over anyway
+                logging.getLogger("voicekit").debug("cancel callback %r raised", callback, exc_info=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .buffer import AudioBuffer
+from .engine import Cancel
 
 __all__ = ["Reply"]
 
@@ -40,7 +41,7 @@ class Reply:
     def __init__(self, samplerate: int, on_word: Callable[[dict[str, Any]], Any] | None = None):
         self.samplerate = samplerate
         self.buffer = AudioBuffer(samplerate)
-        self.cancel = threading.Event()
+        self.cancel = Cancel()
         self.finished = threading.Event()
         self.fed: list[str] = []
         self.ssml = False

@@ -9,6 +9,8 @@ shared :class:`~voicekit.output.Output` of the stream's sink.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -23,7 +25,7 @@ from .resample import Resampler
 from .text import SentenceChunker, SpeechFilter
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .engine import AudioChunk, Engine
     from .output import Output
 
 __all__ = ["SpeechStream"]
@@ -45,8 +47,10 @@ class SpeechStream:
         *,
         on_chunk_processed: Callback | None = None,
         on_word: Callback | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ):
         self._engine = engine
+        self._loop = loop
         self._output = output
         self._config = config
         self._on_chunk = on_chunk_processed
@@ -375,48 +379,48 @@ class SpeechStream:
                         return
 
     def _synthesize(self, reply: Reply, resampler: Resampler, text: str, base: int, ready: float) -> None:
+        writer = _ChunkWriter(self, reply, resampler, text, base, ready)
         cancel = reply.cancel
-        start_frame = reply.frames_pushed
-        engine_name = self._engine.name
-        marked = False
-        latency = None
-        pieces = self._engine.synthesize(text, cancel)
+        if self._loop is not None and hasattr(self._engine, "asynthesize"):
+            self._synthesize_on_loop(writer, text)
+        else:
+            pieces = self._engine.synthesize(text, cancel)
+            try:
+                for piece in pieces:
+                    if cancel.is_set():
+                        return
+                    writer.add(piece)
+                    reply.buffer.wait_below(self._config.lookahead, cancel)
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+        if not cancel.is_set():
+            writer.finish()
+
+    def _synthesize_on_loop(self, writer: _ChunkWriter, text: str) -> None:
+        """Async engines (AsyncOpenAI) run on the event loop of the async stream."""
+        reply = writer.reply
+
+        async def pump() -> None:
+            pieces = self._engine.asynthesize(text, reply.cancel)
+            try:
+                async for piece in pieces:
+                    if reply.cancel.is_set():
+                        return
+                    writer.add(piece)
+                    while reply.buffer.queued_seconds > self._config.lookahead and not reply.cancel.is_set():
+                        await asyncio.sleep(0.02)
+            finally:
+                await pieces.aclose()
+
+        future = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        reply.cancel.call_on_set(future.cancel)
         try:
-            for piece in pieces:
-                if cancel.is_set():
-                    return
-                if latency is None:
-                    latency = time.perf_counter() - ready
-                engine_name = piece.engine or engine_name
-                pcm = resampler.process(piece.pcm, piece.samplerate)
-                for mark in piece.marks:
-                    reply.add_mark(start_frame + round(mark.time * self._samplerate), base + mark.offset, mark.length)
-                    marked = True
-                reply.push(pcm)
-                reply.buffer.wait_below(self._config.lookahead, cancel)
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
-        if cancel.is_set():
-            return
-        reply.push(resampler.flush())
-        frames = reply.frames_pushed - start_frame
-        if not marked:
-            reply.add_estimated_marks(text, base, start_frame, frames)
-        reply.mark_synthesized(base + len(text))
-        index = self._chunk_index
-        self._chunk_index += 1
-        call_safely(
-            self._on_chunk,
-            {
-                "text": text,
-                "duration": frames / self._samplerate,
-                "index": index,
-                "engine": engine_name,
-                "latency": latency if latency is not None else 0.0,
-            },
-        )
+            future.result()
+        except concurrent.futures.CancelledError:
+            if not reply.cancel.is_set():
+                raise
 
     def _fail(self, reply: Reply, exc: Exception, unspoken: list[tuple[str, int, float]]) -> None:
         """The engine gave up: keep what was made, report the rest, accept no more text."""
@@ -435,3 +439,51 @@ class SpeechStream:
             reply.buffer.end()
             self._cond.notify_all()
         self._output.wake()
+
+
+class _ChunkWriter:
+    """Takes one chunk's audio pieces into the reply: resample, word marks, report."""
+
+    def __init__(self, stream: SpeechStream, reply: Reply, resampler: Resampler, text: str, base: int, ready: float):
+        self.stream = stream
+        self.reply = reply
+        self._resampler = resampler
+        self._text = text
+        self._base = base
+        self._ready = ready
+        self._start = reply.frames_pushed
+        self._engine = stream._engine.name
+        self._marked = False
+        self._latency: float | None = None
+
+    def add(self, piece: AudioChunk) -> None:
+        if self._latency is None:
+            self._latency = time.perf_counter() - self._ready
+        self._engine = piece.engine or self._engine
+        rate = self.stream._samplerate
+        pcm = self._resampler.process(piece.pcm, piece.samplerate)
+        for mark in piece.marks:
+            self.reply.add_mark(self._start + round(mark.time * rate), self._base + mark.offset, mark.length)
+            self._marked = True
+        self.reply.push(pcm)
+
+    def finish(self) -> None:
+        reply = self.reply
+        reply.push(self._resampler.flush())
+        frames = reply.frames_pushed - self._start
+        if not self._marked:
+            reply.add_estimated_marks(self._text, self._base, self._start, frames)
+        reply.mark_synthesized(self._base + len(self._text))
+        stream = self.stream
+        index = stream._chunk_index
+        stream._chunk_index += 1
+        call_safely(
+            stream._on_chunk,
+            {
+                "text": self._text,
+                "duration": frames / stream._samplerate,
+                "index": index,
+                "engine": self._engine,
+                "latency": self._latency if self._latency is not None else 0.0,
+            },
+        )

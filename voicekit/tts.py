@@ -8,6 +8,7 @@ streams so ``cleanup()`` can stop them all.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import threading
@@ -105,9 +106,20 @@ class BaseTTS:
         on_chunk_processed: Callback | None = None,
         on_word: Callback | None = None,
     ) -> SpeechStream:
+        return self._create(sink, on_chunk_processed, on_word, loop=None)
+
+    def _create(
+        self,
+        sink: Sink | None,
+        on_chunk_processed: Callback | None,
+        on_word: Callback | None,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> SpeechStream:
         with self._lock:
             output, config = self._output_for(sink)
-            stream = SpeechStream(self.client, output, config, on_chunk_processed=on_chunk_processed, on_word=on_word)
+            stream = SpeechStream(
+                self.client, output, config, on_chunk_processed=on_chunk_processed, on_word=on_word, loop=loop
+            )
             self._streams.add(stream)
         return stream
 
@@ -120,7 +132,9 @@ class BaseTTS:
     ) -> AsyncSpeechStream:
         from .async_stream import AsyncSpeechStream
 
-        return AsyncSpeechStream(self.create_stream(sink=sink, on_chunk_processed=on_chunk_processed, on_word=on_word))
+        # engines with ``asynthesize`` (OpenAI) then do their I/O on this loop
+        loop = asyncio.get_running_loop()
+        return AsyncSpeechStream(self._create(sink, on_chunk_processed, on_word, loop=loop))
 
     def speak_streamed(
         self,
