@@ -114,46 +114,56 @@ class SpokenText(_Reply, Iterator[str]):
 
     def __next__(self) -> str:
         with self._lock:
-            if self._stopped:
-                self._close_source_locked()
-                raise StopIteration
-            self._pulling = True
+            stopped = self._stopped
+            self._pulling = not stopped
+        if stopped:
+            self._stop_source()
+            raise StopIteration
         try:
             piece = next(self._source)
         except StopIteration:
-            self._finish()
+            self._end_pull()
+            self._stop_source()
             raise
         except Exception:
-            # An abort breaks the source's read; that is the interrupt, not an error.
-            if self._finish():
-                raise StopIteration from None
+            stopped = self._end_pull()
+            self._stop_source()
+            if stopped:
+                raise StopIteration from None  # an abort broke the read: that is the interrupt
             raise
+        error = None
         with self._lock:
             self._pulling = False
-            if self._stopped:
-                self._close_source_locked()
-                raise StopIteration
-            try:
-                self._stream.feed(_check_piece(piece))
-            except Exception:
-                self._stopped = True
-                self._close_source_locked()
-                raise
-            self._parts.append(piece)
-        return piece
+            if not self._stopped:
+                try:
+                    self._stream.feed(_check_piece(piece))
+                except Exception as exc:  # noqa: BLE001 - re-raised below, once the source is closed
+                    error = exc
+                else:
+                    self._parts.append(piece)
+                    return piece
+        self._stop_source()
+        if error is not None:
+            raise error
+        raise StopIteration
 
-    def _finish(self) -> bool:
-        """End after the source stopped; True if it was stopped by us."""
+    def _end_pull(self) -> bool:
+        """The consumer's read returned; True if the reply was stopped meanwhile."""
         with self._lock:
             self._pulling = False
-            stopped, self._stopped = self._stopped, True
-            self._close_source_locked()
-        return stopped
+            return self._stopped
 
-    def _close_source_locked(self) -> None:
-        if self._source_closed or self._pulling:
-            return  # the consumer thread closes it when its pending next() returns
-        self._source_closed = True
+    def _stop_source(self) -> None:
+        """Stop feeding and close the source, unless the consumer is inside it.
+
+        In that case the consumer closes it when its read returns: a generator
+        can't be closed from another thread while it runs.
+        """
+        with self._lock:
+            self._stopped = True
+            if self._source_closed or self._pulling:
+                return
+            self._source_closed = True
         close = getattr(self._source, "close", None)
         if close is not None:
             close()
@@ -178,9 +188,7 @@ class SpokenText(_Reply, Iterator[str]):
 
     def close(self) -> None:
         """Stop feeding and close the source; the stream itself is left as it is."""
-        with self._lock:
-            self._stopped = True
-            self._close_source_locked()
+        self._stop_source()
         if self._abort is not None:
             self._abort()
 

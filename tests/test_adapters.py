@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from voicekit.adapters import INTERRUPTED_MARK, speak_aiter, speak_iter, stream_chat
+from voicekit.adapters import INTERRUPTED_MARK, astream_chat, speak_aiter, speak_iter, stream_chat
 
 pytest.importorskip("espeakng_loader", reason="needs eSpeak NG: pip install 'voicekit[espeak]'")
 openai = pytest.importorskip("openai", reason="needs the openai SDK: pip install 'voicekit[openai]'")
 
-from voicekit import EspeakTTS, MemorySink  # noqa: E402 - after the skips above
+from voicekit import EspeakTTS, MemorySink, StreamError  # noqa: E402 - after the skips above
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -116,6 +116,34 @@ def test_speak_iter_rejects_non_text_and_closes_source(tts):
     stream.close()
 
 
+def test_speak_iter_stream_errors_propagate_and_close_source(tts):
+    stream = tts.create_stream(sink=MemorySink())
+    stream.done()
+    source = Source(PIECES)
+    with pytest.raises(StreamError, match="after done"):
+        next(speak_iter(stream, iter(source)))
+    assert source.closed.is_set()
+    stream.close()
+
+
+def test_speak_iter_close_from_another_thread_while_the_source_blocks(tts):
+    stream = tts.create_stream(sink=MemorySink())
+    source = Source(["First piece. ", "Second piece. ", "Third piece. "], delay=0.3)
+    reply = speak_iter(stream, iter(source))
+    consumer = threading.Thread(target=reply.run, name="test-consumer")
+    consumer.start()
+    wait_for(lambda: reply.text)
+    reply.close()  # the consumer is asleep inside the generator: it closes it on return
+    consumer.join(timeout=5)
+    assert not consumer.is_alive()
+    assert source.closed.is_set()
+    assert reply.text == "First piece. "  # the piece that arrived after close() was not fed
+    assert not reply.interrupted
+    stream.done()
+    assert stream.wait_until_done(timeout=30)
+    stream.close()
+
+
 def test_speak_iter_interrupt_from_another_thread(tts):
     sink = MemorySink(realtime=True)
     stream = tts.create_stream(sink=sink)
@@ -182,6 +210,18 @@ def test_speak_aiter_interrupt_cancels_a_pending_read(tts):
         await stream.close()
 
     asyncio.run(main())
+
+
+def test_speak_aiter_over_a_sync_stream(tts):
+    async def main():
+        sink = MemorySink()
+        stream = tts.create_stream(sink=sink)
+        reply = speak_aiter(stream, Source(PIECES))
+        assert [piece async for piece in reply] == PIECES
+        stream.close()
+        return sink.seconds
+
+    assert asyncio.run(main()) > 1.0
 
 
 def openai_client(fake_llm):
@@ -267,8 +307,6 @@ def test_stream_chat_bad_arguments(tts, fake_llm):
 
 
 def test_astream_chat_interrupt_closes_the_connection(tts, fake_llm):
-    from voicekit.adapters import astream_chat
-
     fake_llm.pieces = LONG_PIECES
     fake_llm.delay = 0.05
 
@@ -290,3 +328,23 @@ def test_astream_chat_interrupt_closes_the_connection(tts, fake_llm):
     assert not fake_llm.finished.is_set()
     assert reply.interrupted
     assert_heard_prefix(reply.heard_text, reply.text)
+
+
+def test_astream_chat_takes_an_existing_response(tts, fake_llm):
+    async def main():
+        sink = MemorySink()
+        stream = await tts.create_async_stream(sink=sink)
+        async with openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="test-key", max_retries=0) as client:
+            response = await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "Hi"}], stream=True
+            )
+            reply = await astream_chat(None, stream=stream, response=response).run()
+        await stream.done()
+        assert await stream.wait_until_done(timeout=30)
+        await stream.close()
+        return reply, sink.seconds
+
+    reply, seconds = asyncio.run(main())
+    assert reply.text == "".join(fake_llm.pieces)
+    assert not reply.interrupted and fake_llm.finished.is_set()
+    assert seconds > 1.0
