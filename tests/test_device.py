@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -17,6 +18,7 @@ from voicekit.sinks import DeviceSink
 pytestmark = pytest.mark.device
 
 BLOCK = 960  # 20 ms at 48 kHz
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def sine(seconds: float, rate: int, channels: int = 1, freq: float = 440.0) -> np.ndarray:
@@ -224,3 +226,34 @@ def test_unpaced_alsa_null_device_takes_any_rate(alsa_null_env):
     frames, seconds = out.stdout.split()
     assert int(frames) == 22050 * 20 // 512 * 512
     assert float(seconds) < 10.0
+
+
+def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
+    # Its own jackd in a subprocess, killed mid-playback: write() must give up, not wait forever.
+    code = (
+        "import os, signal, time, numpy as np\n"
+        "from tests.fixtures.audio import jack_server\n"
+        "from voicekit import OutputError\n"
+        "from voicekit.sinks import DeviceSink\n"
+        "with jack_server() as device:\n"
+        "    sink = DeviceSink(device.index)\n"
+        "    sink.open(device.samplerate, 1, 'float32', blocksize=960, buffer_frames=3840)\n"
+        "    block = np.full((960, 1), 0.1, np.float32)\n"
+        "    sink.write(block)\n"
+        "    os.kill(device.jackd_pid, signal.SIGKILL)\n"
+        "    start = time.monotonic()\n"
+        "    try:\n"
+        "        for _ in range(1000):\n"
+        "            sink.write(block)\n"
+        "    except OutputError as e:\n"
+        "        print(f'{time.monotonic() - start:.1f}', e, flush=True)\n"
+        # PortAudio's JACK host API asserts at exit once its server is gone: skip atexit
+        "    os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seconds, message = out.stdout.split(" ", 1)
+    assert float(seconds) < 10.0
+    assert "stopped playing" in message
