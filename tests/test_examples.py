@@ -7,6 +7,7 @@ at a WAV file (see examples/_common.py); the test reads that file back.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import wave
@@ -42,9 +43,9 @@ CASES = {
 def run_example(script: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
     """Runs an example; returns its stdout, its audio (int16 mono) and its sample rate."""
     out = tmp_path / "out.wav"
-    # offline and deterministic: no cloud credentials reach the example
+    # offline and deterministic: no cloud credentials reach the example unless a test passes them
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_", "VOICEKIT_"))}
-    clean.update(VOICEKIT_ENGINE="espeak", VOICEKIT_OUTPUT=str(out), **(env or {}))
+    clean.update({"VOICEKIT_ENGINE": "espeak", "VOICEKIT_OUTPUT": str(out), **(env or {})})
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=90,
@@ -55,6 +56,10 @@ def run_example(script: str, tmp_path: Path, *args: str, env: dict[str, str] | N
         assert wav.getsampwidth() == 2
         audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
         return proc.stdout, audio.reshape(-1, wav.getnchannels())[:, 0], wav.getframerate()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
 
 
 def assert_speech(audio: np.ndarray, samplerate: int, min_seconds: float) -> None:
@@ -96,3 +101,30 @@ def test_llm_chatbot_talks_to_an_openai_compatible_server(tmp_path, fake_llm):
         {"role": "assistant", "content": reply},
         {"role": "user", "content": "And then?"},
     ]
+
+
+def test_examples_use_openai_tts_when_an_api_key_is_set(tmp_path, fake_openai):
+    env = {"VOICEKIT_ENGINE": "", "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": f"{fake_openai.url}/v1"}
+    _, audio, samplerate = run_example("stream_control.py", tmp_path, env=env)
+    assert samplerate == 24000  # OpenAI's PCM rate: the audio came from the fake server
+    assert_speech(audio, samplerate, 2.0)
+    spoken = " ".join(e.body["input"] for e in fake_openai.speech_requests())
+    assert words(spoken) == words("First part of the text. Second part of the text.")
+
+
+def test_examples_use_polly_when_aws_credentials_are_set(tmp_path, fake_polly):
+    env = {
+        "VOICEKIT_ENGINE": "",
+        "AWS_ACCESS_KEY_ID": "AKIDTEST",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": fake_polly.url,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
+    }
+    _, audio, samplerate = run_example("stream_control.py", tmp_path, env=env)
+    assert samplerate == 16000  # Polly's PCM rate: the audio came from the fake server
+    assert_speech(audio, samplerate, 2.0)
+    spoken = " ".join(e.body["Text"] for e in fake_polly.speech_requests())
+    assert words(spoken) == words("First part of the text. Second part of the text.")
