@@ -64,17 +64,17 @@ class DeviceSink:
 
     def __init__(self, device: int | str | None = None) -> None:
         self.device = device
-        self.underruns = 0
-        self.frames_played = 0
-        self.last_audible_time: float | None = None
         self._samplerate: int | None = None
         self._stream: Any = None
         self._format: AudioFormat | None = None
         self._lock = threading.Lock()  # writer commits vs abort(); the callback never takes it
         self._space = threading.Event()  # set by the callback whenever it frees ring space
-        self._reset_ring(np.zeros((1, 1), np.float32))
+        self._reset(np.zeros((1, 1), np.float32))
 
-    def _reset_ring(self, ring: np.ndarray) -> None:
+    def _reset(self, ring: np.ndarray) -> None:
+        self.underruns = 0
+        self.frames_played = 0
+        self.last_audible_time: float | None = None
         # Frame counters only grow; positions in the ring are counter % capacity.
         self._ring = ring
         self._written = 0  # committed by the writer (under _lock)
@@ -133,7 +133,7 @@ class DeviceSink:
             self.close()
         sd = _portaudio()
         info = self._device_info(sd)
-        self._reset_ring(np.zeros((max(fmt.buffer_frames, fmt.blocksize), fmt.channels), fmt.dtype))
+        self._reset(np.zeros((max(fmt.buffer_frames, fmt.blocksize), fmt.channels), fmt.dtype))
         stream = None
         try:
             stream = sd.OutputStream(
@@ -155,8 +155,6 @@ class DeviceSink:
                 f"output channel(s)"
             ) from e
         self._format, self._stream = fmt, stream
-        self.underruns = self.frames_played = 0
-        self.last_audible_time = None
 
     def _callback(self, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
         # Runs on PortAudio's thread every block: no locks, no new arrays.
