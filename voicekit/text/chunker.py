@@ -26,6 +26,8 @@ _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _LONG_SPACE = re.compile(r"\s{9,}")
 _KEEP_SPACES = 8  # longer whitespace runs are squeezed (keeping up to two newlines) to bound the buffer
 
+_COMPACT_AFTER = 1024  # drop emitted text in batches: copying on every feed() would dominate
+
 # Scanner modes.
 _START, _SCAN, _CLUSTER, _AFTER, _NEWLINE = range(5)
 
@@ -67,6 +69,7 @@ class SentenceChunker:
         self.max_chars = max_chars
         self.min_chars = min_chars
         self._first_min = max(min_chars, FIRST_FRAGMENT_MIN_CHARS)
+        self._steps = (self._start_step, self._scan_step, self._cluster_step, self._after_step, self._newline_step)
         self.reset()
 
     def reset(self) -> None:
@@ -86,7 +89,20 @@ class SentenceChunker:
         """Add text; return the chunks that are now complete."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
-        self._buf += self._squeeze_spaces(text)
+        if self._space_kept or not text or text[-1].isspace() or _LONG_SPACE.search(text):
+            text = self._squeeze_spaces(text)
+        buf = self._buf
+        if (
+            self._mode == _SCAN
+            and self._pos == len(buf)
+            and (self._list_next is None or self._list_next[0] not in text)
+            and len(buf) + len(text) <= self._start + self.max_chars
+            and not (_INTERESTING_FIRST if self._first else _INTERESTING).search(text)
+        ):  # plain text inside a sentence: nothing to decide, skip the scanner
+            self._buf = buf + text
+            self._pos = len(self._buf)
+            return []
+        self._buf = buf + text
         out: list[str] = []
         self._scan(out, final=False)
         self._compact()
@@ -105,6 +121,12 @@ class SentenceChunker:
 
     def _squeeze_spaces(self, text: str) -> str:
         lead = len(text) - len(text.lstrip())
+        if lead < len(text) and self._space_kept + lead <= _KEEP_SPACES and not _LONG_SPACE.search(text):
+            # The usual token: nothing to squeeze, only the trailing run to remember.
+            trail = len(text) - len(text.rstrip())
+            self._space_kept = trail
+            self._newlines_kept = text.count("\n", len(text) - trail) if trail else 0
+            return text
         head, self._space_kept, self._newlines_kept = _squeeze(
             text[:lead], self._space_kept, self._newlines_kept
         )
@@ -116,6 +138,8 @@ class SentenceChunker:
 
     def _compact(self) -> None:
         """Drop text that is already emitted, shifting the saved indices."""
+        if self._pos <= _COMPACT_AFTER:
+            return
         live = [self._pos] if self._start is None else [self._pos, self._start]
         if self._mode in (_CLUSTER, _AFTER):
             live.append(self._cstart)
@@ -131,13 +155,7 @@ class SentenceChunker:
     # -- scanner ----------------------------------------------------------------------------
 
     def _scan(self, out: list[str], final: bool) -> None:
-        steps = {
-            _START: self._start_step,
-            _SCAN: self._scan_step,
-            _CLUSTER: self._cluster_step,
-            _AFTER: self._after_step,
-            _NEWLINE: self._newline_step,
-        }
+        steps = self._steps
         while True:
             if self._start is None:
                 m = _NON_SPACE.search(self._buf, self._pos)
@@ -232,8 +250,8 @@ class SentenceChunker:
     def _cluster_step(self, out: list[str], final: bool) -> bool:
         """Read a terminator cluster such as '?!', '...', '." ' or '.)'."""
         buf, n = self._buf, len(self._buf)
-        bound = min(n, self._start + self.max_chars + 1)  # a run of "!!!!" must not grow forever
         pos = self._pos
+        bound = max(pos, min(n, self._start + self.max_chars + 1))  # "!!!!..." must not grow forever
         if not self._closing:
             pos = _TERMINATOR_RUN.match(buf, pos, bound).end()
             if pos < n:
