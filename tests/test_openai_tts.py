@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
-from voicekit.engine import Engine
+from voicekit.engine import Cancel, Engine
 from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
 from voicekit.errors import EngineError
 
@@ -142,6 +142,18 @@ def test_closing_the_generator_closes_the_response(fake_openai: FakeOpenAI, open
     [request] = fake_openai.speech_requests()
     assert request.finished.wait(5)
     assert request.hung_up.is_set() and request.sent < request.total
+
+
+def test_an_interrupt_from_another_thread_cuts_a_stalled_read(fake_openai: FakeOpenAI,
+                                                              openai_client: OpenAIClient) -> None:
+    fake_openai.piece_interval = 5.0  # after its first piece the body stalls
+    cancel = Cancel()
+    chunks = openai_client.synthesize("The server stalls after the first piece of this answer.", cancel)
+    next(chunks)
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    list(chunks)
+    assert time.monotonic() - started < 2.5, "the read should end when cancel is set, not when bytes come"
 
 
 def test_async_streams_before_the_body_is_complete(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:

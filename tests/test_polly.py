@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.fakes.polly import FakePolly
-from voicekit.engine import Engine
+from voicekit.engine import Cancel, Engine
 from voicekit.engines.polly import PollyClient, PollyTTS
 from voicekit.errors import EngineError
 
@@ -209,6 +209,17 @@ def test_closing_the_generator_cancels_the_transfer(fake_polly: FakePolly, polly
     assert audio.sent < audio.total
 
 
+def test_an_interrupt_from_another_thread_cuts_a_stalled_read(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.piece_interval = 5.0  # after its first piece the body stalls
+    cancel = Cancel()
+    chunks = polly.synthesize("The server stalls after the first piece of this answer.", cancel)
+    next(chunks)
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    list(chunks)
+    assert time.monotonic() - started < 2.5, "the read should end when cancel is set, not when bytes come"
+
+
 def test_cancel_event_stops_the_generator(fake_polly: FakePolly, polly: PollyClient) -> None:
     cancel = threading.Event()
     got = []
@@ -259,6 +270,18 @@ def test_a_ready_boto3_client_is_used_and_left_open(fake_polly: FakePolly, no_th
         client.close()
     assert "us-west-2" in repr(client)
     assert boto_client.describe_voices()["Voices"], "the user's client must stay usable"
+
+
+def test_the_real_aws_endpoint_is_never_reached(loopback_only: list, aws_env: None, no_thread_leak: None) -> None:
+    with pytest.raises(AssertionError, match="reach the network"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+    client = PollyClient(("eu-west-1", KEY_ID, SECRET))  # no endpoint_url: Polly's real address
+    try:
+        with pytest.raises((AssertionError, EngineError)):
+            collect(client.synthesize("Offline only.", threading.Event()))
+    finally:
+        client.close()
+    assert "polly.eu-west-1.amazonaws.com" in loopback_only
 
 
 def test_missing_boto3_names_the_fix(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:

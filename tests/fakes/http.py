@@ -106,7 +106,8 @@ class FakeServer:
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 handler.wfile.flush()
                 exchange.sent += len(piece)
-                time.sleep(self.piece_interval)
+                if exchange.sent < cut:
+                    time.sleep(self.piece_interval)
             if disconnect:
                 handler.close_connection = True
                 handler.connection.shutdown(socket.SHUT_RDWR)

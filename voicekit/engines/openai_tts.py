@@ -2,8 +2,8 @@
 
 Audio is requested as ``response_format="pcm"`` (24 kHz, 16-bit mono) through
 ``with_streaming_response`` and yielded piece by piece as the body arrives.
-Closing the generator (an interrupt) leaves the ``with`` block, which closes
-the HTTP response at once. OpenAI reports no word timings, so chunks carry no
+An interrupt closes the HTTP response at once: from the interrupting thread
+(``Cancel.call_on_set``), or by closing the generator. OpenAI reports no word timings, so chunks carry no
 marks and the stream estimates them.
 
 Retries are the SDK's own (``max_retries``, default 2): 408/409/429/5xx and
@@ -19,12 +19,14 @@ that used it, and an engine can't know which loop calls it next.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ..engine import AudioChunk, Voice
+from ..engine import AudioChunk, Cancel, Voice
 from ..errors import EngineError
 from ..tts import BaseTTS
 from .pcm16 import Pcm16Decoder
@@ -87,11 +89,15 @@ class OpenAIClient:
         decoder = Pcm16Decoder()
         try:
             with client.audio.speech.with_streaming_response.create(**self._params(text)) as response:
+                if isinstance(cancel, Cancel):
+                    cancel.call_on_set(lambda: _cut_connection(response))
                 for data in response.iter_bytes(_PIECE_BYTES):
                     if cancel.is_set():
                         return
                     yield AudioChunk(decoder.decode(data) * self._gain, SAMPLERATE)
         except Exception as exc:  # noqa: BLE001 - SDK, transport and socket errors alike
+            if cancel.is_set():
+                return
             raise EngineError(f"OpenAI speech failed: {exc}", engine=self.name) from exc
 
     async def asynthesize(self, text: str, cancel: threading.Event) -> AsyncIterator[AudioChunk]:
@@ -164,6 +170,19 @@ class OpenAIClient:
             if self._client is None:
                 self._client = _import_openai().OpenAI(**self._client_options())
             return self._client
+
+
+def _cut_connection(response: Any) -> None:
+    """Shut the socket under ``response`` down, so a read blocked in another thread returns now.
+
+    Closing the response from another thread would not wake that read. The
+    socket comes from the HTTP library's documented ``network_stream`` extension.
+    """
+    stream = response.http_response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _import_openai() -> Any:

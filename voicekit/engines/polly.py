@@ -4,7 +4,8 @@ Each text chunk makes two concurrent requests: the audio (``OutputFormat="pcm"``
 and its word speech marks (``OutputFormat="json"``). Audio is yielded piece by
 piece while the body is still downloading; marks are attached to the piece in
 which they start, or, when they arrive after that piece, to the next piece
-(or a final empty chunk).
+(or a final empty chunk). An interrupt closes the audio body at once, from the
+interrupting thread (``Cancel.call_on_set``) or by closing the generator.
 
 Retries: throttling and 5xx answers get ``max_retries`` retries with jittered
 exponential backoff, always before any audio of the chunk was yielded (the
@@ -17,11 +18,13 @@ for clients we build, so the two policies never multiply.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import math
 import random
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,7 +34,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark
+from ..engine import AudioChunk, Cancel, Voice, WordMark
 from ..errors import EngineError
 from ..tts import BaseTTS
 from .pcm16 import Pcm16Decoder
@@ -227,6 +230,8 @@ class PollyClient:
         if response is None:
             return
         body = response["AudioStream"]
+        if isinstance(cancel, Cancel):
+            cancel.call_on_set(lambda: _cut_connection(body))
         piece_bytes = 2 * round(self.samplerate * _PIECE_SECONDS)
         decoder, produced = Pcm16Decoder(), 0
         try:
@@ -236,12 +241,16 @@ class PollyClient:
                 try:
                     data = body.read(piece_bytes)
                 except Exception as exc:  # noqa: BLE001 - botocore/urllib3 stream errors vary
+                    if cancel.is_set():
+                        return
                     # Hand over the words already started so a fallback resumes at the right one.
                     late = marks.take_rest(produced / self.samplerate, wait=_MARKS_AFTER_FAILURE)
                     if late:
                         yield AudioChunk(np.zeros(0, np.float32), self.samplerate, late)
                     raise EngineError(f"Polly audio stream broke off: {exc}", engine=self.name) from exc
                 if not data:
+                    if cancel.is_set():
+                        return
                     break
                 pcm = decoder.decode(data)
                 produced += len(pcm)
@@ -301,6 +310,8 @@ class PollyClient:
         if response is None:
             return []
         with response["AudioStream"] as body:
+            if isinstance(cancel, Cancel):
+                cancel.call_on_set(lambda: _cut_connection(body))
             lines = body.read().decode("utf-8").splitlines()
         return [request.mark(json.loads(line)) for line in lines if line.strip()]
 
@@ -326,6 +337,19 @@ class PollyClient:
             log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt, delay)
             if cancel.wait(delay):
                 return None
+
+
+def _cut_connection(body: Any) -> None:
+    """Shut the socket under ``body`` down, so a read blocked in another thread returns now.
+
+    Closing the body from another thread would not wake that read (and would
+    race with it). botocore keeps urllib3's response private, hence getattr.
+    """
+    connection = getattr(getattr(body, "_raw_stream", None), "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _make_client(credentials: tuple[str, str, str] | None, session: Any, endpoint_url: str | None) -> Any:
