@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -23,9 +24,13 @@ from .errors import OutputError
 __all__ = ["main"]
 
 ENGINES = ("espeak", "polly", "openai")
-_NO_DEVICE_FIX = "install PortAudio (`apt-get install libportaudio2`) with a sound card or server, or use --out FILE.wav"
+_NO_DEVICE_FIX = (
+    "install PortAudio (`apt-get install libportaudio2`) and a sound card or server, "
+    "pick one with --device (see `voicekit devices`), or use --out FILE.wav"
+)
 _FEED_PIECE = 4096  # characters fed at a time, so backpressure can act within a long file
 _POLL = 0.05
+_STALLED = 2.0  # seconds without a new word heard: speech is waiting for more text
 
 
 class UsageError(Exception):
@@ -60,11 +65,18 @@ def _configured_tts(args: argparse.Namespace) -> Any:
 
 
 def check_device(device: int | str | None) -> DeviceSink:
-    """The device sink, after opening it once so a missing device shows up now, not mid-reply."""
+    """The device sink, opened once so a missing device shows up now, not mid-reply.
+
+    Raises ``OutputError`` with a one-line reason and the command-line fix.
+    """
     sink = DeviceSink(device)
-    rate = sink.preferred_samplerate or 48000
-    sink.open(rate, 1, "float32", blocksize=1024, buffer_frames=4096)
-    sink.close()
+    try:
+        sink.open(sink.preferred_samplerate or 48000, 1, "float32", blocksize=1024, buffer_frames=4096)
+        sink.close()
+    except OutputError as exc:
+        # The library's message names Python fixes (WavSink...); the CLI's fix is a flag.
+        reason = re.split(r"\. |, so |: install| \(", str(exc))[0]
+        raise OutputError(f"no usable audio device ({reason}); {_NO_DEVICE_FIX}") from exc
     return sink
 
 
@@ -108,6 +120,24 @@ def _output_options() -> argparse.ArgumentParser:
     where.add_argument("--out", type=_wav_path, metavar="FILE.wav", help="write a WAV file instead of playing")
     where.add_argument("--device", type=_device, help="output device index or name, see `voicekit devices`")
     return common
+
+
+def while_full(stream: Any) -> Iterator[None]:
+    """Ticks while ``stream.buffer_full()`` and speech is moving: the producer's backpressure.
+
+    It only makes sense while the queue drains: text the chunker holds back
+    until more arrives also counts as queued, and waiting on that would wait
+    forever.
+    """
+    heard, since = stream.heard_text, time.monotonic()
+    while stream.buffer_full():
+        time.sleep(_POLL)
+        yield
+        now = stream.heard_text
+        if now != heard:
+            heard, since = now, time.monotonic()
+        elif time.monotonic() - since > _STALLED:
+            return
 
 
 # -- say ------------------------------------------------------------------------------------
@@ -169,8 +199,8 @@ def _cmd_say(args: argparse.Namespace) -> int:
         _set_output(tts, args)
         with tts.create_stream(on_chunk_processed=progress) as stream:
             for start in range(0, len(text), _FEED_PIECE):
-                while stream.buffer_full():
-                    time.sleep(_POLL)
+                for _ in while_full(stream):
+                    pass
                 stream.feed(text[start : start + _FEED_PIECE])
             stream.done()
             stream.wait_until_done()
@@ -218,8 +248,7 @@ class Narrator:
 
     def _wait_for_room(self, line: str, lines: queue.Queue[str | None]) -> tuple[str, bool]:
         skipped = 0
-        while self.stream.buffer_full():
-            time.sleep(_POLL)
+        for _ in while_full(self.stream):
             if not self.latest:
                 continue
             for newer in _drain(lines):
@@ -326,8 +355,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             sink = check_device(args.device)
         except OutputError as exc:
             muted = True
-            reason = str(exc).split(". ")[0].split(": install")[0]
-            print(f"voicekit: no usable audio device ({reason}); {_NO_DEVICE_FIX}. Continuing with text only.", file=sys.stderr)
+            print(f"voicekit: {exc}. Continuing with text only.", file=sys.stderr)
 
     def tts_for(engine: str) -> Any:
         tts = make_tts(engine)
