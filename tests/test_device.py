@@ -66,6 +66,24 @@ def test_playback_takes_real_time_and_plays_every_frame(device_sink, jack_device
     assert device_sink.last_audible_time is not None
 
 
+def test_the_device_plays_exactly_the_samples_written(device_sink, jack_device, jack_recorder):
+    rate = jack_device.samplerate
+    open_device(device_sink, rate)
+    jack_recorder.connect()
+    t = np.arange(rate) / rate
+    data = (0.5 * np.sin(2 * np.pi * 1000.0 * t + np.pi / 4)).astype(np.float32)  # no zero at either end
+    write_blocks(device_sink, data[:, None], block=700)  # blocks that don't divide the ring: it wraps
+    device_sink.drain()
+    time.sleep(0.1)
+    heard = jack_recorder.audio
+    sounding = np.flatnonzero(np.abs(heard) > 1e-4)
+    played = heard[sounding[0] : sounding[-1] + 1]
+    assert len(played) == len(data)
+    np.testing.assert_allclose(played, data, atol=1e-4)
+    peak = np.fft.rfftfreq(len(played), 1 / rate)[np.argmax(np.abs(np.fft.rfft(played)))]
+    assert peak == pytest.approx(1000.0, abs=2.0)
+
+
 def test_write_blocks_while_the_ring_is_full(device_sink, jack_device):
     open_device(device_sink, jack_device.samplerate, buffer_frames=4 * BLOCK)
     most_pending = 0
@@ -75,9 +93,10 @@ def test_write_blocks_while_the_ring_is_full(device_sink, jack_device):
     assert most_pending <= 4 * BLOCK
 
 
-def test_abort_is_silent_within_one_block(device_sink, jack_device):
+def test_abort_is_silent_within_one_block(device_sink, jack_device, jack_recorder):
     rate = jack_device.samplerate
     open_device(device_sink, rate, buffer_frames=rate)  # the whole second fits: write won't block
+    jack_recorder.connect()
     device_sink.write(sine(0.9, rate))
     time.sleep(0.3)
     device_sink.abort()
@@ -89,6 +108,10 @@ def test_abort_is_silent_within_one_block(device_sink, jack_device):
     assert device_sink.last_audible_time is not None
     assert device_sink.last_audible_time - aborted_at < BLOCK / rate
     assert 0 < device_sink.frames_played < 0.9 * rate
+    # and at the speaker: silent after PortAudio's and JACK's buffers, not 0.6 s later
+    last_sound = jack_recorder.last_sound_time()
+    assert last_sound is not None and last_sound - aborted_at < 0.15
+    assert np.count_nonzero(jack_recorder.audio) < 0.5 * rate
 
 
 def test_abort_releases_a_write_blocked_on_a_full_ring(device_sink, jack_device):
