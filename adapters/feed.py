@@ -125,10 +125,10 @@ class SpokenText(_Reply, Iterator[str]):
             self._end_pull()
             self._stop_source()
             raise
-        except Exception:
+        except BaseException as exc:  # Ctrl-C inside the source too: never leave it marked as being read
             stopped = self._end_pull()
             self._stop_source()
-            if stopped:
+            if stopped and isinstance(exc, Exception):
                 raise StopIteration from None  # an abort broke the read: that is the interrupt
             raise
         error = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import wave
@@ -40,22 +41,30 @@ CASES = {
 }
 
 
-def run_example(script: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
-    """Runs an example; returns its stdout, its audio (int16 mono) and its sample rate."""
-    out = tmp_path / "out.wav"
+def example_env(tmp_path: Path, env: dict[str, str] | None) -> dict[str, str]:
     # offline and deterministic: no cloud credentials reach the example unless a test passes them
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_", "VOICEKIT_"))}
-    clean.update({"VOICEKIT_ENGINE": "espeak", "VOICEKIT_OUTPUT": str(out), **(env or {})})
+    clean.update({"VOICEKIT_ENGINE": "espeak", "VOICEKIT_OUTPUT": str(tmp_path / "out.wav"), **(env or {})})
+    return clean
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """The first channel as int16, and the sample rate."""
+    with wave.open(str(path)) as wav:
+        assert wav.getsampwidth() == 2
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        return audio.reshape(-1, wav.getnchannels())[:, 0], wav.getframerate()
+
+
+def run_example(script: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    """Runs an example; returns its stdout, its audio (int16 mono) and its sample rate."""
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=90,
+        env=example_env(tmp_path, env), cwd=tmp_path, capture_output=True, text=True, timeout=90,
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
-    with wave.open(str(out)) as wav:
-        assert wav.getsampwidth() == 2
-        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-        return proc.stdout, audio.reshape(-1, wav.getnchannels())[:, 0], wav.getframerate()
+    return (proc.stdout, *read_wav(tmp_path / "out.wav"))
 
 
 def words(text: str) -> list[str]:
@@ -101,6 +110,35 @@ def test_llm_chatbot_talks_to_an_openai_compatible_server(tmp_path, fake_llm):
         {"role": "assistant", "content": reply},
         {"role": "user", "content": "And then?"},
     ]
+
+
+def test_llm_chatbot_ctrl_c_barges_in_and_history_keeps_what_was_heard(tmp_path, fake_llm):
+    pytest.importorskip("openai", reason="needs the openai SDK: pip install 'voicekit[openai]'")
+    fake_llm.pieces = [f" Sentence {i} is here." for i in range(30)]
+    fake_llm.delay = 0.05
+    env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_API_KEY": "test-key"}
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "llm_chatbot.py"), "Talk.", "Again."],
+        env=example_env(tmp_path, env), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        shown = ""
+        while "Sentence 3 " not in shown:
+            char = proc.stdout.read(1)
+            assert char, f"the chatbot ended early: {proc.stderr.read()}"
+            shown += char
+        proc.send_signal(signal.SIGINT)  # Ctrl-C while the first reply streams
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert fake_llm.disconnected.wait(timeout=5)  # the first reply's HTTP stream was closed early
+    first_reply = (shown + out).split("bot> ")[1]
+    assert first_reply.rstrip().endswith("[interrupted]")
+    entry = fake_llm.requests[1]["messages"][2]
+    assert entry["role"] == "assistant" and entry["content"].endswith(" [interrupted]")
+    heard, full = words(entry["content"].removesuffix(" [interrupted]")), words("".join(fake_llm.pieces))
+    assert heard == full[: len(heard)] and len(heard) < len(full)
 
 
 def test_examples_use_openai_tts_when_an_api_key_is_set(tmp_path, fake_openai):
