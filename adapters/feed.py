@@ -7,7 +7,8 @@ to print while it is spoken. ``speak_aiter`` does the same over an async
 iterable.
 
 Neither calls ``stream.done()``: where a reply ends is the caller's business
-(the guide's ``ChatBot.finish_response``), so one stream can carry many replies.
+(the guide's ``ChatBot.finish_response``), so the caller may add text of its
+own to the same stream before or after.
 
 Barge-in goes through the wrapper: ``reply.interrupt()`` stops the audio
 (``stream.interrupt()``), stops feeding and stops the source, and keeps what
