@@ -54,11 +54,13 @@ def test_a_reply_plays_in_real_time_at_the_device_rate(tts_on_device, jack_devic
     assert sink.underruns == 0
 
 
-def test_interrupt_silences_the_device_within_one_block(tts_on_device, jack_device):
+def test_interrupt_silences_the_device_within_one_block(tts_on_device, jack_device, jack_recorder):
     tts, sink = tts_on_device
     block_seconds = 0.02  # the default chunk_size: 20 ms of output
     stream = tts.create_stream()
     stream.feed(NARRATION)  # no done(): the reply is still open when interrupted
+    wait_for(lambda: sink.frames_played > 0)
+    jack_recorder.connect()
     wait_for(lambda: sink.frames_played > 0.8 * jack_device.samplerate)
     before = time.monotonic()
     unheard = stream.interrupt()
@@ -67,6 +69,9 @@ def test_interrupt_silences_the_device_within_one_block(tts_on_device, jack_devi
     assert sink.last_audible_time is not None
     assert sink.last_audible_time - before < block_seconds
     assert sink.frames_played - played_at_interrupt <= round(block_seconds * jack_device.samplerate)
+    # at the speaker too, once PortAudio's and JACK's own buffers have played
+    last_sound = jack_recorder.last_sound_time()
+    assert last_sound is not None and last_sound - before < 0.15
     heard = stream.heard_text
     assert heard and unheard
     assert len(heard) < len(NARRATION) / 2
