@@ -102,7 +102,7 @@ class _Job:
         self.cancel = cancel
         self.abort = threading.Event()  # the generator was closed
         self.out: queue.SimpleQueue[tuple[np.ndarray, list[tuple[int, int, int]]] | None] = queue.SimpleQueue()
-        self.marks: list[tuple[int, int, int]] = []  # words reported before their audio arrived
+        self.marks: list[tuple[int, int, int]] = []  # events waiting for the next buffer with audio
         self.error: BaseException | None = None
 
     def stopped(self) -> bool:
@@ -347,9 +347,6 @@ class EspeakClient:
                 if cancel.is_set():
                     return
                 yield item
-            if job.marks and not cancel.is_set():
-                # words reported after the last buffer: keep them on an empty chunk rather than lose them
-                yield np.zeros(0, np.float32), job.marks
         finally:
             job.abort.set()
             thread.join()
