@@ -239,6 +239,15 @@ def test_wav_sink_appends_until_close_then_starts_over(tmp_path):
     assert read_wav(path)[0].nframes == 400
 
 
+def test_with_block_closes_the_sink(tmp_path):
+    path = tmp_path / "with.wav"
+    with WavSink(path) as sink:
+        open_sink(sink).write(sine(0.1))
+    assert read_wav(path)[0].nframes == 800
+    with pytest.raises(OutputError, match="after close"):
+        sink.write(sine(0.1))
+
+
 def test_wav_sink_refuses_a_new_rate_while_open(tmp_path):
     sink = open_sink(WavSink(tmp_path / "a.wav"))
     with pytest.raises(OutputError, match="close"):

@@ -1,4 +1,5 @@
-"""The audio format a sink was opened with, and the check every ``write`` makes.
+"""What every sink shares: the format it was opened with, the check every
+``write`` makes, and ``with sink:``.
 
 Kept in one place so all sinks accept and reject exactly the same blocks.
 """
@@ -6,12 +7,13 @@ Kept in one place so all sinks accept and reject exactly the same blocks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from ..errors import OutputError
 
-__all__ = ["AudioFormat", "SUPPORTED_DTYPES", "require_open"]
+__all__ = ["AudioFormat", "ClosesOnExit", "SUPPORTED_DTYPES", "require_open"]
 
 SUPPORTED_DTYPES = ("int16", "int32", "float32")
 
@@ -64,3 +66,16 @@ def require_open(fmt: AudioFormat | None, sink: object) -> AudioFormat:
     if fmt is None:
         raise OutputError(f"{type(sink).__name__}.write() before open() or after close()")
     return fmt
+
+
+_Sink = TypeVar("_Sink", bound="ClosesOnExit")
+
+
+class ClosesOnExit:
+    """``with sink:`` closes the sink when the block ends."""
+
+    def __enter__(self: _Sink) -> _Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # type: ignore[attr-defined]

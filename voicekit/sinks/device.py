@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError
-from ._format import AudioFormat, require_open
+from ._format import AudioFormat, ClosesOnExit, require_open
 
 __all__ = ["DeviceSink"]
 
@@ -35,7 +35,7 @@ def _portaudio() -> ModuleType:
     return sounddevice
 
 
-class DeviceSink:
+class DeviceSink(ClosesOnExit):
     """Plays on an audio output device, paced by the device's clock.
 
     ``device`` is None for the system's default output, a device index, or a

@@ -8,12 +8,12 @@ import time
 import numpy as np
 
 from ..errors import OutputError
-from ._format import AudioFormat, require_open
+from ._format import AudioFormat, ClosesOnExit, require_open
 
 __all__ = ["MemorySink", "NullSink"]
 
 
-class MemorySink:
+class MemorySink(ClosesOnExit):
     """Keeps every frame written, as a numpy array: for tests, post-processing, or a UI.
 
     ``audio`` is everything kept so far, shaped ``(n,)`` for mono or
@@ -164,7 +164,7 @@ def _layout(fmt: AudioFormat) -> tuple[int, int, str]:
     return fmt.samplerate, fmt.channels, fmt.dtype
 
 
-class NullSink:
+class NullSink(ClosesOnExit):
     """Discards audio at once: for benchmarks and headless runs.
 
     It still checks every block like the other sinks, so format bugs surface;

@@ -10,7 +10,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import OutputError
-from ._format import AudioFormat, require_open
+from ._format import AudioFormat, ClosesOnExit, require_open
 
 __all__ = ["WavSink", "to_int16"]
 
@@ -24,7 +24,7 @@ def to_int16(frames: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(frames, -1.0, 1.0) * 32767.0).astype("<i2")
 
 
-class WavSink:
+class WavSink(ClosesOnExit):
     """Writes everything played to ``path`` as a 16-bit PCM WAV file.
 
     Float input is clipped to -1.0..1.0 and scaled; int32 keeps its top 16 bits.
