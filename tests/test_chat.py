@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -210,6 +211,25 @@ def test_llm_backend_through_an_openai_compatible_server(fake_llm, no_thread_lea
     assert sink.seconds > 1.0
 
 
+def test_an_unreachable_llm_is_one_error_line_and_the_chat_goes_on(no_thread_leak):
+    openai = pytest.importorskip("openai", reason="needs openai: pip install 'voicekit[openai]'")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test-key", max_retries=0)
+    tts = EspeakTTS()
+    tts.set_output(MemorySink())
+    screen = io.StringIO()
+    with create_pipe_input() as pipe:
+        output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
+        s = Session(Chat(tts, LLMBackend(client, "fake-model"), input=pipe, output=output), pipe, screen, MemorySink())
+        s.command("hello", "error: APIConnectionError")
+        assert s.chat.history == []  # nothing unanswered left behind
+        s.command("/history", "(no messages yet)")
+        s.quit()
+    assert "test-key" not in s.text
+
+
 def test_responder_streams_markdown_at_its_pace():
     tokens = list(Responder(tokens_per_second=None).reply([{"role": "user", "content": "cats"}]))
     text = "".join(tokens)
@@ -274,3 +294,18 @@ def test_chat_without_portaudio_says_so_and_goes_on_as_text(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path):
+    pytest.importorskip("openai", reason="needs openai: pip install 'voicekit[openai]'")
+    args = ["--base-url", fake_llm.base_url, "--model", "fake-model", "--out", str(tmp_path / "llm.wav")]
+    pexpect, child = _spawn(args, _env())
+    child.expect("fake-model at")
+    child.sendline("hi")
+    child.expect("How can I help you today")
+    child.expect("audio: ")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert fake_llm.requests[0]["model"] == "fake-model"

@@ -94,10 +94,13 @@ def test_say_reads_stdin(tmp_path, capsys, monkeypatch, no_thread_leak):
         (["say", "--engine", "festival", "hi"], "invalid choice"),
         (["speak", "hi"], "invalid choice"),
         (["voices", "--language", "zz-nowhere"], "no espeak voices for language"),
+        (["chat", "--base-url", "http://127.0.0.1:9/v1"], "--base-url and --model go together"),
+        (["chat", "--tokens-per-second", "-3"], "positive"),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_an_error_code(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     code, out, err = run(argv, capsys)
     assert code in (1, 2)
     assert "Traceback" not in err

@@ -32,7 +32,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
 
 from . import VoicekitError, WavSink, clean_for_speech
-from .adapters import SpokenText, speak_iter, stream_chat
+from .adapters import INTERRUPTED_MARK, SpokenText, speak_iter, stream_chat
 from .tts import BaseTTS
 
 __all__ = ["Backend", "LLMBackend", "ResponderBackend", "Chat"]
@@ -273,6 +273,7 @@ class Chat:
             reply = self.backend.respond(stream, list(self.history))
         except Exception as exc:  # noqa: BLE001 - a failing backend must not end the chat
             self._close_stream(stream)
+            self.history.pop()  # unanswered: sending it again must not double it
             self._note(f"error: {_describe(exc)}")
             return
         thread = threading.Thread(target=self._speak, name="voicekit-chat-reply", daemon=True)
@@ -314,13 +315,16 @@ class Chat:
     def _finish(self, turn: _Turn, error: Exception | None) -> None:
         """Back on the UI loop: record the reply once its worker is done."""
         if turn.reply.interrupted:
-            self._line += " [interrupted]" if self._line.strip() else "[interrupted]"
+            self._line = (self._line.rstrip() + INTERRUPTED_MARK).lstrip()
         self._flush_line()
         if error is not None:
             self._note(f"error: {_describe(error)}")
-        if turn.reply.text:
-            self.history.append(turn.reply.as_message())
         silent = isinstance(turn.stream, _Silent)
+        if silent and turn.reply.interrupted:
+            # Muted, the user read what was shown: that is what "heard" means here.
+            self.history.append({"role": "assistant", "content": turn.reply.text + INTERRUPTED_MARK})
+        elif turn.reply.text:
+            self.history.append(turn.reply.as_message())
         self._last_spoken = clean_for_speech(turn.reply.text) if silent else turn.spoken
         if self._turn is turn:
             self._turn = None

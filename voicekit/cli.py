@@ -336,7 +336,7 @@ def _chat_backend(args: argparse.Namespace) -> Any:
         try:
             import openai
         except ImportError as exc:
-            raise UsageError("the LLM backend needs the openai package: pip install 'voicekit[openai]'") from exc
+            raise VoicekitError("the LLM backend needs the openai package: pip install 'voicekit[openai]'") from exc
         # Local OpenAI-compatible servers take any key; the SDK insists on one.
         client = openai.OpenAI(base_url=args.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "unused")
         return LLMBackend(client, args.model or "gpt-4o-mini")
@@ -346,8 +346,10 @@ def _chat_backend(args: argparse.Namespace) -> Any:
 def _cmd_chat(args: argparse.Namespace) -> int:
     try:
         from .chat import Chat
-    except ImportError as exc:
-        raise UsageError(f"voicekit chat needs prompt_toolkit: pip install 'voicekit[chat]' ({exc})") from exc
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("prompt_toolkit"):
+            raise
+        raise VoicekitError("voicekit chat needs prompt_toolkit: pip install 'voicekit[chat]'") from exc
     backend = _chat_backend(args)
     sink, muted = None, args.mute
     if not (args.out or muted):
