@@ -1,0 +1,488 @@
+#!/usr/bin/env python3
+"""Core section of scripts/bench: the streaming core's "Speed" table (issue 3).
+
+Measures, with real eSpeak synthesis and, where jackd is installed, real
+PortAudio playback on a private JACK server (dummy driver, 48 kHz):
+
+1. voicekit's own overhead to first audio: text fed word by word; overhead =
+   (first sink write - the feed that completed the first chunk) - (the
+   engine's time from its synthesize() call to its first AudioChunk).
+2. interrupt() to the last non-silent sample DeviceSink handed to PortAudio.
+3. DeviceSink underruns while narrating for minutes.
+4. peak RSS growth while narrating a 10 MB text file into a real-time sink
+   (in a fresh subprocess, so earlier measures don't skew the baseline).
+5. time to first audio against RealtimeTTS (SystemEngine: pyttsx3 over the
+   same libespeak-ng) on the same device, run from its own venv.
+
+Run through ``scripts/bench [--quick] core``. Subcommands ``rss`` and
+``rtts`` are what this file runs in its subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchutil import JACK_PACKAGES, PeakRSS, jack_device, jack_missing, summarize  # noqa: E402
+
+Row = dict[str, Any]
+
+# An LLM-like reply, streamed at 50 tokens/s (one word per token).
+REPLY = "Sure, here is a quick summary of the plan for today. We start at nine, then review the budget together."
+TOKEN_GAP = 0.02
+RTTS_VENV = Path(os.environ.get("VOICEKIT_BENCH_RTTS_VENV", Path(tempfile.gettempdir()) / "voicekit-bench-rtts"))
+RTTS_MARK = "RTTS-RESULT "
+
+_SUBJECTS = ["The old lighthouse", "A careful engineer", "Our small team", "The evening train", "My neighbour's dog",
+             "The city council", "A sudden storm", "The museum guide", "This quiet valley", "The night shift"]
+_VERBS = ["noticed", "described", "repaired", "ignored", "celebrated", "measured", "questioned", "followed"]
+_OBJECTS = ["the broken clock", "a long list of numbers", "the northern road", "every open window",
+            "the letters from home", "a map of the harbour", "the price of bread", "the first snow"]
+_ENDINGS = ["before sunrise.", "without a word.", "for the third time this week.", "and then went home.",
+            "while everyone else was asleep.", "as the bells rang at noon."]
+
+
+def narration_lines() -> Iterator[str]:
+    """Endless varied prose, one short paragraph per line."""
+    for n in count():
+        rng = random.Random(n)
+        yield " ".join(
+            f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_ENDINGS)}"
+            for _ in range(3)
+        ) + f" That was entry {n}.\n"
+
+
+class FirstWrite:
+    """A sink wrapper that notes when the first block after ``reset()`` arrived."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.first_write: float | None = None
+        self.wrote = threading.Event()
+
+    def reset(self) -> None:
+        self.first_write = None
+        self.wrote.clear()
+
+    @property
+    def preferred_samplerate(self) -> int | None:
+        return self.sink.preferred_samplerate
+
+    @property
+    def pending_frames(self) -> int:
+        return self.sink.pending_frames
+
+    def open(self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int) -> None:
+        self.sink.open(samplerate, channels, dtype, blocksize=blocksize, buffer_frames=buffer_frames)
+
+    def write(self, frames: Any) -> None:
+        if self.first_write is None:
+            self.first_write = time.perf_counter()
+            self.wrote.set()
+        self.sink.write(frames)
+
+    def abort(self) -> None:
+        self.sink.abort()
+
+    def drain(self) -> None:
+        self.sink.drain()
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def feed_words(stream: Any, text: str, gap: float) -> list[float]:
+    """Feed ``text`` word by word as an LLM would; returns when each word arrived."""
+    arrivals = []
+    for i, word in enumerate(text.split(" ")):
+        arrivals.append(time.perf_counter())
+        stream.feed(word if i == 0 else " " + word)
+        time.sleep(gap)
+    return arrivals
+
+
+def row(measure: str, unit: str, target: str, met: bool | None, **figures: Any) -> Row:
+    return {"measure": measure, **figures, "unit": unit, "target": target,
+            "met": "" if met is None else ("yes" if met else "NO")}
+
+
+# -- 1. overhead to first audio ---------------------------------------------------------------
+def measure_overhead(runs: int) -> tuple[list[Row], list[str]]:
+    import voicekit
+    from voicekit.tts import BaseTTS
+
+    calls: list[tuple[str, float, float]] = []
+
+    class TimedEspeak(voicekit.EspeakClient):
+        """Notes, per synthesize() call, when it was called and when its first chunk came."""
+
+        def synthesize(self, text: str, cancel: threading.Event) -> Iterator[Any]:
+            called = time.perf_counter()
+            pieces = super().synthesize(text, cancel)
+            try:
+                for i, piece in enumerate(pieces):
+                    if i == 0:
+                        calls.append((text, called, time.perf_counter()))
+                    yield piece
+            finally:
+                pieces.close()
+
+    tts = BaseTTS(TimedEspeak())
+    tts.setup_stream(samplerate=48000)  # a device's rate, so resampling is part of the path
+    overheads, engine_times, ttfa = [], [], []
+    chunks = []
+    try:
+        for run in range(runs + 1):  # run 0 warms up libespeak and the resampler
+            calls.clear()
+            sink = FirstWrite(voicekit.MemorySink(realtime=True))
+            stream = tts.create_stream(sink=sink)
+            arrivals = feed_words(stream, REPLY, TOKEN_GAP)
+            if not sink.wrote.wait(10):
+                raise RuntimeError("no audio reached the sink within 10 s")
+            stream.interrupt()
+            stream.close()
+            text, called, first_chunk = calls[0]
+            trigger = max(t for t in arrivals if t <= called)
+            if run:
+                engine_times.append(first_chunk - called)
+                ttfa.append(sink.first_write - trigger)
+                overheads.append(ttfa[-1] - engine_times[-1])
+                chunks.append(text)
+    finally:
+        tts.cleanup()
+    direct = []
+    client = voicekit.EspeakClient()
+    for text in chunks:
+        start = time.perf_counter()
+        pieces = client.synthesize(text, threading.Event())
+        next(pieces)
+        direct.append(time.perf_counter() - start)
+        pieces.close()
+    over = summarize(overheads)
+    rows = [
+        row("overhead to first audio (above engine)", "ms", "p50 < 5", over["p50"] < 5, **over),
+        row("engine first chunk, inside the stream", "ms", "", None, **summarize(engine_times)),
+        row("engine first chunk, direct call", "ms", "", None, **summarize(direct)),
+        row("chunk-completing word -> first sink write", "ms", "", None, **summarize(ttfa)),
+    ]
+    notes = [
+        f"overhead: reply fed word by word every {TOKEN_GAP * 1000:.0f} ms into MemorySink(realtime=True) at "
+        f"48 kHz (resampled from 22.05 kHz); overhead = (first sink write - arrival of the word that completed "
+        f"the first chunk) - (engine synthesize() call to its first AudioChunk); first chunk was {chunks[0]!r}.",
+    ]
+    return rows, notes
+
+
+# -- 2. interrupt on the JACK device ----------------------------------------------------------
+def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
+    import voicekit
+
+    rng = random.Random(7)
+    tts = voicekit.EspeakTTS()
+    sink = voicekit.DeviceSink(device.index)
+    block = tts.stream_config.block_frames(device.samplerate) / device.samplerate
+    handed, audible_end, in_pause, latency = [], [], 0, 0.0
+    text = "".join(line for line, _ in zip(narration_lines(), range(3)))
+    try:
+        for _ in range(runs):
+            stream = tts.create_stream(sink=sink)
+            started = time.monotonic()
+            stream.feed(text)
+            deadline = started + 10
+            while (sink.last_audible_time or 0) <= started:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no audible sample reached PortAudio within 10 s")
+                time.sleep(0.005)
+            latency = sink.latency
+            time.sleep(rng.uniform(0.1, 1.5))
+            asked = time.monotonic()
+            stream.interrupt()
+            stream.close()
+            time.sleep(0.1)  # let a few more callbacks run: they must all be silent
+            last = sink.last_audible_time
+            in_pause += asked - last > 2 * block
+            # negative: the last audible block was handed over before interrupt() was called
+            handed.append(max(0.0, last - asked))
+            # that block then plays for `block` seconds, after PortAudio's output latency
+            audible_end.append(last + block + latency - asked)
+    finally:
+        tts.cleanup()
+    stats = summarize(handed)
+    notes = [
+        f"interrupt: {runs} interrupts at random points 0.1-1.5 s into speech on DeviceSink (ALSA 'jack' PCM, "
+        f"jackd dummy {device.samplerate} Hz, {block * 1000:.0f} ms blocks, PortAudio output latency "
+        f"{latency * 1000:.0f} ms); first row: interrupt() to the last non-silent sample handed to PortAudio "
+        f"(0 = no audible block after the call); second row: to when that block has left the speaker "
+        f"(+ block + latency), an upper bound; {in_pause} interrupt(s) fell in a pause between words.",
+    ]
+    return [
+        row("interrupt -> last non-silent sample to PortAudio", "ms", "p95 < 25", stats["p95"] < 25, **stats),
+        row("interrupt -> end of audible output (bound)", "ms", "", None, **summarize(audible_end)),
+    ], notes
+
+
+# -- 3. underruns over a long narration -------------------------------------------------------
+def narrate(stream: Any, lines: Iterator[str], seconds: float) -> None:
+    """Feed lines as `voicekit narrate --queue` does (wait while buffer_full()) for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    line = next(lines, None)
+    while time.monotonic() < deadline:
+        if line is None or stream.buffer_full():
+            time.sleep(0.05)
+            continue
+        stream.feed(line)
+        line = next(lines, None)
+
+
+def measure_underruns(device: Any, seconds: float) -> tuple[list[Row], list[str]]:
+    import voicekit
+
+    tts = voicekit.EspeakTTS()
+    sink = voicekit.DeviceSink(device.index)
+    try:
+        stream = tts.create_stream(sink=sink)
+        narrate(stream, narration_lines(), seconds)
+        underruns, played = sink.underruns, sink.frames_played / device.samplerate
+        stream.interrupt()
+        stream.close()
+    finally:
+        tts.cleanup()
+    notes = [f"underruns: narrated {seconds:.0f} s on the JACK device ({played:.1f} s of audio handed to PortAudio), "
+             "lines fed while buffer_full() is False; DeviceSink.underruns counts ring run-dry and PortAudio underflows."]
+    return [row(f"underruns narrating {seconds / 60:g} min", "count", "0", underruns == 0, value=underruns)], notes
+
+
+# -- 4. peak RSS growth ------------------------------------------------------------------------
+def rss_child(mode: str, seconds: float) -> dict[str, float]:
+    """In a fresh process: narrate a 10 MB file for ``seconds`` into MemorySink(realtime=True)."""
+    import voicekit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "book.txt"
+        with path.open("w", encoding="utf-8") as f:
+            size = 0
+            for line in narration_lines():
+                if size >= 10_000_000:
+                    break
+                size += f.write(line)
+        tts = voicekit.EspeakTTS()
+        sink = voicekit.MemorySink(realtime=True)
+        tts.speak("Warming up.", sink=voicekit.MemorySink())  # loads libespeak's data before the baseline
+        whole = path.read_text(encoding="utf-8") if mode == "whole" else ""
+        try:
+            with PeakRSS() as rss, path.open(encoding="utf-8") as source:
+                stream = tts.create_stream(sink=sink)
+                if mode == "whole":
+                    stream.feed(whole)
+                    time.sleep(seconds)
+                else:
+                    narrate(stream, iter(source), seconds)
+                stream.interrupt()
+                stream.close()
+        finally:
+            tts.cleanup()
+        kept = sink.audio.nbytes
+    return {"growth_mb": rss.growth / 1e6, "sink_mb": kept / 1e6, "size_mb": size / 1e6, "audio_s": sink.seconds}
+
+
+def measure_rss(seconds: float) -> tuple[list[Row], list[str]]:
+    rows, notes = [], []
+    for mode, label in (("lines", "lines, buffer_full() backpressure"), ("whole", "one feed() of the whole file")):
+        result = subprocess.run(
+            [sys.executable, __file__, "rss", mode, str(seconds)], capture_output=True, text=True, timeout=seconds + 120
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rss child ({mode}) failed: {result.stderr.strip()[-500:]}")
+        r = json.loads(result.stdout.strip().splitlines()[-1])
+        growth = r["growth_mb"]
+        rows.append(row(f"peak RSS growth, 10 MB file ({label})", "MB", "< 50", growth < 50, value=round(growth, 1)))
+        notes.append(
+            f"rss ({mode}): fresh process, {r['size_mb']:.1f} MB file, eSpeak warmed up before the baseline, psutil "
+            f"RSS sampled every 10 ms while narrating {seconds:.0f} s ({r['audio_s']:.0f} s of audio) into "
+            f"MemorySink(realtime=True); includes the {r['sink_mb']:.1f} MB of audio that sink keeps"
+            + ("; the file's str is read before the baseline." if mode == "whole" else "; file read line by line.")
+        )
+    return rows, notes
+
+
+# -- 5. time to first audio vs RealtimeTTS --------------------------------------------------------
+def rtts_child(device: int, runs: int, gap: float) -> list[float | None]:
+    """In RealtimeTTS's venv: first token to its on_audio_stream_start, per run."""
+    from RealtimeTTS import SystemEngine, TextToAudioStream
+
+    engine = SystemEngine(voice="en")
+    results: list[float | None] = []
+    for _ in range(runs + 1):  # run 0 warms up
+        stamps: dict[str, float] = {}
+        started = threading.Event()
+
+        def on_start() -> None:
+            stamps["audio"] = time.perf_counter()
+            started.set()
+
+        def tokens() -> Iterator[str]:
+            for i, word in enumerate(REPLY.split(" ")):
+                stamps.setdefault("first", time.perf_counter())
+                yield word if i == 0 else " " + word
+                time.sleep(gap)
+
+        # rule-based: nltk's tokenizer would try to download its data
+        stream = TextToAudioStream(engine, on_audio_stream_start=on_start, output_device_index=device,
+                                   tokenizer="rule-based")
+        stream.feed(tokens())
+        stream.play_async(fast_sentence_fragment=True)
+        ok = started.wait(30)
+        # stop() races with its player thread here (PyAudio "Invalid stream pointer"): let it finish
+        while stream.is_playing():
+            time.sleep(0.02)
+        results.append(stamps["audio"] - stamps["first"] if ok else None)
+    return results[1:]
+
+
+def rtts_python() -> tuple[Path | None, str]:
+    """RealtimeTTS's own venv (made on first use), or None and why not."""
+    python = RTTS_VENV / "bin" / "python"
+    if python.exists():
+        return python, ""
+    import shutil
+
+    if shutil.which("ffprobe") is None:
+        return None, "RealtimeTTS's SystemEngine needs ffprobe (apt-get install ffmpeg), which is missing"
+    steps = [[sys.executable, "-m", "venv", str(RTTS_VENV)],
+             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "realtimetts[system]"]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            shutil.rmtree(RTTS_VENV, ignore_errors=True)
+            return None, (f"`pip install realtimetts[system]` failed in a separate venv (building PyAudio needs "
+                          f"portaudio19-dev): {done.stderr.strip()[-300:]}")
+    return python, ""
+
+
+def voicekit_ttfa(device: Any, runs: int) -> list[float]:
+    import voicekit
+
+    tts = voicekit.EspeakTTS()
+    sink = FirstWrite(voicekit.DeviceSink(device.index))
+    times = []
+    try:
+        for run in range(runs + 1):  # run 0 warms up
+            sink.reset()
+            stream = tts.create_stream(sink=sink)
+            arrivals = feed_words(stream, REPLY, TOKEN_GAP)
+            if not sink.wrote.wait(10):
+                raise RuntimeError("no audio reached the device within 10 s")
+            stream.interrupt()
+            stream.close()
+            if run:
+                times.append(sink.first_write - arrivals[0])
+    finally:
+        tts.cleanup()
+    return times
+
+
+def naive_ttfa(runs: int) -> list[float]:
+    """The peer without streaming: wait for the whole reply, synthesize it all, then play."""
+    import voicekit
+
+    client = voicekit.EspeakClient()
+    reply_time = len(REPLY.split(" ")) * TOKEN_GAP
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _piece in client.synthesize(REPLY, threading.Event()):
+            pass
+        times.append(reply_time + time.perf_counter() - start)
+    return times
+
+
+def measure_ttfa(device: Any, runs: int) -> tuple[list[Row], list[str]]:
+    ours = summarize(voicekit_ttfa(device, runs))
+    rows = [row("first word fed -> first audio, voicekit", "ms", "", None, **ours)]
+    notes = [f"ttfa: the reply {REPLY!r} fed one word every {TOKEN_GAP * 1000:.0f} ms; time from the first word to "
+             "the first block handed to the audio API on the same JACK device."]
+    naive = summarize(naive_ttfa(runs))
+    rows.append(row("first word fed -> audio ready, naive whole-reply synth", "ms", "", None, **naive))
+    notes.append("naive: reply streaming time plus eSpeak synthesizing the whole reply (a lower bound: no playback).")
+    python, why = rtts_python()
+    if python is None:
+        notes.append(f"RealtimeTTS: not measured: {why}")
+        return rows, notes
+    result = subprocess.run(
+        [str(python), __file__, "rtts", str(device.index), str(runs), str(TOKEN_GAP)],
+        capture_output=True, text=True, timeout=120 + 30 * runs, env=device.env(),
+    )
+    found = [line for line in result.stdout.splitlines() if line.startswith(RTTS_MARK)]
+    if result.returncode != 0 or not found:
+        notes.append(f"RealtimeTTS: run failed: {result.stderr.strip()[-300:]}")
+        return rows, notes
+    measured = json.loads(found[-1][len(RTTS_MARK):])
+    theirs = summarize([t for t in measured if t is not None])
+    rows.append(row("first word fed -> first audio, RealtimeTTS", "ms", "", None, **theirs))
+    if theirs["n"]:
+        ratio = theirs["p50"] / ours["p50"]
+        rows.append(row("TTFA ratio RealtimeTTS / voicekit (p50)", "x", "> 1", ratio > 1, value=round(ratio, 1)))
+    notes.append(
+        f"RealtimeTTS: {RTTS_VENV} (realtimetts[system]; SystemEngine = pyttsx3 over the system libespeak-ng, "
+        f"tokenizer='rule-based', fast_sentence_fragment=True), same words, pace and device; first token to "
+        f"on_audio_stream_start; {measured.count(None)} run(s) got no audio in 30 s."
+    )
+    return rows, notes
+
+
+# -- the section -------------------------------------------------------------------------------------
+def _attempt(name: str, measure: Callable[[], tuple[list[Row], list[str]]], rows: list[Row], notes: list[str]) -> None:
+    """Run one measure; a failure becomes a row and a note, and the others still run."""
+    try:
+        got_rows, got_notes = measure()
+    except Exception as exc:  # noqa: BLE001 - report any failure and go on with the next measure
+        rows.append({"measure": name, "met": "FAILED"})
+        notes.append(f"{name}: failed: {type(exc).__name__}: {exc}")
+        return
+    rows.extend(got_rows)
+    notes.extend(got_notes)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    rows: list[Row] = []
+    notes: list[str] = []
+    _attempt("overhead to first audio", lambda: measure_overhead(10 if quick else 30), rows, notes)
+    _attempt("peak RSS growth", lambda: measure_rss(10 if quick else 60), rows, notes)
+    missing = jack_missing()
+    if missing:
+        notes.append(f"JACK measures (interrupt, underruns, TTFA) skipped: need {JACK_PACKAGES}; "
+                     f"missing: {', '.join(missing)}")
+    else:
+        try:
+            with jack_device() as device:
+                _attempt("interrupt latency", lambda: measure_interrupt(device, 8 if quick else 20), rows, notes)
+                _attempt("time to first audio", lambda: measure_ttfa(device, 3 if quick else 10), rows, notes)
+                _attempt("underruns", lambda: measure_underruns(device, 30 if quick else 600), rows, notes)
+        except RuntimeError as exc:
+            notes.append(f"JACK measures skipped: {exc}")
+    return {"section": "core", "rows": rows, "notes": notes}
+
+
+def main(argv: list[str]) -> None:
+    command, *args = argv
+    if command == "rss":
+        print(json.dumps(rss_child(args[0], float(args[1]))))
+    elif command == "rtts":
+        print(RTTS_MARK + json.dumps(rtts_child(int(args[0]), int(args[1]), float(args[2]))))
+    else:
+        raise SystemExit(f"usage: {sys.argv[0]} rss lines|whole SECONDS | rtts DEVICE RUNS GAP")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
