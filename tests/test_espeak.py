@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ctypes.util
+import io
 import re
 import subprocess
 import sys
 import threading
 import time
+import wave
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicekit.engine import AudioChunk, Engine
-from voicekit.engines.espeak import EspeakClient
+from voicekit.engines.espeak import EspeakClient, EspeakTTS
 from voicekit.errors import EngineError
 
 
@@ -323,6 +325,16 @@ def test_closed_client_refuses_to_speak(client):
     assert repr(client).endswith("closed)")
     with pytest.raises(EngineError, match="closed"):
         synth(client, "Hello")
+
+
+def test_espeak_tts_wraps_its_client(client):
+    assert EspeakTTS(client).client is client
+    tts = EspeakTTS()
+    assert isinstance(tts.client, EspeakClient)
+    with wave.open(io.BytesIO(tts.synth_to_bytes("Hello world."))) as wav:
+        assert wav.getnchannels() == 1
+        assert wav.getnframes() > wav.getframerate() // 2
+    tts.cleanup()
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess:
