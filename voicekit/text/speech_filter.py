@@ -1,0 +1,337 @@
+"""Speech filter: turns LLM markdown into what should be said, incrementally.
+
+Markup is dropped (emphasis, heading #, bullets, block quotes, rules, table pipes, HTML tags),
+inline code and link texts are spoken as their content, fenced code blocks become silence
+or ``code_block_phrase``, emoji are removed. Bare URLs are not read out character by
+character: they become ``url_phrase`` with their host name ("link to example.com"); set
+``url_phrase=""`` to drop them.
+
+Block structure is kept for the chunker: a heading, list item or table row becomes its own
+paragraph (a blank line), so it is spoken as a chunk of its own.
+
+The output does not depend on how the input is split into ``feed()`` calls. Only constructs
+that are still ambiguous are held back, at most ``MAX_HOLD`` characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_HOLD = 256  # upper bound on the characters feed() keeps back
+
+_EMOJI = (
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\ufe00-\ufe0f\u200d\u20e3"
+    "\U000e0020-\U000e007f]"
+)
+_URL_START = r"https?://|www\.|(?:h(?:t(?:t(?:p(?:s(?::/?)?|:/?)?)?)?)?|w(?:ww?)?)\Z"
+_SPECIAL = re.compile(r"[\n\\`*_~\[\]<!]|" + _URL_START + "|" + _EMOJI)
+_SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!|]|" + _URL_START + "|" + _EMOJI)
+_SPECIAL_CODE = re.compile(r"[\n`]|" + _EMOJI)
+_TARGET = re.compile(r"[()\n]")
+_TAG = re.compile(r"<[A-Za-z/!][^<>\n]{0,98}>")
+_HOST = re.compile(r"[\w.-]{0,100}")
+_SPACE = re.compile(r"\s")
+_TRAILING_PUNCT = ".,;:!?'\")]"
+_URL_LEFT = "/.@-_"  # "a/www.x" or "user@www.x" is no URL start
+
+# Line-start holds are capped so the hold stays bounded; past the cap the line is plain text.
+_RULE_SCAN = 80
+_TABLE_RULE_SCAN = 200
+_RUN_CAP = 64
+
+
+def _run_length(data: str, i: int, char: str, cap: int) -> int:
+    j = i
+    while j < len(data) and data[j] == char and j - i < cap:
+        j += 1
+    return j - i
+
+
+class SpeechFilter:
+    """Incremental markdown-to-speech filter: ``feed(text) -> str``, ``flush() -> str``."""
+
+    def __init__(self, *, code_block_phrase: str = "", url_phrase: str = "link to {host}") -> None:
+        if not isinstance(code_block_phrase, str) or not isinstance(url_phrase, str):
+            raise TypeError("code_block_phrase and url_phrase must be str")
+        try:
+            url_phrase.format(host="example.com")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"url_phrase may only use the {{host}} field: {url_phrase!r}") from e
+        self.code_block_phrase = code_block_phrase
+        self.url_phrase = url_phrase
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next text starts a new document."""
+        self._pending = ""
+        self._last = "\n"  # the input character before the pending text
+        self._line_start = True
+        self._fence: tuple[str, int] | None = None  # open code fence: its character and length
+        self._skip_line = False  # drop the rest of this line (fence lines, rules)
+        self._line_end = "\n"  # what this line's newline becomes: a blank line ends its chunk
+        self._table = False
+        self._code = 0  # backticks that opened the current inline code span
+        self._target = 0  # parenthesis depth inside a dropped link target
+        self._url_tail = False  # dropping a URL's path
+        self._drop_run = ""  # dropping a long run of this marker character
+
+    def feed(self, text: str) -> str:
+        """Add markdown; return the speakable text that is certain now."""
+        if not isinstance(text, str):
+            raise TypeError(f"feed() takes str, got {type(text).__name__}")
+        data = self._pending + text
+        out, i = self._run(data, final=False)
+        self._pending = data[i:]
+        if i:
+            self._last = data[i - 1]
+        return out
+
+    def flush(self) -> str:
+        """End of the document: return the rest and reset."""
+        out, _ = self._run(self._pending, final=True)
+        self.reset()
+        return out
+
+    # -- driver -----------------------------------------------------------------------------
+
+    def _run(self, data: str, final: bool) -> tuple[str, int]:
+        out: list[str] = []
+        i, n = 0, len(data)
+        while i < n:
+            if data[i] == "\n":
+                self._newline(out)
+                i += 1
+                continue
+            if self._line_start:
+                step = self._block(data, i, final, out)
+            elif self._skip_line:
+                j = data.find("\n", i)
+                step = n if j < 0 else j
+            elif self._target:
+                step = self._drop_target(data, i)
+            elif self._url_tail:
+                step = self._drop_url_tail(data, i, final, out)
+            elif self._drop_run:
+                step = i + _run_length(data, i, self._drop_run, n)
+                if step == i:
+                    self._drop_run = ""
+            else:
+                step = self._inline(data, i, final, out)
+            if step is None:
+                break
+            i = step
+        return "".join(out), i
+
+    def _newline(self, out: list[str]) -> None:
+        if self._fence is None:
+            out.append(self._line_end)
+        self._line_start = True
+        self._skip_line = self._table = self._url_tail = False
+        self._line_end = "\n"
+        self._code = self._target = 0
+        self._drop_run = ""
+
+    # -- block level ------------------------------------------------------------------------
+
+    def _block(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
+        """Classify a line by its start; return where inline text begins, or None to wait."""
+        n = len(data)
+        while i < n and data[i] in " \t":
+            i += 1  # indentation is not spoken
+        if i == n or data[i] == "\n":
+            return i
+        c = data[i]
+        if self._fence is not None:
+            run = _run_length(data, i, self._fence[0], _RUN_CAP)
+            if i + run == n and run < _RUN_CAP and not final:
+                return None
+            if run >= self._fence[1]:
+                self._fence = None
+            self._skip_line = True
+            self._line_start = False
+            return i + run
+        if c == ">":
+            return i + 1  # block quote: still at the start of the line
+        if c == "#":
+            run = _run_length(data, i, "#", 7)
+            if i + run == n and run < 7 and not final:
+                return None
+            if run <= 6 and (i + run == n or data[i + run] in " \t\n"):
+                self._line_end = "\n\n"
+                self._line_start = False
+                return i + run
+        elif c in "`~":
+            run = _run_length(data, i, c, _RUN_CAP)
+            if i + run == n and run < _RUN_CAP and not final:
+                return None
+            if run >= 3:
+                self._fence = (c, run)
+                out.append("\n" + (self.code_block_phrase + "\n\n" if self.code_block_phrase else ""))
+                self._skip_line = True
+                self._line_start = False
+                return i + run
+        elif c in "-*_=+":
+            j = i
+            while j < n and data[j] in "-*_= \t" and j - i < _RULE_SCAN:
+                j += 1
+            if (j == n and j - i < _RULE_SCAN or c in "-*+" and i + 1 == n) and not final:
+                return None
+            line = data[i:j]
+            if (j == n or data[j] == "\n") and max(line.count(m) for m in "-*_=") >= 3:
+                self._skip_line = True  # horizontal rule or setext underline
+                self._line_start = False
+                return j
+            if c in "-*+" and i + 1 < n and data[i + 1] in " \t":
+                out.append("\n")  # a list item is a paragraph of its own
+                self._line_start = False
+                return i + 2
+        elif c == "|":
+            j = i
+            while j < n and data[j] in "|:- \t" and j - i < _TABLE_RULE_SCAN:
+                j += 1
+            if j == n and j - i < _TABLE_RULE_SCAN and not final:
+                return None
+            self._line_start = False
+            if (j == n or data[j] == "\n") and "-" in data[i:j]:
+                self._skip_line = True  # |---|:--:|
+                return j
+            self._table = True
+            self._line_end = "\n\n"
+            return i + 1
+        self._line_start = False
+        return i
+
+    # -- inline level -----------------------------------------------------------------------
+
+    def _inline(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
+        n = len(data)
+        pattern = _SPECIAL_CODE if self._code else _SPECIAL_TABLE if self._table else _SPECIAL
+        m = pattern.search(data, i)
+        k = m.start() if m else n
+        if k > i:
+            out.append(data[i:k])  # plain text; the special character is handled next call
+            return k
+        if m is None:
+            return k
+        c = data[k]
+        left = data[k - 1] if k else self._last
+        if m.end() - k > 1 or c in "hw":
+            return self._url(data, k, m.end(), left, final, out)
+        if c == "`":
+            run = _run_length(data, k, "`", 16)
+            if k + run == n and run < 16 and not final:
+                return None
+            if not self._code:
+                self._code = run
+            elif run == self._code:
+                self._code = 0
+            else:
+                out.append("`" * run)  # a shorter run inside code is content
+            return k + run
+        if self._code:
+            return m.end()  # emoji
+        if c in "*_~":
+            run = _run_length(data, k, c, 4)
+            if run == 4:
+                self._drop_run = c  # "****...": never speech
+                return k + run
+            if k + run == n and not final:
+                return None
+            if c == "~" and run == 1:
+                out.append("~")
+                return k + 1
+            right = data[k + run] if k + run < n else "\n"
+            intraword = left.isalnum() and right.isalnum()  # snake_case, 2*3
+            spaced = left.isspace() and right.isspace()  # 2 * 3
+            if intraword or spaced:
+                out.append(c * run)
+            return k + run
+        if c in "\\]!":
+            if k + 1 == n and not final:
+                return None
+            nxt = data[k + 1] if k + 1 < n else ""
+            if c == "\\":
+                if nxt and nxt.isascii() and not nxt.isalnum() and not nxt.isspace():
+                    out.append(nxt)  # an escaped marker is literal
+                    return k + 2
+                return k + 1
+            if c == "]":
+                if nxt == "(":
+                    self._target = 1  # [text](target): the target is not spoken
+                    return k + 2
+                return k + 1
+            if nxt != "[":  # "![alt](src)" is spoken as its alt text
+                out.append("!")
+            return k + 1
+        if c == "[":
+            return k + 1
+        if c == "<":
+            tag = _TAG.match(data, k)
+            if tag:
+                return tag.end()
+            rest = data[k + 1 : k + 100]
+            could_be_tag = rest[:1].isascii() and (rest[:1].isalpha() or rest[:1] in "/!")
+            if not final and (not rest or could_be_tag and len(rest) < 99 and "\n" not in rest and "<" not in rest):
+                return None
+            out.append("<")
+            return k + 1
+        if c == "|":
+            j = k + 1
+            while j < n and data[j] in " \t" and j - k < 16:
+                j += 1
+            if j == n and j - k < 16 and not final:
+                return None
+            if j < n and data[j] != "\n":
+                out.append(", ")
+            return j
+        return m.end()  # emoji
+
+    def _url(self, data: str, k: int, end: int, left: str, final: bool, out: list[str]) -> int | None:
+        """A bare URL becomes url_phrase with its host; the path is dropped."""
+        n = len(data)
+        at_boundary = not (left.isalnum() or left in _URL_LEFT)
+        if not at_boundary or not data[k:end].endswith(("//", "www.")):
+            if at_boundary and not final:
+                return None  # "htt" at the end of the text may still become "https://"
+            out.append(data[k])
+            return k + 1
+        host_end = _HOST.match(data, end).end()
+        if host_end == n and host_end - end < 100 and not final:
+            return None
+        host = data[end:host_end].rstrip(".-_")
+        if host and self.url_phrase:
+            out.append(self.url_phrase.format(host=host.removeprefix("www.")))
+        if host_end < n and data[host_end] in "/?#:":
+            self._url_tail = True
+            return host_end
+        out.append(data[end + len(host) : host_end])  # "example.com." ends a sentence
+        return host_end
+
+    def _drop_url_tail(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
+        m = _SPACE.search(data, i)
+        end = m.start() if m else len(data)
+        path = data[i:end]
+        punct = len(path) - len(path.rstrip(_TRAILING_PUNCT))
+        if m is None and not final:
+            keep = end - min(punct, 16)  # hold the trailing punctuation until the URL ends
+            return keep if keep > i else None
+        out.append(path[len(path) - punct :][-16:])
+        self._url_tail = False
+        return end
+
+    def _drop_target(self, data: str, i: int) -> int:
+        m = _TARGET.search(data, i)
+        if m is None:
+            return len(data)
+        c = m.group()
+        if c == "\n":
+            self._target = 0
+            return m.start()
+        self._target += 1 if c == "(" else -1
+        return m.end()
+
+
+def clean_for_speech(text: str, **options: str) -> str:
+    """Whole-text form of SpeechFilter."""
+    speech = SpeechFilter(**options)
+    return speech.feed(text) + speech.flush()
