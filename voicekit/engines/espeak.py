@@ -368,8 +368,8 @@ class EspeakClient:
 
     def set_voice(self, voice_id: str) -> None:
         """Select a voice by id (``voices()``), name, or language code such as ``"en-us"`` or ``"en+f3"``."""
-        if not isinstance(voice_id, str) or not voice_id.strip():
-            raise EngineError(f"voice id must be a non-empty string, got {voice_id!r}", engine=self.name)
+        if not isinstance(voice_id, str) or not voice_id.strip() or not voice_id.isprintable():
+            raise EngineError(f"voice id must be a non-empty printable string, got {voice_id!r}", engine=self.name)
         self._espeak.check_voice(voice_id)
         with _LOCK:
             self._settings = replace(self._settings, voice=voice_id)
