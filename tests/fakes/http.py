@@ -124,6 +124,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # like real servers: the headers don't hold back the first audio
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
                 pass  # keep test output clean
