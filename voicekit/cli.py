@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import DeviceSink, StreamError, VoicekitError, WavSink
+from . import DeviceSink, VoicekitError, WavSink
 from .errors import OutputError
 
 __all__ = ["main"]
@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"voicekit {args.verb}: {exc}", file=sys.stderr)
         return 2
-    except (VoicekitError, StreamError) as exc:
+    except VoicekitError as exc:
         print(f"voicekit: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ _TOKEN = re.compile(r"\s*\S{1,5}|\s+")
 _REPLIES = (
     """## {topic}
 
-Here is a **short answer** about {topic}. I am speaking this reply *while* it is still being written:
+Here is a **short answer**. I am speaking this reply *while* it is still being written:
 
 1. Text arrives token by token, like this.
 2. Each sentence is cut as soon as it ends.
@@ -32,7 +32,7 @@ stream.feed(token)
 
 The code above is shown but not spoken. The [streaming guide](docs/streaming.md) has the details. Press **Esc** to stop me at any time.
 """,
-    """### A few thoughts on {topic}
+    """### A few thoughts on: {topic}
 
 **First**, the markdown you see is cleaned before it is spoken: no stars, no hashes, no pipes.
 
@@ -46,7 +46,7 @@ voicekit say "Hello there."
 
 *Second*, if you type while I talk, I stop within one audio block and only keep what you heard.
 """,
-    """# {topic}, step by step
+    """# {topic}: step by step
 
 Let me walk through it **slowly**, so you have time to interrupt.
 
