@@ -206,3 +206,65 @@ def test_missing_openai_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -
     client = OpenAIClient(api_key=KEY)
     with pytest.raises(EngineError, match=re.escape("pip install 'voicekit[openai]'")):
         collect(client.synthesize("No SDK.", threading.Event()))
+
+
+# -- through the stream -------------------------------------------------------------------
+
+LONG = "This reply is long enough that the user interrupts it while the server is still sending the audio body"
+
+
+def test_openai_tts_speaks_through_a_stream(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    tts = OpenAITTS(openai_client)
+    reports = []
+    sink = MemorySink()
+    tts.speak_streamed("Hello from OpenAI. It streams too.", on_chunk_processed=reports.append, sink=sink)
+    assert {r["engine"] for r in reports} == {"openai"} and sink.seconds > 1
+    assert " ".join(r["text"] for r in reports) == "Hello from OpenAI. It streams too."
+    tts.cleanup()
+
+
+def test_async_stream_speaks_through_async_openai(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    tts = OpenAITTS(openai_client)
+    sink = MemorySink()
+
+    async def speak() -> str:
+        async with await tts.create_async_stream(sink=sink) as stream:
+            await stream.feed("Hello from the async stream.")
+            await stream.done()
+            assert await stream.wait_until_done(timeout=60)
+            return stream.heard_text
+
+    assert asyncio.run(speak()) == "Hello from the async stream."
+    requests = fake_openai.speech_requests()
+    assert requests and all(r.headers.get("x-stainless-async", "").startswith("async") for r in requests)
+    assert sink.seconds > 1
+    tts.cleanup()
+
+
+def test_async_stream_interrupt_cancels_the_transfer(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    fake_openai.piece_interval = 0.2  # slower than real time: the body is still coming at the interrupt
+    tts = OpenAITTS(openai_client)
+    sink = MemorySink(realtime=True)
+
+    async def interrupt_while_playing() -> str:
+        stream = await tts.create_async_stream(sink=sink)
+        await stream.feed(LONG)
+        await stream.done()
+        for _ in range(3000):  # OpenAI has no word marks: watch the sink for the first audio
+            if sink.seconds > 0.1:
+                break
+            await asyncio.sleep(0.01)
+        unheard = await stream.interrupt()
+        await stream.close()
+        return unheard
+
+    assert asyncio.run(interrupt_while_playing())
+    [request] = fake_openai.speech_requests()
+    assert request.finished.wait(5) and request.hung_up.is_set() and request.last_byte_at is None
+    tts.cleanup()

@@ -295,3 +295,42 @@ def test_closed_client_refuses_work(polly: PollyClient) -> None:
     polly.close()
     with pytest.raises(EngineError, match="closed"):
         collect(polly.synthesize("Too late.", threading.Event()))
+
+
+# -- through the stream -------------------------------------------------------------------
+
+LONG = "This reply is long enough that the user interrupts it while Polly is still sending the audio body"
+
+
+def test_polly_tts_speaks_and_tracks_words(polly: PollyClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    tts = PollyTTS(polly)
+    reports, spoken = [], []
+    sink = MemorySink()
+    stream = tts.create_stream(sink=sink, on_chunk_processed=reports.append, on_word=spoken.append)
+    stream.feed("Hello from Polly & friends. It streams.")
+    stream.done()
+    assert stream.wait_until_done(timeout=60)
+    assert stream.heard_text == "Hello from Polly & friends. It streams."
+    assert [w["word"] for w in spoken] == ["Hello", "from", "Polly", "&", "friends.", "It", "streams."]
+    assert {r["engine"] for r in reports} == {"polly"} and sink.seconds > 1
+    stream.close()
+    tts.cleanup()
+
+
+def test_stream_interrupt_cancels_the_transfer(fake_polly: FakePolly, polly: PollyClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    fake_polly.piece_interval = 0.2  # slower than real time: the body is still coming at the interrupt
+    tts = PollyTTS(polly)
+    playing = threading.Event()
+    stream = tts.create_stream(sink=MemorySink(realtime=True), on_word=lambda info: playing.set())
+    stream.feed(LONG)
+    stream.done()
+    assert playing.wait(30)
+    unheard = stream.interrupt()
+    [audio] = fake_polly.speech_requests("pcm")
+    assert audio.finished.wait(5) and audio.hung_up.is_set() and audio.last_byte_at is None
+    assert unheard and LONG.endswith(unheard.split()[-1])
+    tts.cleanup()
