@@ -350,3 +350,17 @@ def test_resampler_keeps_a_sine_frequency():
 
 def test_audio_chunk_duration():
     assert AudioChunk(np.zeros(22050, np.float32), 22050).duration == 1.0
+
+
+def test_close_raises_an_engine_error_nobody_saw(no_thread_leak):
+    from voicekit import BaseTTS, EspeakClient
+
+    tts = BaseTTS(_BreaksAfter(EspeakClient(), "Boom"))
+    stream = tts.create_stream(sink=MemorySink())
+    stream.feed("Boom goes this one, after a while of talking for some time.")
+    with pytest.raises(EngineError) as info:
+        stream.close()
+    assert "Boom goes this one" in info.value.unspoken_text
+    with pytest.raises(EngineError):
+        tts.speak_streamed("Boom again, after a while of talking for some time.", sink=MemorySink())
+    tts.cleanup()

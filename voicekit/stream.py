@@ -155,15 +155,14 @@ class SpeechStream:
         """
         with self._cond:
             self._done = True
+            reported = self._error_reported
             self._cond.notify_all()
         self._output.wake()
         try:
             self.wait_until_done()
         except StreamError:
-            if self._error_reported:
-                return
-            self._error_reported = True
-            raise
+            if not reported:
+                raise
         finally:
             with self._cond:
                 self._closed = True
