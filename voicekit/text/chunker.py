@@ -89,7 +89,9 @@ class SentenceChunker:
         """Add text; return the chunks that are now complete."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
-        if self._space_kept or not text or text[-1].isspace() or _LONG_SPACE.search(text):
+        if not text:
+            return []
+        if self._space_kept or text[-1].isspace() or _LONG_SPACE.search(text):
             text = self._squeeze_spaces(text)
         buf = self._buf
         if (

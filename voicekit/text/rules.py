@@ -41,8 +41,9 @@ def period_ends_sentence(token: str, previous: str, following: str) -> bool:
     if following.isdigit():
         return not (abbreviation or word in word_list("number_prefixes.txt"))
     if len(token) == 1 and token.isupper():
-        # "Jonas E. Smith" is an initial; "you and I. Did" is a sentence end.
-        return bool(previous) and not previous[0].isupper()
+        # A capital letter is an initial ("by J. K. Rowling"), except the pronoun after a
+        # lower-case word: "you and I. Did" ends a sentence, "Albert I. Jones" does not.
+        return token == "I" and bool(previous) and not previous[0].isupper()
     if abbreviation:
         return following.isupper()
     return True
