@@ -79,6 +79,14 @@ class SpeechFilter:
         """Add markdown; return the speakable text that is certain now."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
+        if text and not self._pending and not (self._line_start or self._target or self._url_tail or self._drop_run):
+            # Fast paths for the usual token: plain text, or a line of a code block.
+            if self._skip_line:
+                if "\n" not in text:
+                    return ""
+            elif not self._pattern().search(text):
+                self._last = text[-1]
+                return text
         data = self._pending + text
         out, i = self._run(data, final=False)
         self._pending = data[i:]
@@ -203,10 +211,12 @@ class SpeechFilter:
 
     # -- inline level -----------------------------------------------------------------------
 
+    def _pattern(self) -> re.Pattern[str]:
+        return _SPECIAL_CODE if self._code else _SPECIAL_TABLE if self._table else _SPECIAL
+
     def _inline(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
         n = len(data)
-        pattern = _SPECIAL_CODE if self._code else _SPECIAL_TABLE if self._table else _SPECIAL
-        m = pattern.search(data, i)
+        m = self._pattern().search(data, i)
         k = m.start() if m else n
         if k > i:
             out.append(data[i:k])  # plain text; the special character is handled next call
