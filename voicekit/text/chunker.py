@@ -21,6 +21,10 @@ _TERMINATOR_RUN = re.compile(r"[.!?…]*")
 _CLOSER_RUN = re.compile(r"[\"'”’»)\]}]*")
 _INTERESTING = re.compile(r"[.!?…\n•⁃‣◦▪●]")
 _INTERESTING_FIRST = re.compile(r"[.!?…\n•⁃‣◦▪●,;:—–-]")  # plus clause marks for the first fragment
+# Text the fast path of feed() may append without scanning: nothing to decide, nothing to squeeze.
+_PLAIN = re.compile(r"[.!?…\n•⁃‣◦▪●]|\s{9,}")
+_PLAIN_FIRST = re.compile(r"[.!?…\n•⁃‣◦▪●,;:—–-]|\s{9,}")
+_SPACE_ENDS = frozenset(c for c in map(chr, range(0x3001)) if c.isspace()) | {""}
 _CLAUSE = re.compile(r"[,;:](?=\s)|—|(?<=\s)[-–](?=\s)")
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _LONG_SPACE = re.compile(r"\s{9,}")
@@ -89,21 +93,22 @@ class SentenceChunker:
         """Add text; return the chunks that are now complete."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
-        if not text:
-            return []
-        if self._space_kept or text[-1].isspace() or _LONG_SPACE.search(text):
-            text = self._squeeze_spaces(text)
         buf = self._buf
         if (
             self._mode == _SCAN
             and self._pos == len(buf)
-            and (self._list_next is None or self._list_next[0] not in text)
+            and not self._space_kept
+            and self._list_next is None
             and len(buf) + len(text) <= self._start + self.max_chars
-            and not (_INTERESTING_FIRST if self._first else _INTERESTING).search(text)
+            and text[-1:] not in _SPACE_ENDS
+            and not (_PLAIN_FIRST if self._first else _PLAIN).search(text)
         ):  # plain text inside a sentence: nothing to decide, skip the scanner
             self._buf = buf + text
-            self._pos = len(self._buf)
+            self._pos += len(text)
             return []
+        if not text:
+            return []
+        text = self._squeeze_spaces(text)
         self._buf = buf + text
         out: list[str] = []
         self._scan(out, final=False)
