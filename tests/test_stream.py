@@ -70,8 +70,8 @@ def test_speech_does_not_depend_on_how_text_was_split(tts):
     whole, whole_frames = render([TEXT])
     by_char, by_char_frames = render(list(TEXT))
     assert whole == by_char
-    # eSpeak's own output varies by a few samples from call to call
-    assert abs(whole_frames - by_char_frames) < 100
+    # eSpeak's own output length varies by up to ~0.3% from call to call
+    assert abs(whole_frames - by_char_frames) < 0.01 * whole_frames
 
 
 def test_wait_false_calls_play_in_call_order_without_overlap(tts):
@@ -92,7 +92,7 @@ def test_wait_false_calls_play_in_call_order_without_overlap(tts):
     assert [n for n, _ in heard] == sorted(n for n, _ in heard)
     assert heard[0] == (0, "First") and heard[-1][0] == 2
     # back to back: as long as the three alone, so nothing overlapped or was dropped
-    assert abs(len(sink.audio) - solo) < 300
+    assert abs(len(sink.audio) - solo) < 0.01 * solo
 
 
 def test_chatbot_pattern_next_stream_waits_its_turn(tts):
@@ -152,7 +152,7 @@ def test_pause_and_resume_hold_the_position(tts):
     stream.close()
     whole = MemorySink()
     tts.speak_streamed("Counting slowly now, one, two, three, four, five, six, seven.", sink=whole)
-    assert abs(len(sink.audio) - len(whole.audio)) < 100
+    assert abs(len(sink.audio) - len(whole.audio)) < 0.01 * len(whole.audio)
 
 
 def test_setup_stream_sets_the_output_format(tts):
