@@ -31,9 +31,9 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
 
-from . import VoicekitError, WavSink, clean_for_speech
+from . import BaseTTS, VoicekitError, WavSink, clean_for_speech
 from .adapters import INTERRUPTED_MARK, SpokenText, speak_iter, stream_chat
-from .tts import BaseTTS
+from .responder import Responder
 
 __all__ = ["Backend", "LLMBackend", "ResponderBackend", "Chat"]
 
@@ -67,7 +67,7 @@ class ResponderBackend:
 
     name = "offline responder"
 
-    def __init__(self, responder: Any) -> None:
+    def __init__(self, responder: Responder) -> None:
         self.responder = responder
 
     def respond(self, stream: Any, messages: Sequence[Message]) -> SpokenText:
