@@ -17,14 +17,17 @@ from .rules import WAIT, parse_marker
 FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut
 
 _NON_SPACE = re.compile(r"\S")
-_TERMINATOR_RUN = re.compile(r"[.!?…]*")
-_CLOSER_RUN = re.compile(r"[\"'”’»)\]}]*")
-_INTERESTING = re.compile(r"[.!?…\n•⁃‣◦▪●]")
-_INTERESTING_FIRST = re.compile(r"[.!?…\n•⁃‣◦▪●,;:—–-]")  # plus clause marks for the first fragment
+_TERMINATOR_RUN = re.compile(f"[{re.escape(rules.TERMINATORS)}]*")
+_CLOSER_RUN = re.compile(f"[{re.escape(rules.CLOSERS)}]*")
+# Characters the scanner must look at; the rest is skipped by regex.
+_MARKS = f"[{re.escape(rules.TERMINATORS + rules.INLINE_BULLETS)}\n]"
+_MARKS_FIRST = f"[{re.escape(rules.TERMINATORS + rules.INLINE_BULLETS)}\n,;:—–-]"  # + first-fragment clauses
+_INTERESTING = re.compile(_MARKS)
+_INTERESTING_FIRST = re.compile(_MARKS_FIRST)
 # Text the fast path of feed() may append without scanning: nothing to decide, nothing to squeeze.
-_PLAIN = re.compile(r"[.!?…\n•⁃‣◦▪●]|\s{9,}")
-_PLAIN_FIRST = re.compile(r"[.!?…\n•⁃‣◦▪●,;:—–-]|\s{9,}")
-_SPACE_ENDS = frozenset(c for c in map(chr, range(0x3001)) if c.isspace()) | {""}
+_PLAIN = re.compile(_MARKS + r"|\s{9,}")
+_PLAIN_FIRST = re.compile(_MARKS_FIRST + r"|\s{9,}")
+_SPACE_ENDS = frozenset(c for c in map(chr, range(0x3001)) if c.isspace()) | {""}  # U+3000 is the last space
 _CLAUSE = re.compile(r"[,;:](?=\s)|—|(?<=\s)[-–](?=\s)")
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _LONG_SPACE = re.compile(r"\s{9,}")
