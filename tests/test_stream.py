@@ -364,3 +364,15 @@ def test_close_raises_an_engine_error_nobody_saw(no_thread_leak):
     with pytest.raises(EngineError):
         tts.speak_streamed("Boom again, after a while of talking for some time.", sink=MemorySink())
     tts.cleanup()
+
+
+def test_text_held_by_the_chunker_does_not_make_the_buffer_full(tts):
+    # a producer that waits on buffer_full() must not wait for text only it can complete
+    stream = tts.create_stream(sink=NullSink())
+    stream.feed("an unfinished line that goes on " * 6)
+    deadline = time.monotonic() + 5
+    while stream.buffer_full() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not stream.buffer_full()
+    stream.close()
+    assert stream.heard_text.endswith("goes on")

@@ -59,8 +59,6 @@ class SpeechStream:
         self._cond = threading.Condition()
         self._pending: deque[str] = deque()
         self._pending_chars = 0
-        # text inside the filter and chunker, not yet cut (an estimate: filtering changes lengths)
-        self._held_chars = 0
         self._unsynth_chars = 0
         self._reply: Reply | None = None
         self._last_reply: Reply | None = None
@@ -271,8 +269,13 @@ class SpeechStream:
 
     # -- internals ----------------------------------------------------------------------
     def _queued_chars(self) -> int:
-        """Text fed but not yet synthesized (lock held)."""
-        return self._pending_chars + self._held_chars + self._unsynth_chars
+        """Text waiting for synthesis (lock held).
+
+        Text the chunker holds back is not counted: it waits for more input,
+        so counting it would make a producer that obeys ``buffer_full()`` wait
+        for itself.
+        """
+        return self._pending_chars + self._unsynth_chars
 
     def _start_reply(self) -> None:
         """Begin a new reply (lock held)."""
@@ -298,7 +301,7 @@ class SpeechStream:
         text = "".join(self._ssml) + "".join(self._pending)
         self._ssml.clear()
         self._pending.clear()
-        self._pending_chars = self._held_chars = 0
+        self._pending_chars = 0
         return " ".join(self._filter_and_chunk(text, final=True))
 
     def _filter_and_chunk(self, text: str, final: bool) -> list[str]:
@@ -326,7 +329,6 @@ class SpeechStream:
             taken.append(piece)
             size += len(piece)
         self._pending_chars -= size
-        self._held_chars += size
         text = "".join(taken)
         final = self._done and not self._pending
         if reply.ssml:
@@ -341,10 +343,7 @@ class SpeechStream:
         out = []
         for chunk in chunks:
             self._unsynth_chars += len(chunk)
-            self._held_chars = max(0, self._held_chars - len(chunk))
             out.append((chunk, reply.add_chunk_text(chunk), now))
-        if final:
-            self._held_chars = 0
         return out, final
 
     def _run(self) -> None:
