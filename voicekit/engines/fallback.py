@@ -73,8 +73,8 @@ class FallbackEngine:
                 if cancel.is_set():
                     return
                 failures.append(f"{engine.name}: {exc}")
-                log.warning("%s failed, %s: %s", engine.name, "falling back" if engine is not self.engines[-1]
-                            else "no engine left", exc)
+                next_step = "no engine left" if engine is self.engines[-1] else "falling back"
+                log.warning("%s failed (%s): %s", engine.name, next_step, exc)
                 start = resume
             finally:
                 close = getattr(pieces, "close", None)

@@ -174,7 +174,9 @@ class PollyClient:
     generative; ``language`` picks the language of a bilingual voice.
 
     ``set_property`` applies to plain text by wrapping it (escaped) in an SSML
-    ``<prosody>``; text the user wrote as SSML is sent as given.
+    ``<prosody>``; text the user wrote as SSML is sent as given. Which prosody
+    attributes a voice honours is Polly's rule (neural and generative voices
+    support fewer, e.g. no pitch).
     """
 
     name = "polly"
