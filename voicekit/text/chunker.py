@@ -24,10 +24,12 @@ _MARKS = f"[{re.escape(rules.TERMINATORS + rules.INLINE_BULLETS)}\n]"
 _MARKS_FIRST = f"[{re.escape(rules.TERMINATORS + rules.INLINE_BULLETS)}\n,;:—–-]"  # + first-fragment clauses
 _INTERESTING = re.compile(_MARKS)
 _INTERESTING_FIRST = re.compile(_MARKS_FIRST)
-# Text the fast path of feed() may append without scanning: nothing to decide, nothing to squeeze.
-_PLAIN = re.compile(_MARKS + r"|\s{9,}")
-_PLAIN_FIRST = re.compile(_MARKS_FIRST + r"|\s{9,}")
-_SPACE_ENDS = frozenset(c for c in map(chr, range(0x3001)) if c.isspace()) | {""}  # U+3000 is the last space
+# What stops the fast path of feed(), which appends text without scanning: anything that may
+# need a decision (a terminator followed by a letter or digit, as in "v2.0.1", never does),
+# and whitespace to squeeze or to remember at the end.
+_T, _C = re.escape(rules.TERMINATORS), re.escape(rules.CLOSERS)
+_PLAIN = re.compile(f"[{_T}](?![^\\s{_T}{_C}])|[{re.escape(rules.INLINE_BULLETS)}\n]|\\s{{9,}}|\\s\\Z")
+_PLAIN_FIRST = re.compile(_PLAIN.pattern + "|[,;:–-](?!\\S)|—")
 _CLAUSE = re.compile(r"[,;:](?=\s)|—|(?<=\s)[-–](?=\s)")
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _LONG_SPACE = re.compile(r"\s{9,}")
@@ -91,32 +93,39 @@ class SentenceChunker:
         self._cstart = self._cend = 0  # terminator cluster, e.g. '?!"' or '. . .'
         self._closing = False  # the cluster reached its closing quotes/brackets
         self._space_kept = self._newlines_kept = 0  # whitespace run crossing feed() calls
+        self._plain_room = -1  # chars feed() may append without scanning (-1: scan everything)
+        self._plain = _PLAIN
 
     def feed(self, text: str) -> list[str]:
         """Add text; return the chunks that are now complete."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
-        buf = self._buf
-        if (
-            self._mode == _SCAN
-            and self._pos == len(buf)
-            and not self._space_kept
-            and self._list_next is None
-            and len(buf) + len(text) <= self._start + self.max_chars
-            and text[-1:] not in _SPACE_ENDS
-            and not (_PLAIN_FIRST if self._first else _PLAIN).search(text)
-        ):  # plain text inside a sentence: nothing to decide, skip the scanner
-            self._buf = buf + text
+        if self._plain_room >= len(text) and not self._plain.search(text):
+            # Plain text inside a sentence: nothing to decide, skip the scanner.
+            self._buf += text
             self._pos += len(text)
+            self._plain_room -= len(text)
             return []
         if not text:
             return []
-        text = self._squeeze_spaces(text)
-        self._buf = buf + text
+        if self._space_kept or text[-1].isspace() or _LONG_SPACE.search(text):
+            text = self._squeeze_spaces(text)
+        self._buf += text
         out: list[str] = []
         self._scan(out, final=False)
-        self._compact()
+        if self._pos > _COMPACT_AFTER:
+            self._compact()
+        self._arm_fast_path()
         return out
+
+    def _arm_fast_path(self) -> None:
+        """Allow plain tokens to skip the scanner while nothing is pending and the cap is far."""
+        self._plain = _PLAIN_FIRST if self._first else _PLAIN
+        idle = self._mode == _SCAN and self._pos == len(self._buf) and not self._space_kept
+        if idle and self._list_next is None:
+            self._plain_room = self._start + self.max_chars - len(self._buf)
+        else:
+            self._plain_room = -1
 
     def flush(self) -> list[str]:
         """End the utterance: return every remaining chunk and start a new utterance."""
@@ -148,8 +157,6 @@ class SentenceChunker:
 
     def _compact(self) -> None:
         """Drop text that is already emitted, shifting the saved indices."""
-        if self._pos <= _COMPACT_AFTER:
-            return
         live = [self._pos] if self._start is None else [self._pos, self._start]
         if self._mode in (_CLUSTER, _AFTER):
             live.append(self._cstart)
