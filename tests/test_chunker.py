@@ -142,7 +142,8 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="max_chars"):
         SentenceChunker(max_chars=0)
     with pytest.raises(ValueError, match="min_chars"):
-        SentenceChunker(max_chars=10, min_chars=11)
+        SentenceChunker(min_chars=-1)
+    assert SentenceChunker(max_chars=2).min_chars == 2  # the default min_chars never exceeds the cap
     with pytest.raises(TypeError, match="max_chars"):
         SentenceChunker(max_chars=2.5)
     with pytest.raises(TypeError, match="str"):

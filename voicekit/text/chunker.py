@@ -62,8 +62,9 @@ class SentenceChunker:
     ``feed(text)`` returns the chunks that are complete, ``flush()`` the rest; after ``flush()``
     or ``reset()`` a new utterance starts. With ``first_fragment`` the first chunk of an
     utterance may end at a clause break (, ; : or a dash) so speech starts sooner.
-    ``max_chars`` is a hard cap on every chunk; sentences shorter than ``min_chars`` are merged
-    with the next one. Chunks are stripped of surrounding whitespace and never empty.
+    ``max_chars`` is a hard cap on every chunk; sentences shorter than ``min_chars`` (capped at
+    ``max_chars``) are merged with the next one, but never across a blank line or list item.
+    Chunks are stripped of surrounding whitespace and never empty.
     """
 
     def __init__(self, *, first_fragment: bool = True, max_chars: int = 250, min_chars: int = 4) -> None:
@@ -72,12 +73,12 @@ class SentenceChunker:
                 raise TypeError(f"{name} must be an int, got {value!r}")
         if max_chars < 1:
             raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-        if not 0 <= min_chars <= max_chars:
-            raise ValueError(f"min_chars must be between 0 and max_chars ({max_chars}), got {min_chars}")
+        if min_chars < 0:
+            raise ValueError(f"min_chars must not be negative, got {min_chars}")
         self.first_fragment = bool(first_fragment)
         self.max_chars = max_chars
-        self.min_chars = min_chars
-        self._first_min = max(min_chars, FIRST_FRAGMENT_MIN_CHARS)
+        self.min_chars = min(min_chars, max_chars)  # a tiny max_chars must not make the default invalid
+        self._first_min = max(self.min_chars, FIRST_FRAGMENT_MIN_CHARS)
         self._steps = (self._start_step, self._scan_step, self._cluster_step, self._after_step, self._newline_step)
         self.reset()
 
@@ -254,14 +255,13 @@ class SentenceChunker:
         if marker is WAIT:
             self._pos = k
             return False
-        if marker and marker.successor is not None and self._buf[k : marker.end].rstrip(". )") == self._list_next[0]:
-            punctuation = self._buf[k + len(self._list_next[0]) : marker.end]
-            if punctuation == self._list_next[1]:
-                self._emit(out, k)
-                self._pos = k
-                self._mode = _START
-                return True
-        self._pos = k + 1
+        expected = "".join(self._list_next)
+        if marker and marker.end == k + len(expected) and self._buf.startswith(expected, k):
+            self._emit(out, k)
+            self._pos = k
+            self._mode = _START
+        else:
+            self._pos = k + 1
         return True
 
     def _cluster_step(self, out: list[str], final: bool) -> bool:
