@@ -30,6 +30,7 @@ def said(text: str, **options) -> str:
     [
         ("**bold**, *it*, __under__, _it_ and ~~gone~~.", "bold, it, under, it and gone."),
         ("***both*** and ~5 km", "both and ~5 km"),
+        ("**粗体**文字 and a**b**c", "粗体文字 and abc"),
         ("keep snake_case_words, 2*3, 2 * 3 and a_b", "keep snake_case_words, 2*3, 2 * 3 and a_b"),
         ("Run `pip install *voicekit*` now.", "Run pip install *voicekit* now."),
         ("Use ``a ` b`` here", "Use a ` b here"),

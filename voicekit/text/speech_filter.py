@@ -251,8 +251,9 @@ class SpeechFilter:
                 out.append("~")
                 return k + 1
             right = data[k + run] if k + run < n else "\n"
-            intraword = left.isalnum() and right.isalnum()  # snake_case, 2*3
-            spaced = left.isspace() and right.isspace()  # 2 * 3
+            # Kept: "snake_case", "2*3", "2 * 3"; dropped: "**bold**", "**粗体**文字", "~~gone~~".
+            intraword = left.isalnum() and right.isalnum() and (c == "_" or run == 1)
+            spaced = left.isspace() and right.isspace()
             if intraword or spaced:
                 out.append(c * run)
             return k + run
