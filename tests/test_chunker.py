@@ -220,3 +220,25 @@ def test_huge_inputs(unit, repeat, cuts) -> None:
     assert chunks == chunk([text])
     assert no_space("".join(chunks)) == no_space(text)
     assert all(0 < len(c) <= 250 for c in chunks)
+
+
+_words = st.text(alphabet="abcdefghij", min_size=2, max_size=7)
+_sentence = st.tuples(
+    st.text(alphabet="KLMNOPQRS", min_size=1, max_size=1),  # capital, never a single-letter word
+    st.lists(_words, min_size=1, max_size=6),
+    st.sampled_from([".", "!", "?", "?!", "...", '."', "!)"]),
+).map(lambda t: t[0] + " ".join(t[1]) + t[2])
+
+
+@settings(max_examples=200, deadline=None)
+@given(sentences=st.lists(_sentence, min_size=2, max_size=6), gap=st.sampled_from([" ", "  ", "\n", " \t "]))
+def test_each_sentence_is_emitted_when_the_next_one_starts(sentences: list[str], gap: str) -> None:
+    chunker = SentenceChunker(first_fragment=False, min_chars=0)
+    text = gap.join(sentences)
+    emitted: list[tuple[int, str]] = []
+    for i, char in enumerate(text):
+        emitted += [(i, c) for c in chunker.feed(char)]
+    assert chunker.flush() == [sentences[-1]]
+    starts = [sum(len(s) + len(gap) for s in sentences[:n]) for n in range(1, len(sentences))]
+    # Each sentence comes out on the first character of the next one, never later.
+    assert emitted == list(zip(starts, sentences[:-1]))
