@@ -28,6 +28,7 @@ _SPECIAL = re.compile(r"[\n\\`*_~\[\]<!]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!|]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_CODE = re.compile(r"[\n`]|" + _EMOJI)
 _TARGET = re.compile(r"[()\n]")
+_NEWLINE = re.compile(r"\n")
 _TAG = re.compile(r"<[A-Za-z/!][^<>\n]{0,98}>")
 _HOST = re.compile(r"[\w.-]{0,100}")
 _SPACE = re.compile(r"\s")
@@ -74,25 +75,33 @@ class SpeechFilter:
         self._target = 0  # parenthesis depth inside a dropped link target
         self._url_tail = False  # dropping a URL's path
         self._drop_run = ""  # dropping a long run of this marker character
+        self._plain: re.Pattern[str] | None = None  # what plain text for feed()'s fast path must avoid
 
     def feed(self, text: str) -> str:
         """Add markdown; return the speakable text that is certain now."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
-        if text and not self._pending and not (self._line_start or self._target or self._url_tail or self._drop_run):
-            # Fast paths for the usual token: plain text, or a line of a code block.
-            if self._skip_line:
-                if "\n" not in text:
-                    return ""
-            elif not self._pattern().search(text):
-                self._last = text[-1]
-                return text
+        plain = self._plain
+        if plain is not None and text and not plain.search(text):
+            self._last = text[-1]  # the usual token: plain text (or a line of code: nothing)
+            return "" if self._skip_line else text
         data = self._pending + text
         out, i = self._run(data, final=False)
         self._pending = data[i:]
         if i:
             self._last = data[i - 1]
+        self._arm_fast_path()
         return out
+
+    def _arm_fast_path(self) -> None:
+        """Let feed() pass plain text through while nothing is pending or being dropped."""
+        busy = self._pending or self._line_start or self._target or self._url_tail or self._drop_run
+        if busy:
+            self._plain = None
+        elif self._skip_line:
+            self._plain = _NEWLINE
+        else:
+            self._plain = self._pattern()
 
     def flush(self) -> str:
         """End of the document: return the rest and reset."""
