@@ -113,7 +113,9 @@ def feed_words(stream: Any, text: str, gap: float) -> list[float]:
 
 
 def row(measure: str, unit: str, target: str, met: bool | None, **figures: Any) -> Row:
-    return {"measure": measure, **figures, "unit": unit, "target": target,
+    """One table row; every row has the same columns, so distributions and single values line up."""
+    cells = {key: figures.get(key) for key in ("n", "p50", "p95", "max", "value")}
+    return {"measure": measure, **cells, "unit": unit, "target": target,
             "met": "" if met is None else ("yes" if met else "NO")}
 
 
@@ -285,7 +287,7 @@ def rss_child(mode: str, seconds: float) -> dict[str, float]:
                 stream = tts.create_stream(sink=sink)
                 if mode == "whole":
                     stream.feed(whole)
-                    time.sleep(seconds)
+                    slowest = poll_buffer_full(stream, seconds)
                 else:
                     narrate(stream, iter(source), seconds)
                 stream.interrupt()
@@ -293,7 +295,22 @@ def rss_child(mode: str, seconds: float) -> dict[str, float]:
         finally:
             tts.cleanup()
         kept = sink.audio.nbytes
-    return {"growth_mb": rss.growth / 1e6, "sink_mb": kept / 1e6, "size_mb": size / 1e6, "audio_s": sink.seconds}
+    result = {"growth_mb": rss.growth / 1e6, "sink_mb": kept / 1e6, "size_mb": size / 1e6, "audio_s": sink.seconds}
+    if mode == "whole":
+        result["slowest_buffer_full_ms"] = slowest * 1000
+    return result
+
+
+def poll_buffer_full(stream: Any, seconds: float) -> float:
+    """Poll buffer_full() as the guide's StreamManager does, for ``seconds``; the slowest call's duration."""
+    deadline = time.monotonic() + seconds
+    slowest = 0.0
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        stream.buffer_full()
+        slowest = max(slowest, time.perf_counter() - start)
+        time.sleep(0.02)
+    return slowest
 
 
 def measure_rss(seconds: float) -> tuple[list[Row], list[str]]:
@@ -307,6 +324,9 @@ def measure_rss(seconds: float) -> tuple[list[Row], list[str]]:
         r = json.loads(result.stdout.strip().splitlines()[-1])
         growth = r["growth_mb"]
         rows.append(row(f"peak RSS growth, 10 MB file ({label})", "MB", "< 50", growth < 50, value=round(growth, 1)))
+        if "slowest_buffer_full_ms" in r:
+            rows.append(row("slowest buffer_full() call during that feed", "ms", "", None,
+                            value=round(r["slowest_buffer_full_ms"], 1)))
         notes.append(
             f"rss ({mode}): fresh process, {r['size_mb']:.1f} MB file, eSpeak warmed up before the baseline, psutil "
             f"RSS sampled every 10 ms while narrating {seconds:.0f} s ({r['audio_s']:.0f} s of audio) into "

@@ -17,12 +17,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
 JACK_RATE = 48000
 JACK_PERIOD = 480
 JACK_PACKAGES = "jackd2 libportaudio2 libasound2-plugins"
+SERVER_NAMES = [f"voicekit-bench-{i}" for i in range(4)]
 
 
 def summarize(values: Sequence[float], scale: float = 1000.0) -> dict[str, float | int]:
@@ -93,6 +95,43 @@ def jack_missing() -> list[str]:
     return missing
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _start_jackd(log: IO[bytes]) -> tuple[subprocess.Popen, str]:
+    """Start jackd under the first name of a small fixed set that no live server uses.
+
+    JACK's registry in /dev/shm holds at most 8 servers, and an entry left by a
+    jackd that died is reclaimed only when a server of the same name starts: a
+    fresh name per run (say, with the pid) would fill it up for good.
+    """
+    for name in SERVER_NAMES:
+        env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+        check = subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True, timeout=20)
+        if check.stdout.strip() == "running":
+            continue
+        proc = subprocess.Popen(
+            ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(JACK_RATE), "-p", str(JACK_PERIOD)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        waited = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, timeout=20)
+        if waited.returncode == 0 and proc.poll() is None:
+            return proc, name
+        _stop(proc)
+    log.seek(0)
+    raise RuntimeError(f"jackd did not start: {log.read().decode(errors='replace')[-500:]}")
+
+
 @contextmanager
 def jack_device() -> Iterator[JackDevice]:
     """Run a private ``jackd -d dummy`` and yield the PortAudio device that reaches it.
@@ -102,26 +141,16 @@ def jack_device() -> Iterator[JackDevice]:
     missing = jack_missing()
     if missing:
         raise RuntimeError(f"needs {JACK_PACKAGES} (apt-get install them); missing: {', '.join(missing)}")
-    server = f"voicekit-bench-{os.getpid()}"
     saved = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION")}
-    # libjack inside this process (via the ALSA plugin) finds the server by this name
-    os.environ["JACK_DEFAULT_SERVER"] = server
     os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", server, "-d", "dummy", "-r", str(JACK_RATE), "-p", str(JACK_PERIOD)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = None
     import sounddevice as sd
 
     try:
-        waited = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, timeout=20)
-        if waited.returncode != 0 or proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"jackd did not start: {log.read().decode(errors='replace')[-500:]}")
+        proc, server = _start_jackd(log)
+        # libjack inside this process (via the ALSA plugin) finds the server by this name
+        os.environ["JACK_DEFAULT_SERVER"] = server
         # PortAudio lists devices only when initialised: rescan now that jackd runs.
         sd._terminate()
         sd._initialize()
@@ -137,13 +166,8 @@ def jack_device() -> Iterator[JackDevice]:
     finally:
         # PortAudio's JACK host API holds a client of this server: stop it before the server.
         sd._terminate()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        if proc is not None:
+            _stop(proc)
         log.close()
         for key, value in saved.items():
             if value is None:
