@@ -39,6 +39,7 @@ def said(text: str, **options) -> str:
         ("> quoted\n>> nested > kept", "quoted nested > kept"),
         ("above\n---\nmiddle\n***\n___\n* * *\nbelow", "above middle below"),
         ("Title\n=====\ntext", "Title text"),
+        ("#\tA\r\n---\r\n| a | b |\r\n|---|---|\r\n| c | d |\r\n", "A a , b c , d"),
         ("| Name | Age |\n|------|:---:|\n| Bob | 30 |", "Name , Age Bob , 30"),
         ("x <b>bold</b> <br/> <!-- note --> a < b and c<d", "x bold a < b and c<d"),
         ("See [the docs](https://example.com/a_(b)) now.", "See the docs now."),

@@ -173,7 +173,7 @@ class SpeechFilter:
             run = _run_length(data, i, "#", 7)
             if i + run == n and run < 7 and not final:
                 return None
-            if run <= 6 and (i + run == n or data[i + run] in " \t\n"):
+            if run <= 6 and (i + run == n or data[i + run] in " \t\r\n"):
                 self._line_end = "\n\n"
                 self._line_start = False
                 return i + run
@@ -189,7 +189,7 @@ class SpeechFilter:
                 return i + run
         elif c in "-*_=+":
             j = i
-            while j < n and data[j] in "-*_= \t" and j - i < _RULE_SCAN:
+            while j < n and data[j] in "-*_= \t\r" and j - i < _RULE_SCAN:
                 j += 1
             if (j == n and j - i < _RULE_SCAN or c in "-*+" and i + 1 == n) and not final:
                 return None
@@ -204,7 +204,7 @@ class SpeechFilter:
                 return i + 2
         elif c == "|":
             j = i
-            while j < n and data[j] in "|:- \t" and j - i < _TABLE_RULE_SCAN:
+            while j < n and data[j] in "|:- \t\r" and j - i < _TABLE_RULE_SCAN:
                 j += 1
             if j == n and j - i < _TABLE_RULE_SCAN and not final:
                 return None
@@ -297,7 +297,7 @@ class SpeechFilter:
             return k + 1
         if c == "|":
             j = k + 1
-            while j < n and data[j] in " \t" and j - k < 16:
+            while j < n and data[j] in " \t\r" and j - k < 16:
                 j += 1
             if j == n and j - k < 16 and not final:
                 return None
