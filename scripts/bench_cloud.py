@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,10 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.http import FakeServer  # noqa: E402 - needs ROOT on sys.path
-from tests.fakes.openai import FakeOpenAI  # noqa: E402
-from tests.fakes.polly import FakePolly  # noqa: E402
-from voicekit.engine import Engine  # noqa: E402
+from voicekit.engine import Engine  # noqa: E402 - needs ROOT on sys.path
 from voicekit.sinks import MemorySink  # noqa: E402
 
 TEXT = "Hello there, this is the first sentence."
@@ -123,14 +121,34 @@ def _row(name: str, delay_ms: int, samples: list[float], target: float | None) -
     return row
 
 
-def _measure(server: FakeServer, name: str, delays: list[int], runs: int, measure: Callable[[], float],
-             target: float | None) -> list[dict]:
-    rows = []
-    for delay_ms in delays:
-        server.first_byte_delay = delay_ms / 1000
-        measure()  # warm up: connection, eSpeak cache, imports
-        rows.append(_row(name, delay_ms, [measure() for _ in range(runs)], target))
-    return rows
+def _samples(measure: Callable[[], float], runs: int) -> list[float]:
+    measure()  # warm up: connections, the server's eSpeak cache
+    return [measure() for _ in range(runs)]
+
+
+_SERVE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.polly import FakePolly
+server = {"polly": FakePolly, "openai": FakeOpenAI}[sys.argv[2]]()
+server.first_byte_delay, server.piece_interval = float(sys.argv[3]), 0.005
+with server:
+    print(server.url, flush=True)
+    sys.stdin.read()  # serve until the bench closes our stdin
+"""
+
+
+@contextmanager
+def _served(kind: str, delay_ms: int) -> Iterator[str]:
+    """A fake server in its own process, so its work never competes with the client for the GIL."""
+    process = subprocess.Popen([sys.executable, "-c", _SERVE, str(ROOT), kind, str(delay_ms / 1000)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)
 
 
 def run(quick: bool = False) -> dict:
@@ -141,38 +159,40 @@ def run(quick: bool = False) -> dict:
     from voicekit.engines.polly import PollyClient, PollyTTS
 
     delays, runs = ([50], 8) if quick else ([50, 200], 20)
+    credentials = ("eu-west-1", "AKIDBENCH", "bench-secret")
     rows: list[dict] = []
-    with _offline_aws(), FakePolly() as polly_server, FakeOpenAI() as openai_server:
-        polly_server.piece_interval = openai_server.piece_interval = 0.005
-        polly = PollyTTS(PollyClient(("eu-west-1", "AKIDBENCH", "bench-secret"), endpoint_url=polly_server.url))
-        openai = OpenAITTS(OpenAIClient(api_key="sk-bench", base_url=f"{openai_server.url}/v1"))
-        boto_client = boto3.session.Session(aws_access_key_id="AKIDBENCH", aws_secret_access_key="bench-secret",
-                                            region_name="eu-west-1").client("polly", endpoint_url=polly_server.url)
-        sdk = openai_sdk.OpenAI(api_key="sk-bench", base_url=f"{openai_server.url}/v1")
-        floors = {"polly": lambda: _polly_sdk_latency(boto_client), "openai": lambda: _openai_sdk_latency(sdk)}
-        try:
-            for server, tts in ((polly_server, polly), (openai_server, openai)):
-                rows += _measure(server, f"{tts.client.name}: SDK alone (floor, for comparison)", delays, runs,
-                                 floors[tts.client.name], None)
-                rows += _measure(server, f"{tts.client.name}: first AudioChunk", delays, runs,
-                                 lambda tts=tts: _client_latency(tts.client), TARGET_MS)
-                rows += _measure(server, f"{tts.client.name}: create_stream to first block in MemorySink", delays,
-                                 runs, lambda tts=tts: _stream_latency(tts), None)
-        finally:
-            polly.cleanup()
-            openai.cleanup()
-            boto_client.close()
-            sdk.close()
+    for delay_ms in delays:
+        with _offline_aws(), _served("polly", delay_ms) as polly_url, _served("openai", delay_ms) as openai_url:
+            polly = PollyTTS(PollyClient(credentials, endpoint_url=polly_url))
+            openai = OpenAITTS(OpenAIClient(api_key="sk-bench", base_url=f"{openai_url}/v1"))
+            boto_client = boto3.session.Session(aws_access_key_id=credentials[1], aws_secret_access_key=credentials[2],
+                                                region_name=credentials[0]).client("polly", endpoint_url=polly_url)
+            sdk = openai_sdk.OpenAI(api_key="sk-bench", base_url=f"{openai_url}/v1")
+            floors = {"polly": lambda: _polly_sdk_latency(boto_client), "openai": lambda: _openai_sdk_latency(sdk)}
+            try:
+                for tts in (polly, openai):
+                    name = tts.client.name
+                    rows.append(_row(f"{name}: SDK alone (floor, for comparison)", delay_ms,
+                                     _samples(floors[name], runs), None))
+                    rows.append(_row(f"{name}: first AudioChunk", delay_ms,
+                                     _samples(lambda tts=tts: _client_latency(tts.client), runs), TARGET_MS))
+                    rows.append(_row(f"{name}: create_stream to first block in MemorySink", delay_ms,
+                                     _samples(lambda tts=tts: _stream_latency(tts), runs), None))
+            finally:
+                polly.cleanup()
+                openai.cleanup()
+                boto_client.close()
+                sdk.close()
     return {
         "section": "cloud",
         "rows": rows,
         "notes": [
-            "Fake Polly/OpenAI servers on 127.0.0.1 hold each audio body's first byte for server_wait_ms; "
-            "the figures are time to first audio minus that wait (p50/p95 over the runs).",
+            "Fake Polly/OpenAI servers (tests/fakes/) run in their own processes on 127.0.0.1 and hold each audio "
+            "body's first byte for server_wait_ms; figures are time to first audio minus that wait (p50/p95).",
             "The 'SDK alone' rows are boto3 / the openai SDK called directly: request signing and parsing that any "
             "client pays; the gap between them and the voicekit rows is voicekit's own cost.",
-            "Polly's speech marks are requested concurrently (another thread), so they never wait for the audio; "
-            "on a busy 2-core machine that thread's request signing competes for the GIL with the audio request.",
+            "Polly's speech marks are a second, concurrent request; it starts once the audio request is on its way, "
+            "so its signing does not delay the audio request.",
             "Stream rows include the sentence chunker, resampling to the sink rate and the audio buffer.",
         ],
     }
