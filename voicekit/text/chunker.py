@@ -35,7 +35,7 @@ _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _LONG_SPACE = re.compile(r"\s{9,}")
 _KEEP_SPACES = 8  # longer whitespace runs are squeezed (keeping up to two newlines) to bound the buffer
 
-_COMPACT_AFTER = 1024  # drop emitted text in batches: copying on every feed() would dominate
+_COMPACT_AFTER = 256  # drop emitted text in batches: copying on every feed() would dominate
 
 # Scanner modes.
 _START, _SCAN, _CLUSTER, _AFTER, _NEWLINE = range(5)

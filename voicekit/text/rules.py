@@ -6,7 +6,6 @@ The word lists live in ``data/*.txt`` so they can grow without touching code.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from importlib import resources
 from typing import NamedTuple
 
@@ -22,11 +21,16 @@ LINE_BULLETS = "-*+"
 _ACRONYM = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")
 
 
-@lru_cache(maxsize=None)
 def word_list(name: str) -> frozenset[str]:
+    """A rule table from data/: one lower-case word a line, # starts a comment line."""
     text = resources.files("voicekit.text").joinpath("data", name).read_text("utf-8")
     words = (line.strip().lower() for line in text.splitlines())
     return frozenset(w for w in words if w and not w.startswith("#"))
+
+
+_TITLES = word_list("titles.txt")  # never end a sentence: "Mr.", "e.g."
+_ABBREVIATIONS = word_list("abbreviations.txt")  # end one only before a capital: "Inc."
+_NUMBER_PREFIXES = word_list("number_prefixes.txt")  # never before a digit: "p. 55"
 
 
 def period_ends_sentence(token: str, previous: str, following: str) -> bool:
@@ -35,11 +39,11 @@ def period_ends_sentence(token: str, previous: str, following: str) -> bool:
     ``following`` is never lower case here: a lower-case continuation was already ruled out.
     """
     word = token.lower()
-    if word in word_list("titles.txt"):
+    if word in _TITLES:
         return False
-    abbreviation = word in word_list("abbreviations.txt") or _ACRONYM.fullmatch(word) is not None
+    abbreviation = word in _ABBREVIATIONS or _ACRONYM.fullmatch(word) is not None
     if following.isdigit():
-        return not (abbreviation or word in word_list("number_prefixes.txt"))
+        return not (abbreviation or word in _NUMBER_PREFIXES)
     if len(token) == 1 and token.isupper():
         # A capital letter is an initial ("by J. K. Rowling"), except the pronoun after a
         # lower-case word: "you and I. Did" ends a sentence, "Albert I. Jones" does not.
