@@ -60,6 +60,16 @@ class SpeechFilter:
             raise ValueError(f"url_phrase may only use the {{host}} field: {url_phrase!r}") from e
         self.code_block_phrase = code_block_phrase
         self.url_phrase = url_phrase
+        self._markers = {
+            "*": self._emphasis,
+            "_": self._emphasis,
+            "~": self._emphasis,
+            "\\": self._escape,
+            "]": self._link_end,
+            "!": self._bang,
+            "<": self._tag,
+            "|": self._pipe,
+        }
         self.reset()
 
     def reset(self) -> None:
@@ -224,91 +234,115 @@ class SpeechFilter:
         return _SPECIAL_CODE if self._code else _SPECIAL_TABLE if self._table else _SPECIAL
 
     def _inline(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
-        n = len(data)
+        """Copy plain text up to the next special character, or handle that character."""
         m = self._pattern().search(data, i)
-        k = m.start() if m else n
+        k = m.start() if m else len(data)
         if k > i:
-            out.append(data[i:k])  # plain text; the special character is handled next call
+            out.append(data[i:k])
             return k
         if m is None:
             return k
         c = data[k]
-        left = data[k - 1] if k else self._last
         if m.end() - k > 1 or c in "hw":
-            return self._url(data, k, m.end(), left, final, out)
+            return self._url(data, k, m.end(), final, out)
         if c == "`":
-            run = _run_length(data, k, "`", 16)
-            if k + run == n and run < 16 and not final:
-                return None
-            if not self._code:
-                self._code = run
-            elif run == self._code:
-                self._code = 0
-            else:
-                out.append("`" * run)  # a shorter run inside code is content
-            return k + run
-        if self._code:
-            return m.end()  # emoji
-        if c in "*_~":
-            run = _run_length(data, k, c, 4)
-            if run == 4:
-                self._drop_run = c  # "****...": never speech
-                return k + run
-            if k + run == n and not final:
-                return None
-            if c == "~" and run == 1:
-                out.append("~")
-                return k + 1
-            right = data[k + run] if k + run < n else "\n"
-            # Kept: "snake_case", "2*3", "2 * 3"; dropped: "**bold**", "**粗体**文字", "~~gone~~".
-            intraword = left.isalnum() and right.isalnum() and (c == "_" or run == 1)
-            spaced = left.isspace() and right.isspace()
-            if intraword or spaced:
-                out.append(c * run)
-            return k + run
-        if c in "\\]!":
-            if k + 1 == n and not final:
-                return None
-            nxt = data[k + 1] if k + 1 < n else ""
-            if c == "\\":
-                if nxt and nxt.isascii() and not nxt.isalnum() and not nxt.isspace():
-                    out.append(nxt)  # an escaped marker is literal
-                    return k + 2
-                return k + 1
-            if c == "]":
-                if nxt == "(":
-                    self._target = 1  # [text](target): the target is not spoken
-                    return k + 2
-                return k + 1
-            if nxt != "[":  # "![alt](src)" is spoken as its alt text
-                out.append("!")
-            return k + 1
-        if c == "[":
-            return k + 1
-        if c == "<":
-            tag = _TAG.match(data, k)
-            if tag:
-                return tag.end()
-            rest = data[k + 1 : k + 100]
-            could_be_tag = rest[:1].isascii() and (rest[:1].isalpha() or rest[:1] in "/!")
-            if not final and (not rest or could_be_tag and len(rest) < 99 and "\n" not in rest and "<" not in rest):
-                return None
-            out.append("<")
-            return k + 1
-        if c == "|":
-            j = k + 1
-            while j < n and data[j] in " \t\r" and j - k < 16:
-                j += 1
-            if j == n and j - k < 16 and not final:
-                return None
-            if j < n and data[j] != "\n":
-                out.append(", ")
-            return j
-        return m.end()  # emoji
+            return self._backticks(data, k, final, out)
+        if self._code or c not in self._markers:
+            return m.end()  # emoji, or "[" that opens a link text
+        return self._markers[c](data, k, final, out)
 
-    def _url(self, data: str, k: int, end: int, left: str, final: bool, out: list[str]) -> int | None:
+    def _left(self, data: str, k: int) -> str:
+        return data[k - 1] if k else self._last
+
+    def _backticks(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        """Inline code is spoken as its content, without the backticks."""
+        run = _run_length(data, k, "`", 16)
+        if k + run == len(data) and run < 16 and not final:
+            return None
+        if not self._code:
+            self._code = run
+        elif run == self._code:
+            self._code = 0
+        else:
+            out.append("`" * run)  # a shorter run inside code is content
+        return k + run
+
+    def _emphasis(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        """Drop * _ ~~ markers; keep "snake_case", "2*3", "2 * 3"; drop "**bold**", "**粗体**文字"."""
+        c, n = data[k], len(data)
+        run = _run_length(data, k, c, 4)
+        if run == 4:
+            self._drop_run = c  # "****...": never speech
+            return k + run
+        if k + run == n and not final:
+            return None
+        left, right = self._left(data, k), data[k + run] if k + run < n else "\n"
+        intraword = left.isalnum() and right.isalnum() and (c == "_" or run == 1)
+        spaced = left.isspace() and right.isspace()
+        if intraword or spaced or c == "~" and run == 1:
+            out.append(c * run)
+        return k + run
+
+    def _after(self, data: str, k: int, final: bool) -> str | None:
+        """The character after data[k], "" at the very end, None if it has not arrived yet."""
+        if k + 1 < len(data):
+            return data[k + 1]
+        return "" if final else None
+
+    def _escape(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        nxt = self._after(data, k, final)
+        if nxt is None:
+            return None
+        if nxt and nxt.isascii() and not nxt.isalnum() and not nxt.isspace():
+            out.append(nxt)  # an escaped marker is literal
+            return k + 2
+        return k + 1
+
+    def _link_end(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        nxt = self._after(data, k, final)
+        if nxt is None:
+            return None
+        if nxt == "(":
+            self._target = 1  # [text](target): the target is not spoken
+            return k + 2
+        return k + 1
+
+    def _bang(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        nxt = self._after(data, k, final)
+        if nxt is None:
+            return None
+        if nxt != "[":  # "![alt](src)" is spoken as its alt text
+            out.append("!")
+        return k + 1
+
+    def _tag(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        """HTML tags are dropped; a "<" that cannot start one is text."""
+        tag = _TAG.match(data, k)
+        if tag:
+            return tag.end()
+        rest = data[k + 1 : k + 100]
+        could_be_tag = rest[:1].isascii() and (rest[:1].isalpha() or rest[:1] in "/!")
+        if not final and (not rest or could_be_tag and len(rest) < 99 and "\n" not in rest and "<" not in rest):
+            return None
+        out.append("<")
+        return k + 1
+
+    def _pipe(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        """A table cell border: a comma between cells, nothing at the end of the row."""
+        n = len(data)
+        j = k + 1
+        while j < n and data[j] in " \t\r" and j - k < 16:
+            j += 1
+        if j == n and j - k < 16 and not final:
+            return None
+        if j < n and data[j] != "\n":
+            out.append(", ")
+        return j
+
+    def _url(self, data: str, k: int, end: int, final: bool, out: list[str]) -> int | None:
         """A bare URL becomes url_phrase with its host; the path is dropped."""
         n = len(data)
+        left = self._left(data, k)
         at_boundary = not (left.isalnum() or left in _URL_LEFT)
         if not at_boundary or not data[k:end].endswith(("//", "www.")):
             if at_boundary and not final:
