@@ -252,7 +252,7 @@ def test_unpaced_alsa_null_device_takes_any_rate(alsa_null_env):
 
 
 def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
-    # Its own jackd in a subprocess, killed mid-playback: write() must give up, not wait forever.
+    # Its own jackd in a subprocess, stopped mid-playback: write() must give up, not wait forever.
     code = (
         "import os, signal, time, numpy as np\n"
         "from tests.fixtures.audio import jack_server\n"
@@ -263,13 +263,14 @@ def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
         "    sink.open(device.samplerate, 1, 'float32', blocksize=960, buffer_frames=3840)\n"
         "    block = np.full((960, 1), 0.1, np.float32)\n"
         "    sink.write(block)\n"
-        "    os.kill(device.jackd_pid, signal.SIGKILL)\n"
+        "    os.kill(device.jackd_pid, signal.SIGTERM)\n"
         "    start = time.monotonic()\n"
         "    try:\n"
         "        for _ in range(1000):\n"
         "            sink.write(block)\n"
         "    except OutputError as e:\n"
         "        print(f'{time.monotonic() - start:.1f}', e, flush=True)\n"
+        "    os.waitpid(device.jackd_pid, 0)\n"
         # PortAudio's JACK host API asserts at exit once its server is gone: skip atexit
         "    os._exit(0)\n"
     )
