@@ -156,6 +156,17 @@ def test_an_interrupt_from_another_thread_cuts_a_stalled_read(fake_openai: FakeO
     assert time.monotonic() - started < 2.5, "the read should end when cancel is set, not when bytes come"
 
 
+def test_a_later_interrupt_never_cuts_a_reused_connection(fake_openai: FakeOpenAI,
+                                                         openai_client: OpenAIClient) -> None:
+    first = Cancel()
+    collect(openai_client.synthesize("First reply.", first))
+    second = openai_client.synthesize("Second reply, on the pooled connection the first one used.", Cancel())
+    got = [next(second)]
+    first.set()  # the first reply is interrupted after its audio was complete
+    got += list(second)
+    assert sum(len(c.pcm) for c in got) == fake_openai.speech_requests()[1].total // 2
+
+
 def test_async_streams_before_the_body_is_complete(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
     text = "Async audio arrives in pieces as well."
     chunks, first = asyncio.run(acollect(openai_client.asynthesize(text, threading.Event())))

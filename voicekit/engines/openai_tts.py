@@ -2,9 +2,10 @@
 
 Audio is requested as ``response_format="pcm"`` (24 kHz, 16-bit mono) through
 ``with_streaming_response`` and yielded piece by piece as the body arrives.
-An interrupt closes the HTTP response at once: from the interrupting thread
-(``Cancel.call_on_set``), or by closing the generator. OpenAI reports no word timings, so chunks carry no
-marks and the stream estimates them.
+An interrupt cuts the transfer at once: from the interrupting thread
+(:func:`~voicekit.engines.transfer.cut_on_cancel`), or by closing the generator.
+OpenAI reports no word timings, so chunks carry no marks and the stream
+estimates them.
 
 Retries are the SDK's own (``max_retries``, default 2): 408/409/429/5xx and
 connection errors are retried with exponential backoff (0.5 s doubling, capped
@@ -19,17 +20,16 @@ that used it, and an engine can't know which loop calls it next.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ..engine import AudioChunk, Cancel, Voice
+from ..engine import AudioChunk, Voice
 from ..errors import EngineError
 from ..tts import BaseTTS
-from .pcm16 import Pcm16Decoder
+from .transfer import Pcm16Decoder, cut_on_cancel
 
 __all__ = ["OpenAIClient", "OpenAITTS"]
 
@@ -88,9 +88,8 @@ class OpenAIClient:
         client = self._sync_client()
         decoder = Pcm16Decoder()
         try:
-            with client.audio.speech.with_streaming_response.create(**self._params(text)) as response:
-                if isinstance(cancel, Cancel):
-                    cancel.call_on_set(lambda: _cut_connection(response))
+            with (client.audio.speech.with_streaming_response.create(**self._params(text)) as response,
+                  cut_on_cancel(cancel, lambda: _socket_of(response))):
                 for data in response.iter_bytes(_PIECE_BYTES):
                     if cancel.is_set():
                         return
@@ -172,17 +171,10 @@ class OpenAIClient:
             return self._client
 
 
-def _cut_connection(response: Any) -> None:
-    """Shut the socket under ``response`` down, so a read blocked in another thread returns now.
-
-    Closing the response from another thread would not wake that read. The
-    socket comes from the HTTP library's documented ``network_stream`` extension.
-    """
+def _socket_of(response: Any) -> socket.socket | None:
+    # the HTTP library's documented ``network_stream`` response extension
     stream = response.http_response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+    return stream.get_extra_info("socket") if stream is not None else None
 
 
 def _import_openai() -> Any:

@@ -8,8 +8,10 @@ the rest of the body: started earlier, its request signing competed with the
 audio request for the GIL and delayed the first audio by ~1.5 ms. Marks are
 attached to the piece in which they start or, when they arrive after that
 piece, to the next piece (or a final empty chunk); the stream places them by
-their time, so late ones still fire on time or, at worst, as they arrive. An interrupt closes the audio body at once, from the
-interrupting thread (``Cancel.call_on_set``) or by closing the generator.
+their time, so late ones still fire on time or, at worst, as they arrive.
+
+An interrupt cuts the transfer at once: from the interrupting thread
+(:func:`~voicekit.engines.transfer.cut_on_cancel`), or by closing the generator.
 
 Retries: throttling and 5xx answers get ``max_retries`` retries with jittered
 exponential backoff, always before any audio of the chunk was yielded (the
@@ -38,10 +40,10 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Cancel, Voice, WordMark
+from ..engine import AudioChunk, Voice, WordMark
 from ..errors import EngineError
 from ..tts import BaseTTS
-from .pcm16 import Pcm16Decoder
+from .transfer import Pcm16Decoder, cut_on_cancel
 
 __all__ = ["PollyClient", "PollyTTS"]
 
@@ -241,11 +243,9 @@ class PollyClient:
         if response is None:
             return
         body = response["AudioStream"]
-        if isinstance(cancel, Cancel):
-            cancel.call_on_set(lambda: _cut_connection(body))
         piece_bytes = 2 * round(self.samplerate * _PIECE_SECONDS)
         decoder, produced = Pcm16Decoder(), 0
-        try:
+        with contextlib.closing(body), cut_on_cancel(cancel, lambda: _socket_of(body)):
             while True:
                 if cancel.is_set():
                     return
@@ -270,8 +270,6 @@ class PollyClient:
             rest = marks.take_rest(None, wait=_MARKS_TIMEOUT)
             if rest:
                 yield AudioChunk(np.zeros(0, np.float32), self.samplerate, rest)
-        finally:
-            body.close()
 
     def voices(self) -> list[Voice]:
         found, token = [], None
@@ -321,9 +319,8 @@ class PollyClient:
         response = self._call("synthesize_speech", cancel, OutputFormat="json", SpeechMarkTypes=["word"], **params)
         if response is None:
             return []
-        with response["AudioStream"] as body:
-            if isinstance(cancel, Cancel):
-                cancel.call_on_set(lambda: _cut_connection(body))
+        body = response["AudioStream"]
+        with contextlib.closing(body), cut_on_cancel(cancel, lambda: _socket_of(body)):
             lines = body.read().decode("utf-8").splitlines()
         return [request.mark(json.loads(line)) for line in lines if line.strip()]
 
@@ -351,17 +348,10 @@ class PollyClient:
                 return None
 
 
-def _cut_connection(body: Any) -> None:
-    """Shut the socket under ``body`` down, so a read blocked in another thread returns now.
-
-    Closing the body from another thread would not wake that read (and would
-    race with it). botocore keeps urllib3's response private, hence getattr.
-    """
+def _socket_of(body: Any) -> socket.socket | None:
+    # botocore keeps urllib3's response private; urllib3 drops ``connection`` once the body is read.
     connection = getattr(getattr(body, "_raw_stream", None), "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+    return getattr(connection, "sock", None)
 
 
 def _make_client(credentials: tuple[str, str, str] | None, session: Any, endpoint_url: str | None) -> Any:
