@@ -271,6 +271,7 @@ def test_a_ready_boto3_client_is_used_and_left_open(fake_polly: FakePolly, no_th
         client.close()
     assert "us-west-2" in repr(client)
     assert boto_client.describe_voices()["Voices"], "the user's client must stay usable"
+    boto_client.close()
 
 
 def test_the_real_aws_endpoint_is_never_reached(loopback_only: list, aws_env: None, no_thread_leak: None) -> None:
@@ -283,6 +284,20 @@ def test_the_real_aws_endpoint_is_never_reached(loopback_only: list, aws_env: No
     finally:
         client.close()
     assert "polly.eu-west-1.amazonaws.com" in loopback_only
+
+
+def test_a_ready_boto3_session_is_used(fake_polly: FakePolly, no_thread_leak: None) -> None:
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, region_name="ap-south-1")
+    client = PollyClient(session=session, endpoint_url=fake_polly.url)
+    try:
+        collect(client.synthesize("Bring your own session.", threading.Event()))
+    finally:
+        client.close()
+    assert "/ap-south-1/polly/" in fake_polly.speech_requests("pcm")[0].headers["authorization"]
+    with pytest.raises(ValueError, match="not both"):
+        PollyClient(("eu-west-1", KEY_ID, SECRET), session=session)
 
 
 def test_missing_boto3_names_the_fix(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
