@@ -295,7 +295,7 @@ class SentenceChunker:
         stop = m.start() if m else len(buf)
         blank_line = buf.count("\n", cend, stop) >= 2
         if blank_line or m is None:
-            if m is None and not final:
+            if not (blank_line or final):
                 self._pos = stop
                 return False
             cut = cend
