@@ -14,6 +14,7 @@ from .errors import BufferError, EngineError, OutputError, StreamError, Voicekit
 
 _LAZY = {
     "BaseTTS": ".tts",
+    "set_default_output": ".tts",
     "SpeechStream": ".stream",
     "AsyncSpeechStream": ".async_stream",
     "StreamConfig": ".config",
@@ -68,4 +69,4 @@ if TYPE_CHECKING:
     from .sinks import DeviceSink, MemorySink, NullSink, Sink, WavSink
     from .stream import SpeechStream
     from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
-    from .tts import BaseTTS
+    from .tts import BaseTTS, set_default_output

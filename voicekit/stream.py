@@ -10,10 +10,12 @@ shared :class:`~voicekit.output.Output` of the stream's sink.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,28 @@ Callback = Callable[[dict[str, Any]], Any]
 
 # how much queued text the worker takes per turn; bounds how long the lock is held
 _SLICE = 16_384
+
+_live: weakref.WeakSet[SpeechStream] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    """A script that queued speech and reached its end still says it.
+
+    voicekit's threads are daemons (an open stream must never keep a process
+    alive), so without this, ``speak_streamed(..., wait=False)`` as a script's
+    last line would be cut off. Streams that were never finished with
+    ``done()`` are stopped instead; Ctrl-C stops the wait.
+    """
+    streams = list(_live)
+    for stream in streams:
+        if not stream._done:
+            stream.interrupt()
+    for stream in streams:
+        try:
+            stream.close()
+        except StreamError as exc:
+            log.error("voicekit: %r failed at exit: %s", stream, exc)
 
 
 class SpeechStream:
@@ -84,6 +108,7 @@ class SpeechStream:
             min_chars=config.min_text_chunk,
         )
         output.enqueue(self)
+        _live.add(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "done" if self._done else "open"

@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from .async_stream import AsyncSpeechStream
     from .sinks.base import Sink
 
-__all__ = ["BaseTTS"]
+__all__ = ["BaseTTS", "set_default_output"]
+
+_default_output: Sink | None = None
+
+
+def set_default_output(sink: Sink | None) -> None:
+    """The sink for TTS objects without ``set_output``: e.g. a ``WavSink`` on a
+    headless server. None restores the default audio device."""
+    global _default_output
+    _default_output = sink
 
 Callback = Callable[[dict[str, Any]], Any]
 
@@ -216,7 +225,7 @@ class BaseTTS:
             if self._sink is None:
                 from .sinks import DeviceSink
 
-                self._sink = DeviceSink()
+                self._sink = _default_output or DeviceSink()
             sink = self._sink
         for key, idle in [(k, o) for k, o in self._outputs.items() if o.idle and o.sink is not self._sink]:
             if idle.sink is not sink:
