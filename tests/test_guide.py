@@ -318,3 +318,25 @@ def test_complete_streaming_application(sink):
         manager.cleanup()
     assert spoken_seconds(sink) > 3.0
     assert threading.active_count() < 10
+
+
+def test_ssml_reply_goes_to_polly_whole(tts, sink, fake_polly):
+    ssml = '<speak>Hello, <break time="300ms"/> world. Second sentence &amp; more.</speak>'
+    stream = tts.create_stream()
+    for piece in (ssml[:20], ssml[20:45], ssml[45:]):
+        stream.feed(piece)
+    stream.done()
+    assert stream.wait_until_done(timeout=20)
+    (request,) = fake_polly.speech_requests()
+    assert request.body["TextType"] == "ssml" and request.body["Text"] == ssml
+    assert spoken_seconds(sink) > 1.0
+
+
+def test_plain_text_with_markup_characters_is_spoken_literally(tts, sink, fake_polly):
+    tts.speak_streamed("Use a < b & c > d here.")
+    tts.set_property("rate", 1.5)  # prosody needs SSML: the text is escaped into it
+    tts.speak_streamed("Use a < b & c > d here.")
+    plain, wrapped = fake_polly.speech_requests()
+    assert (plain.body["TextType"], plain.body["Text"]) == ("text", "Use a < b & c > d here.")
+    assert wrapped.body["TextType"] == "ssml"
+    assert wrapped.body["Text"] == '<speak><prosody rate="150%">Use a &lt; b &amp; c &gt; d here.</prosody></speak>

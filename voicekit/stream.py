@@ -449,12 +449,12 @@ class SpeechStream:
         """The engine gave up: keep what was made, report the rest, accept no more text."""
         with self._cond:
             rest = [chunk for chunk, _, _ in unspoken]
-            tail = self._drain_text_pipeline()
-            if tail:
-                rest.append(tail)
+            if isinstance(exc, EngineError) and exc.unspoken_text:
+                # the engine knows how much of the failed chunk it did produce
+                rest[0] = exc.unspoken_text
+            rest.append(self._drain_text_pipeline())
             engine = getattr(exc, "engine", None) or self._engine.name
-            cause = exc.unspoken_text if isinstance(exc, EngineError) and exc.unspoken_text else ""
-            unspoken_text = " ".join(rest) or cause
+            unspoken_text = " ".join(part for part in rest if part)
             self._error = EngineError(f"{engine} could not speak: {exc}", unspoken_text=unspoken_text, engine=engine)
             self._error.__cause__ = exc
             self._done = True

@@ -192,6 +192,7 @@ class PollyClient:
 
     name = "polly"
     max_chars = 3000  # Polly's limit on billed characters per request
+    supports_ssml = True  # a stream sends a reply that starts with <speak> whole, unfiltered
 
     def __init__(
         self,
