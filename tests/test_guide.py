@@ -339,4 +339,4 @@ def test_plain_text_with_markup_characters_is_spoken_literally(tts, sink, fake_p
     plain, wrapped = fake_polly.speech_requests()
     assert (plain.body["TextType"], plain.body["Text"]) == ("text", "Use a < b & c > d here.")
     assert wrapped.body["TextType"] == "ssml"
-    assert wrapped.body["Text"] == '<speak><prosody rate="150%">Use a &lt; b &amp; c &gt; d here.</prosody></speak>
+    assert wrapped.body["Text"] == '<speak><prosody rate="150%">Use a &lt; b &amp; c &gt; d here.</prosody></speak>'
