@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .config import StreamConfig
 from .engine import Engine, Voice
 from .errors import StreamError
@@ -171,14 +169,22 @@ class BaseTTS:
 
     # -- whole-text helpers -----------------------------------------------------------------
     def synth_to_bytes(self, text: str) -> bytes:
-        """The whole text as WAV bytes (16-bit mono at the engine's rate)."""
+        """The whole text as WAV bytes (16-bit mono at the stream's output rate)."""
         from .sinks import MemorySink
+        from .sinks.wav import to_int16
 
         sink = MemorySink()
         self.speak_streamed(text, sink=sink)
-        return _wav_bytes(sink.audio, sink.samplerate)
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(sink.samplerate or self.client.samplerate)
+            w.writeframes(to_int16(sink.audio).tobytes())
+        return buf.getvalue()
 
     def synth_to_file(self, text: str, path: str | Path) -> Path:
+        """The whole text as a WAV file, like ``synth_to_bytes``."""
         path = Path(path)
         path.write_bytes(self.synth_to_bytes(text))
         return path
@@ -241,18 +247,3 @@ class BaseTTS:
                 "finish or close them before setup_stream()/set_stream_config()"
             )
         return output, config
-
-
-def _wav_bytes(audio: np.ndarray, samplerate: int) -> bytes:
-    pcm = audio.reshape(len(audio), -1)[:, 0]
-    if pcm.dtype.kind == "f":
-        pcm = (np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2")
-    elif pcm.dtype != np.int16:
-        pcm = (pcm >> (8 * pcm.dtype.itemsize - 16)).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(samplerate)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
