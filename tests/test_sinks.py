@@ -226,17 +226,41 @@ def test_wav_sink_converts_int32_and_keeps_int16(tmp_path):
     assert pcm.tolist() == [[1 << 14, -(1 << 14)], [123, -456]]
 
 
-def test_wav_sink_appends_until_close_then_starts_over(tmp_path):
+def test_wav_sink_appends_across_opens_and_closes(tmp_path):
+    # the TTS closes its sink whenever it goes idle: one WavSink still records everything
     path = tmp_path / "two.wav"
     sink = WavSink(path)
-    for _ in range(2):
-        open_sink(sink).write(sine(0.1))
+    first, second = sine(0.1), sine(0.05, freq=880.0)
+    open_sink(sink).write(first)
+    open_sink(sink).write(first)
     sink.close()
     assert read_wav(path)[0].nframes == 1600
-    open_sink(sink).write(sine(0.05))
+    open_sink(sink, dtype="int16").write(np.rint(second * 32767).astype(np.int16))
     sink.close()
     sink.close()  # idempotent
-    assert read_wav(path)[0].nframes == 400
+    params, pcm = read_wav(path)
+    assert params.nframes == 2000
+    np.testing.assert_array_equal(pcm[1600:, 0], np.rint(second[:, 0] * 32767).astype(np.int16))
+    np.testing.assert_array_equal(pcm[:800, 0], pcm[800:1600, 0])
+
+
+def test_a_new_wav_sink_overwrites_the_file(tmp_path):
+    path = tmp_path / "again.wav"
+    for seconds in (0.2, 0.1):
+        with WavSink(path) as sink:
+            open_sink(sink).write(sine(seconds))
+    assert read_wav(path)[0].nframes == 800
+
+
+def test_wav_file_is_complete_after_drain_while_open(tmp_path):
+    path = tmp_path / "live.wav"
+    sink = open_sink(WavSink(path))
+    sink.write(sine(0.1))
+    sink.drain()
+    assert read_wav(path)[0].nframes == 800
+    sink.write(sine(0.1))
+    sink.close()
+    assert read_wav(path)[0].nframes == 1600
 
 
 def test_with_block_closes_the_sink(tmp_path):
@@ -248,13 +272,15 @@ def test_with_block_closes_the_sink(tmp_path):
         sink.write(sine(0.1))
 
 
-def test_wav_sink_refuses_a_new_rate_while_open(tmp_path):
+def test_wav_sink_refuses_another_rate_or_channel_count(tmp_path):
     sink = open_sink(WavSink(tmp_path / "a.wav"))
-    with pytest.raises(OutputError, match="close"):
+    with pytest.raises(OutputError, match="new WavSink"):
         open_sink(sink, rate=16000)
     sink.close()
+    with pytest.raises(OutputError, match="new WavSink"):
+        open_sink(sink, channels=2)
 
 
 def test_wav_sink_unwritable_path(tmp_path):
-    with pytest.raises(OutputError, match="can't write"):
+    with pytest.raises(OutputError, match="opening WAV file"):
         open_sink(WavSink(tmp_path / "missing-dir" / "x.wav"))
