@@ -39,8 +39,8 @@ def said(text: str, **options) -> str:
         ("> quoted\n>> nested > kept", "quoted nested > kept"),
         ("above\n---\nmiddle\n***\n___\n* * *\nbelow", "above middle below"),
         ("Title\n=====\ntext", "Title text"),
-        ("#\tA\r\n---\r\n| a | b |\r\n|---|---|\r\n| c | d |\r\n", "A a , b c , d"),
-        ("| Name | Age |\n|------|:---:|\n| Bob | 30 |", "Name , Age Bob , 30"),
+        ("#\tA\r\n---\r\n| a | b |\r\n|---|---|\r\n| c | d |\r\n", "A a, b c, d"),
+        ("| Name | Age |\n|------|:---:|\n| Bob  \t| 30 |", "Name, Age Bob, 30"),
         ("x <b>bold</b> <br/> <!-- note --> a < b and c<d", "x bold a < b and c<d"),
         ("See [the docs](https://example.com/a_(b)) now.", "See the docs now."),
         ("![a cat](cat.png) Wow!", "a cat Wow!"),
@@ -76,7 +76,7 @@ def test_blocks_become_their_own_chunks() -> None:
     text = "# Plan\nWe have steps:\n- first step\n- second step\n\n| a | b |\n| c | d |\nThe end."
     chunker = SentenceChunker(first_fragment=False)
     chunks = chunker.feed(clean_for_speech(text)) + chunker.flush()
-    assert chunks == ["Plan", "We have steps:", "first step", "second step", "a , b", "c , d", "The end."]
+    assert chunks == ["Plan", "We have steps:", "first step", "second step", "a, b", "c, d", "The end."]
 
 
 def test_markers_split_across_tokens() -> None:

@@ -25,7 +25,7 @@ _EMOJI = (
 )
 _URL_START = r"https?://|www\.|(?:h(?:t(?:t(?:p(?:s(?::/?)?|:/?)?)?)?)?|w(?:ww?)?)\Z"
 _SPECIAL = re.compile(r"[\n\\`*_~\[\]<!]|" + _URL_START + "|" + _EMOJI)
-_SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!|]|" + _URL_START + "|" + _EMOJI)
+_SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!| \t]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_CODE = re.compile(r"[\n`]|" + _EMOJI)
 _TARGET = re.compile(r"[()\n]")
 _NEWLINE = re.compile(r"\n")
@@ -69,6 +69,8 @@ class SpeechFilter:
             "!": self._bang,
             "<": self._tag,
             "|": self._pipe,
+            " ": self._cell_space,
+            "\t": self._cell_space,
         }
         self.reset()
 
@@ -326,6 +328,18 @@ class SpeechFilter:
             return None
         out.append("<")
         return k + 1
+
+    def _cell_space(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
+        """Spaces in a table row: dropped before a cell border, so cells read "a, b"."""
+        n = len(data)
+        j = k
+        while j < n and data[j] in " \t" and j - k < 16:
+            j += 1
+        if j == n and j - k < 16 and not final:
+            return None
+        if j == n or data[j] != "|":
+            out.append(data[k:j])
+        return j
 
     def _pipe(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
         """A table cell border: a comma between cells, nothing at the end of the row."""
