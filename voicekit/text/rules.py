@@ -21,16 +21,16 @@ LINE_BULLETS = "-*+"
 _ACRONYM = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")
 
 
-def word_list(name: str) -> frozenset[str]:
+def _word_list(name: str) -> frozenset[str]:
     """A rule table from data/: one lower-case word a line, # starts a comment line."""
     text = resources.files("voicekit.text").joinpath("data", name).read_text("utf-8")
     words = (line.strip().lower() for line in text.splitlines())
     return frozenset(w for w in words if w and not w.startswith("#"))
 
 
-_TITLES = word_list("titles.txt")  # never end a sentence: "Mr.", "e.g."
-_ABBREVIATIONS = word_list("abbreviations.txt")  # end one only before a capital: "Inc."
-_NUMBER_PREFIXES = word_list("number_prefixes.txt")  # never before a digit: "p. 55"
+_TITLES = _word_list("titles.txt")  # never end a sentence: "Mr.", "e.g."
+_ABBREVIATIONS = _word_list("abbreviations.txt")  # end one only before a capital: "Inc."
+_NUMBER_PREFIXES = _word_list("number_prefixes.txt")  # never before a digit: "p. 55"
 
 
 def period_ends_sentence(token: str, previous: str, following: str) -> bool:
