@@ -103,7 +103,7 @@ def _seconds(run: Callable[[list[str]], Any], pieces: list[str], repeat: int) ->
 def _throughput(name: str, run: Callable[[list[str]], Any], size: int, repeat: int) -> dict[str, Any]:
     small, large = llm_text(size), llm_text(10 * size)
     t1 = _seconds(run, tokens(small), repeat)
-    t10 = _seconds(run, tokens(large), 1)
+    t10 = _seconds(run, tokens(large), max(1, repeat - 1))  # best-of on both sides, or noise inflates the ratio
     return {"name": name, "mb_per_s": round(size / 1e6 / t1, 2), "x10_time_ratio": round(t10 / t1, 1)}
 
 
@@ -134,7 +134,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     repeat = 1 if quick else 3
     notes = [
         f"text: generated LLM-style markdown, {size / 1e6:g} MB and 10x that, fed in tokens of "
-        f"{size / len(tokens(llm_text(size))):.1f} chars on average; MB/s is the best of {repeat} run(s)",
+        f"{size / len(tokens(llm_text(size))):.1f} chars on average; times are the best of {repeat} run(s) "
+        f"({max(1, repeat - 1)} for 10x)",
         "targets: >= 1 MB/s token-fed, x10_time_ratio <= 13, Golden Rules >= 46/48",
     ]
     cases = _golden_cases()
