@@ -87,10 +87,12 @@ def test_the_device_plays_exactly_the_samples_written(device_sink, jack_device, 
 def test_write_blocks_while_the_ring_is_full(device_sink, jack_device):
     open_device(device_sink, jack_device.samplerate, buffer_frames=4 * BLOCK)
     most_pending = 0
-    for start in range(0, 40 * BLOCK, BLOCK):
+    start = time.monotonic()
+    for _ in range(40):
         device_sink.write(sine(0.02, jack_device.samplerate))
         most_pending = max(most_pending, device_sink.pending_frames)
     assert most_pending <= 4 * BLOCK
+    assert time.monotonic() - start >= 0.6  # 0.8 s written, at most 4 blocks ahead
 
 
 def test_abort_is_silent_within_one_block(device_sink, jack_device, jack_recorder):
