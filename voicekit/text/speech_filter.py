@@ -23,7 +23,9 @@ _EMOJI = (
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\ufe00-\ufe0f\u200d\u20e3"
     "\U000e0020-\U000e007f]"
 )
-_URL_START = r"https?://|www\.|(?:h(?:t(?:t(?:p(?:s(?::/?)?|:/?)?)?)?)?|w(?:ww?)?)\Z"
+# A URL starts at a word boundary (same test as _URL_LEFT); at the very end of the text a
+# prefix such as "htt" waits for more.
+_URL_START = r"(?<![\w/.@-])(?:https?://|www\.|(?:h(?:t(?:t(?:p(?:s(?::/?)?|:/?)?)?)?)?|w(?:ww?)?)\Z)"
 _SPECIAL = re.compile(r"[\n\\`*_~\[\]<!]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!| \t]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_CODE = re.compile(r"[\n`]|" + _EMOJI)
