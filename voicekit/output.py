@@ -84,7 +84,7 @@ class Output:
         """Silence ``reply`` now, from any thread, freezing what was heard."""
         with self._cond:
             if reply is self._current:
-                reply.advance(self._written - self.sink.pending_frames)
+                reply.advance(self._played())
                 self.sink.abort()
             reply.frozen = True
 
@@ -188,9 +188,15 @@ class Output:
                     reply.end_total = self._written
             self._tick()
 
+    def _played(self) -> int:
+        """Frames that reached the speaker: written, less what the sink still holds
+        and its own output latency (a DeviceSink's ``latency``; 0 for the others)."""
+        latency = round(getattr(self.sink, "latency", 0.0) * self.format.samplerate)
+        return self._written - self.sink.pending_frames - latency
+
     def _tick(self) -> None:
         with self._cond:
-            played = self._written - self.sink.pending_frames
+            played = self._played()
             tracking = list(self._tracking)
         for reply in tracking:
             reply.advance(played)

@@ -137,7 +137,8 @@ class SpeechStream:
                 self._start_reply()
                 self._reply.ssml = self._ssml_ok and text.lstrip().startswith("<speak")
             self._reply.fed.append(text)
-            self._pending.append(text)
+            # in slices, so the worker never holds the lock over a huge piece
+            self._pending.extend(text[i : i + _SLICE] for i in range(0, len(text), _SLICE))
             self._pending_chars += len(text)
             self._cond.notify_all()
         if started:
@@ -322,12 +323,17 @@ class SpeechStream:
             worker.join()
 
     def _drain_text_pipeline(self) -> str:
-        """Empty the queue, filter and chunker; returns their text (lock held)."""
-        text = "".join(self._ssml) + "".join(self._pending)
+        """Empty the filter, chunker and queue; returns their text, in order (lock held).
+
+        Queued text is returned as fed, not filtered: that is bounded work
+        however much is queued, so an interrupt stays instant.
+        """
+        held = " ".join(self._filter_and_chunk("", final=True))
+        raw = ("".join(self._ssml) + "".join(self._pending)).strip()
         self._ssml.clear()
         self._pending.clear()
         self._pending_chars = 0
-        return " ".join(self._filter_and_chunk(text, final=True))
+        return " ".join(part for part in (held, raw) if part)
 
     def _filter_and_chunk(self, text: str, final: bool) -> list[str]:
         if self._filter is not None:
