@@ -257,7 +257,7 @@ def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
     # Its own jackd in a subprocess, stopped mid-playback: write() must give up, not wait forever.
     code = (
         "import os, signal, time, numpy as np\n"
-        "from tests.fixtures.audio import jack_server\n"
+        "from tests.fixtures.audio import jack_server, remove_semaphores\n"
         "from voicekit import OutputError\n"
         "from voicekit.sinks import DeviceSink\n"
         "with jack_server() as device:\n"
@@ -273,6 +273,7 @@ def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
         "    except OutputError as e:\n"
         "        print(f'{time.monotonic() - start:.1f}', e, flush=True)\n"
         "    os.waitpid(device.jackd_pid, 0)\n"
+        "    remove_semaphores(device.server)\n"
         # PortAudio's JACK host API asserts at exit once its server is gone: skip atexit
         "    os._exit(0)\n"
     )
