@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 
@@ -10,6 +9,7 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
+from tests.helpers import words
 from voicekit.engine import Engine
 from voicekit.engines.fallback import FallbackEngine, FallbackTTS
 from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
@@ -18,10 +18,6 @@ from voicekit.errors import EngineError
 
 CREDENTIALS = ("eu-west-1", "AKIDFAKEKEY1234567", "fakeSecretValue")
 TEXT = "The first engine breaks off somewhere in this sentence, and the second one finishes it."
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\S+", text)
 
 
 @pytest.fixture

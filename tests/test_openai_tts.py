@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
+from tests.helpers import acollect, collect
 from voicekit.engine import Cancel, Engine
 from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
 from voicekit.errors import EngineError
@@ -25,22 +26,6 @@ def openai_client(fake_openai: FakeOpenAI, no_thread_leak: None):
     client = OpenAIClient(api_key=KEY, base_url=f"{fake_openai.url}/v1")
     yield client
     client.close()
-
-
-def collect(chunks):
-    first, out = None, []
-    for chunk in chunks:
-        first = first or time.monotonic()
-        out.append(chunk)
-    return out, first
-
-
-async def acollect(chunks):
-    first, out = None, []
-    async for chunk in chunks:
-        first = first or time.monotonic()
-        out.append(chunk)
-    return out, first
 
 
 def test_client_is_an_engine(openai_client: OpenAIClient) -> None:

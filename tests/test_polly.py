@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.fakes.polly import FakePolly
+from tests.helpers import collect, words
 from voicekit.engine import Cancel, Engine
 from voicekit.engines.polly import PollyClient, PollyTTS
 from voicekit.errors import EngineError
@@ -24,19 +25,6 @@ def polly(fake_polly: FakePolly, no_thread_leak: None):
     client = PollyClient(("eu-west-1", KEY_ID, SECRET), endpoint_url=fake_polly.url, backoff=0.01)
     yield client
     client.close()
-
-
-def collect(chunks):
-    """(chunks, monotonic time of the first one)."""
-    first, out = None, []
-    for chunk in chunks:
-        first = first or time.monotonic()
-        out.append(chunk)
-    return out, first
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\S+", text)
 
 
 def test_client_is_an_engine(polly: PollyClient) -> None:

@@ -30,7 +30,6 @@ _NO_DEVICE_FIX = (
 )
 _FEED_PIECE = 4096  # characters fed at a time, so backpressure can act within a long file
 _POLL = 0.05
-_STALLED = 2.0  # seconds without a new word heard: speech is waiting for more text
 
 
 class UsageError(Exception):
@@ -123,21 +122,14 @@ def _output_options() -> argparse.ArgumentParser:
 
 
 def while_full(stream: Any) -> Iterator[None]:
-    """Ticks while ``stream.buffer_full()`` and speech is moving: the producer's backpressure.
+    """Ticks while ``stream.buffer_full()``: the producer's backpressure.
 
-    It only makes sense while the queue drains: text the chunker holds back
-    until more arrives also counts as queued, and waiting on that would wait
-    forever.
+    Safe to wait on: ``buffer_full()`` counts only text and audio that drain
+    by themselves, never text the chunker holds back for more input.
     """
-    heard, since = stream.heard_text, time.monotonic()
     while stream.buffer_full():
         time.sleep(_POLL)
         yield
-        now = stream.heard_text
-        if now != heard:
-            heard, since = now, time.monotonic()
-        elif time.monotonic() - since > _STALLED:
-            return
 
 
 # -- say ------------------------------------------------------------------------------------

@@ -83,11 +83,6 @@ class Reply:
         local = offset - self._bases[i]
         return self._spoken[i][local : local + length]
 
-    @property
-    def spoken_text(self) -> str:
-        with self._lock:
-            return " ".join(self._spoken)
-
     def add_mark(self, frame: int, offset: int, length: int) -> None:
         with self._lock:
             frame = max(frame, self._last_mark_frame)
