@@ -30,11 +30,11 @@ def make_tts() -> BaseTTS:
     """The TTS the guide's snippets call ``tts``, with the output chosen by the environment."""
     name = _engine_name()
     if name == "polly":
-        from voicekit.engines.polly import PollyClient, PollyTTS
+        from voicekit import PollyClient, PollyTTS
 
         tts: BaseTTS = PollyTTS(PollyClient())  # the standard boto3 credential chain
     elif name == "openai":
-        from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
+        from voicekit import OpenAIClient, OpenAITTS
 
         tts = OpenAITTS(OpenAIClient())  # OPENAI_API_KEY, and OPENAI_BASE_URL if set
     elif name == "espeak":

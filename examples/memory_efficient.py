@@ -15,7 +15,7 @@ path = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("large_tex
 
 # Process large text efficiently
 last = None
-with open(path, "r") as f:
+with open(path) as f:
     # Stream text line by line
     for line in f:
         last = tts.speak_streamed(line.strip(), wait=False)

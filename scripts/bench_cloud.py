@@ -155,8 +155,7 @@ def run(quick: bool = False) -> dict:
     import boto3
     import openai as openai_sdk
 
-    from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
-    from voicekit.engines.polly import PollyClient, PollyTTS
+    from voicekit import OpenAIClient, OpenAITTS, PollyClient, PollyTTS
 
     delays, runs = ([50], 8) if quick else ([50, 200], 20)
     credentials = ("eu-west-1", "AKIDBENCH", "bench-secret")
@@ -168,7 +167,7 @@ def run(quick: bool = False) -> dict:
             boto_client = boto3.session.Session(aws_access_key_id=credentials[1], aws_secret_access_key=credentials[2],
                                                 region_name=credentials[0]).client("polly", endpoint_url=polly_url)
             sdk = openai_sdk.OpenAI(api_key="sk-bench", base_url=f"{openai_url}/v1")
-            floors = {"polly": lambda: _polly_sdk_latency(boto_client), "openai": lambda: _openai_sdk_latency(sdk)}
+            floors = {"polly": lambda c=boto_client: _polly_sdk_latency(c), "openai": lambda c=sdk: _openai_sdk_latency(c)}
             try:
                 for tts in (polly, openai):
                     name = tts.client.name

@@ -60,7 +60,7 @@ def llm_text(size: int, seed: int = 7) -> str:
     while length < size:
         if rng.random() < 0.25:
             block = rng.choice(_BLOCKS)
-            part = block.replace("{title}", "Step %d" % rng.randint(1, 9))
+            part = block.replace("{title}", f"Step {rng.randint(1, 9)}")
             while "{s}" in part:
                 part = part.replace("{s}", rng.choice(_SENTENCES), 1)
         else:

@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 import wave
-from contextlib import ExitStack
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicekit.engine import AudioChunk, Engine
-from voicekit.engines.espeak import EspeakClient, EspeakTTS
+from voicekit.engines.espeak import EspeakClient
 from voicekit.errors import EngineError
-
+from voicekit.voices import EspeakTTS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 

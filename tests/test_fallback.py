@@ -11,10 +11,11 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
 from tests.helpers import words
 from voicekit.engine import Engine
-from voicekit.engines.fallback import FallbackEngine, FallbackTTS
-from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
-from voicekit.engines.polly import PollyClient, PollyTTS
+from voicekit.engines.fallback import FallbackEngine
+from voicekit.engines.openai_tts import OpenAIClient
+from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
+from voicekit.voices import FallbackTTS, OpenAITTS, PollyTTS
 
 CREDENTIALS = ("eu-west-1", "AKIDFAKEKEY1234567", "fakeSecretValue")
 TEXT = "The first engine breaks off somewhere in this sentence, and the second one finishes it."
@@ -152,8 +153,8 @@ def test_fallback_tts_speaks_every_word_across_engines(engines, fake_polly: Fake
 
 def test_fallback_tts_to_espeak_reports_the_engine_and_resamples(engines, fake_polly: FakePolly,
                                                                  fake_openai: FakeOpenAI) -> None:
-    from voicekit.engines.espeak import EspeakTTS
     from voicekit.sinks import MemorySink
+    from voicekit.voices import EspeakTTS
 
     primary, _, openai = engines
     fake_polly.faults = ["500"]

@@ -136,7 +136,7 @@ def test_memory_efficient_processing(tts, sink, fake_polly, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     (tmp_path / "large_text.txt").write_text("Line one is here.\n\nLine two follows.\nAnd line three.\n")
     # Process large text efficiently
-    with open("large_text.txt", "r") as f:
+    with open("large_text.txt") as f:
         # Stream text line by line
         for line in f:
             tts.speak_streamed(line.strip(), wait=False)

@@ -15,8 +15,9 @@ import pytest
 from tests.fakes.openai import FakeOpenAI
 from tests.helpers import acollect, collect
 from voicekit.engine import Cancel, Engine
-from voicekit.engines.openai_tts import OpenAIClient, OpenAITTS
+from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.errors import EngineError
+from voicekit.voices import OpenAITTS
 
 KEY = "sk-fake-0123456789abcdefSECRET"
 

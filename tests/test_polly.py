@@ -14,8 +14,9 @@ import pytest
 from tests.fakes.polly import FakePolly
 from tests.helpers import collect, words
 from voicekit.engine import Cancel, Engine
-from voicekit.engines.polly import PollyClient, PollyTTS
+from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
+from voicekit.voices import PollyTTS
 
 KEY_ID, SECRET = "AKIDFAKEKEY1234567", "fakeSecretValue/abc+123"
 

@@ -28,13 +28,13 @@ _LAZY = {
     "MemorySink": ".sinks",
     "NullSink": ".sinks",
     "EspeakClient": ".engines.espeak",
-    "EspeakTTS": ".engines.espeak",
+    "EspeakTTS": ".voices",
     "PollyClient": ".engines.polly",
-    "PollyTTS": ".engines.polly",
+    "PollyTTS": ".voices",
     "OpenAIClient": ".engines.openai_tts",
-    "OpenAITTS": ".engines.openai_tts",
+    "OpenAITTS": ".voices",
     "FallbackEngine": ".engines.fallback",
-    "FallbackTTS": ".engines.fallback",
+    "FallbackTTS": ".voices",
     "SentenceChunker": ".text",
     "SpeechFilter": ".text",
     "split_sentences": ".text",
@@ -62,11 +62,12 @@ if TYPE_CHECKING:
     from .async_stream import AsyncSpeechStream
     from .config import StreamConfig
     from .engine import AudioChunk, Engine, Voice, WordMark
-    from .engines.espeak import EspeakClient, EspeakTTS
-    from .engines.fallback import FallbackEngine, FallbackTTS
-    from .engines.openai_tts import OpenAIClient, OpenAITTS
-    from .engines.polly import PollyClient, PollyTTS
+    from .engines.espeak import EspeakClient
+    from .engines.fallback import FallbackEngine
+    from .engines.openai_tts import OpenAIClient
+    from .engines.polly import PollyClient
     from .sinks import DeviceSink, MemorySink, NullSink, Sink, WavSink
     from .stream import SpeechStream
     from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
     from .tts import BaseTTS, set_default_output
+    from .voices import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS

@@ -56,7 +56,7 @@ class StreamConfig:
     max_queued_chars: int = 16_000_000
     speech_filter: bool = True
 
-    def updated(self, changes: dict[str, Any]) -> "StreamConfig":
+    def updated(self, changes: dict[str, Any]) -> StreamConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "Cancel"]
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "AsyncEngine", "Cancel"]
 
 
 class Cancel(threading.Event):
@@ -132,4 +132,13 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release clients, sessions and libraries; idempotent."""
+        ...
+
+
+@runtime_checkable
+class AsyncEngine(Engine, Protocol):
+    """An engine that can also synthesize on an event loop (async streams then use it)."""
+
+    def asynthesize(self, text: str, cancel: threading.Event) -> AsyncGenerator[AudioChunk, None]:
+        """``synthesize`` for event loops: never blocks the loop."""
         ...

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig
+from .engine import AsyncEngine
 from .errors import BufferError, EngineError, StreamError
 from .reply import Reply, call_safely
 from .resample import Resampler
@@ -132,11 +133,12 @@ class SpeechStream:
                 )
             if not text:
                 return
-            started = self._reply is None
-            if started:
-                self._start_reply()
-                self._reply.ssml = self._ssml_ok and text.lstrip().startswith("<speak")
-            self._reply.fed.append(text)
+            reply = self._reply
+            started = reply is None
+            if reply is None:
+                reply = self._start_reply()
+                reply.ssml = self._ssml_ok and text.lstrip().startswith("<speak")
+            reply.fed.append(text)
             # in slices, so the worker never holds the lock over a huge piece
             self._pending.extend(text[i : i + _SLICE] for i in range(0, len(text), _SLICE))
             self._pending_chars += len(text)
@@ -303,7 +305,7 @@ class SpeechStream:
         """
         return self._pending_chars + self._unsynth_chars
 
-    def _start_reply(self) -> None:
+    def _start_reply(self) -> Reply:
         """Begin a new reply (lock held)."""
         reply = Reply(self._samplerate, self._on_word)
         self._reply = self._last_reply = reply
@@ -311,6 +313,7 @@ class SpeechStream:
         self._to_play.append(reply)
         if self._active:
             self._start_worker()
+        return reply
 
     def _start_worker(self) -> None:
         if self._worker is None:
@@ -410,8 +413,8 @@ class SpeechStream:
     def _synthesize(self, reply: Reply, resampler: Resampler, text: str, base: int, ready: float) -> None:
         writer = _ChunkWriter(self, reply, resampler, text, base, ready)
         cancel = reply.cancel
-        if self._loop is not None and hasattr(self._engine, "asynthesize"):
-            self._synthesize_on_loop(writer, text)
+        if self._loop is not None and isinstance(self._engine, AsyncEngine):
+            self._synthesize_on_loop(self._engine, self._loop, writer, text)
         else:
             pieces = self._engine.synthesize(text, cancel)
             try:
@@ -427,12 +430,14 @@ class SpeechStream:
         if not cancel.is_set():
             writer.finish()
 
-    def _synthesize_on_loop(self, writer: _ChunkWriter, text: str) -> None:
+    def _synthesize_on_loop(
+        self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, writer: _ChunkWriter, text: str
+    ) -> None:
         """Async engines (AsyncOpenAI) run on the event loop of the async stream."""
         reply = writer.reply
 
         async def pump() -> None:
-            pieces = self._engine.asynthesize(text, reply.cancel)
+            pieces = engine.asynthesize(text, reply.cancel)
             try:
                 async for piece in pieces:
                     if reply.cancel.is_set():
@@ -443,7 +448,7 @@ class SpeechStream:
             finally:
                 await pieces.aclose()
 
-        future = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(pump(), loop)
         reply.cancel.call_on_set(future.cancel)
         try:
             future.result()

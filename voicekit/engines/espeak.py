@@ -29,9 +29,8 @@ import numpy as np
 
 from ..engine import AudioChunk, Voice, WordMark
 from ..errors import EngineError
-from ..tts import BaseTTS
 
-__all__ = ["EspeakClient", "EspeakTTS"]
+__all__ = ["EspeakClient"]
 
 _INSTALL_HINT = "pip install 'voicekit[espeak]' (or on Debian/Ubuntu: apt-get install libespeak-ng1)"
 
@@ -129,7 +128,7 @@ def _on_synth(wav: Any, numsamples: int, events: Any) -> int:
             pcm = np.ctypeslib.as_array(wav, shape=(numsamples,)).astype(np.float32) / np.float32(32768)
             job.out.put((pcm, job.marks))
             job.marks = []
-    except BaseException as exc:  # an exception must not unwind through C
+    except BaseException as exc:  # noqa: BLE001 - an exception must not unwind through C
         job.error = exc
         return 1
     return 1 if job.stopped() else 0
@@ -358,7 +357,7 @@ class EspeakClient:
     def _run(self, data: bytes, settings: _Settings, job: _Job) -> None:
         try:
             self._espeak.synthesize(data, settings, job)
-        except BaseException as exc:  # reported by the generator, in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - reported by the generator, in the caller's thread
             job.error = exc
         finally:
             job.out.put(None)
@@ -381,7 +380,7 @@ class EspeakClient:
         if name == "rate":
             if value <= 0:
                 raise ValueError(f"rate must be a positive speed factor (1.0 normal), got {value!r}")
-            change = {"rate": min(max(round(_NORMAL_WPM * value), _MIN_WPM), _MAX_WPM)}
+            change: dict[str, Any] = {"rate": min(max(round(_NORMAL_WPM * value), _MIN_WPM), _MAX_WPM)}
         elif name in ("volume", "pitch"):
             if not 0 <= value <= 100:
                 raise ValueError(f"{name} must be within 0-100, got {value!r}")
@@ -394,10 +393,3 @@ class EspeakClient:
     def close(self) -> None:
         # The library itself stays loaded: it is shared by every client in the process.
         self._closed = True
-
-
-class EspeakTTS(BaseTTS):
-    """Text-to-speech with the embedded eSpeak NG engine."""
-
-    def __init__(self, client: EspeakClient | None = None) -> None:
-        super().__init__(client if client is not None else EspeakClient())

@@ -32,9 +32,8 @@ from collections.abc import Iterator, Sequence
 
 from ..engine import AudioChunk, Engine, Voice, WordMark
 from ..errors import EngineError
-from ..tts import BaseTTS
 
-__all__ = ["FallbackEngine", "FallbackTTS"]
+__all__ = ["FallbackEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +94,3 @@ class FallbackEngine:
         for engine in self.engines:
             engine.close()
 
-
-class FallbackTTS(BaseTTS):
-    """``FallbackTTS([primary, ..., EspeakTTS()])``: a TTS over the engines of other TTSs.
-
-    It takes over their engines (closing it closes them); see the module
-    docstring for how a failing engine hands over.
-    """
-
-    def __init__(self, tts_list: Sequence[BaseTTS]) -> None:
-        super().__init__(FallbackEngine([tts.client for tts in tts_list]))

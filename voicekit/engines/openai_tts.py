@@ -28,10 +28,9 @@ from typing import Any
 
 from ..engine import AudioChunk, Voice
 from ..errors import EngineError
-from ..tts import BaseTTS
 from .transfer import Pcm16Decoder, cut_on_cancel
 
-__all__ = ["OpenAIClient", "OpenAITTS"]
+__all__ = ["OpenAIClient"]
 
 SAMPLERATE = 24000
 #: bytes per read of the body: 20 ms of audio, so the first audio leaves early.
@@ -183,7 +182,3 @@ def _import_openai() -> Any:
     except ImportError as exc:
         raise EngineError(_INSTALL_HINT, engine="openai") from exc
     return openai
-
-
-class OpenAITTS(BaseTTS):
-    """A TTS speaking through OpenAI: ``OpenAITTS(OpenAIClient())``."""

@@ -42,10 +42,9 @@ import numpy as np
 
 from ..engine import AudioChunk, Voice, WordMark
 from ..errors import EngineError
-from ..tts import BaseTTS
 from .transfer import Pcm16Decoder, cut_on_cancel
 
-__all__ = ["PollyClient", "PollyTTS"]
+__all__ = ["PollyClient"]
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +274,7 @@ class PollyClient:
     def voices(self) -> list[Voice]:
         found, token = [], None
         while True:
-            more = {"NextToken": token} if token else {}
+            more: dict[str, str] = {"NextToken": token} if token else {}
             page = self._call("describe_voices", threading.Event(), Engine=self.engine, **more)
             found += [Voice(v["Id"], v.get("Name", v["Id"]), v.get("LanguageCode", ""), v.get("Gender", ""))
                       for v in page.get("Voices", [])]
@@ -375,7 +374,3 @@ def _make_client(credentials: tuple[str, str, str] | None, session: Any, endpoin
         return session.client("polly", endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:
         raise EngineError(f"can't create the Polly client: {exc}", engine="polly") from exc
-
-
-class PollyTTS(BaseTTS):
-    """The guide's ``PollyTTS(PollyClient(...))``: a TTS speaking through Amazon Polly."""

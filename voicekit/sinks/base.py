@@ -18,8 +18,10 @@ __all__ = ["Sink"]
 
 @runtime_checkable
 class Sink(Protocol):
-    #: the rate the sink wants, or None to take the engine's own rate.
-    preferred_samplerate: int | None
+    @property
+    def preferred_samplerate(self) -> int | None:
+        """The rate the sink wants, or None to take the engine's own rate."""
+        ...
 
     def open(
         self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int

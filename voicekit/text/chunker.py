@@ -17,6 +17,7 @@ from .rules import WAIT, parse_marker
 FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut
 
 _NON_SPACE = re.compile(r"\S")
+_NO_CHUNK = -1  # ``_start`` while no chunk is open
 _TERMINATOR_RUN = re.compile(f"[{re.escape(rules.TERMINATORS)}]*")
 _CLOSER_RUN = re.compile(f"[{re.escape(rules.CLOSERS)}]*")
 # Characters the scanner must look at; the rest is skipped by regex.
@@ -86,7 +87,7 @@ class SentenceChunker:
         """Drop pending text and start a new utterance."""
         self._buf = ""
         self._pos = 0  # next index to scan
-        self._start: int | None = None  # first non-space index of the current chunk
+        self._start = _NO_CHUNK  # first non-space index of the current chunk
         self._mode = _START
         self._continued = False  # the next chunk continues a cut sentence: no list marker check
         self._first = self.first_fragment  # a clause cut is still allowed in this utterance
@@ -132,7 +133,7 @@ class SentenceChunker:
         """End the utterance: return every remaining chunk and start a new utterance."""
         out: list[str] = []
         self._scan(out, final=True)
-        if self._start is not None:
+        if self._start != _NO_CHUNK:
             self._emit(out, len(self._buf))
         self.reset()
         return out
@@ -158,7 +159,7 @@ class SentenceChunker:
 
     def _compact(self) -> None:
         """Drop text that is already emitted, shifting the saved indices."""
-        live = [self._pos] if self._start is None else [self._pos, self._start]
+        live = [self._pos] if self._start == _NO_CHUNK else [self._pos, self._start]
         if self._mode in (_CLUSTER, _AFTER):
             live.append(self._cstart)
         keep = min(live)
@@ -167,7 +168,7 @@ class SentenceChunker:
             self._pos -= keep
             self._cstart -= keep
             self._cend -= keep
-            if self._start is not None:
+            if self._start != _NO_CHUNK:
                 self._start -= keep
 
     # -- scanner ----------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class SentenceChunker:
     def _scan(self, out: list[str], final: bool) -> None:
         steps = self._steps
         while True:
-            if self._start is None:
+            if self._start == _NO_CHUNK:
                 m = _NON_SPACE.search(self._buf, self._pos)
                 if m is None:
                     self._pos = len(self._buf)
@@ -255,7 +256,7 @@ class SentenceChunker:
         if marker is WAIT:
             self._pos = k
             return False
-        expected = "".join(self._list_next)
+        expected = "".join(self._list_next or ())
         if marker and marker.end == k + len(expected) and self._buf.startswith(expected, k):
             self._emit(out, k)
             self._pos = k
@@ -270,11 +271,11 @@ class SentenceChunker:
         pos = self._pos
         bound = max(pos, min(n, self._start + self.max_chars + 1))  # "!!!!..." must not grow forever
         if not self._closing:
-            pos = _TERMINATOR_RUN.match(buf, pos, bound).end()
+            pos = _run_end(_TERMINATOR_RUN, buf, pos, bound)
             if pos < n:
                 self._closing = True
         if self._closing:
-            pos = _CLOSER_RUN.match(buf, pos, bound).end()
+            pos = _run_end(_CLOSER_RUN, buf, pos, bound)
         self._pos = pos
         if pos == n and not final:
             return False
@@ -298,7 +299,7 @@ class SentenceChunker:
             if not (blank_line or final):
                 self._pos = stop
                 return False
-            cut = cend
+            cut: int | None = cend
         else:
             c = m.group()
             if c == "." and stop == cend + 1 and buf[cend] == " " and not buf[self._cstart : cend].strip(". "):
@@ -385,7 +386,7 @@ class SentenceChunker:
         self._first = False
         m = _NON_SPACE.search(buf, cut, self._pos)
         if m is None:
-            self._start = None
+            self._start = _NO_CHUNK
             self._continued = True
             self._mode = _START
         else:
@@ -418,11 +419,18 @@ class SentenceChunker:
         while end - start > self.max_chars:
             cut = self._best_cut(start)
             out.append(buf[start:cut].rstrip())
-            start = _NON_SPACE.search(buf, cut, end).start()
+            rest = _NON_SPACE.search(buf, cut, end)
+            start = rest.start() if rest else end
         if end > start:
             out.append(buf[start:end])
-        self._start = None
+        self._start = _NO_CHUNK
         self._first = False
+
+
+def _run_end(run: re.Pattern[str], text: str, pos: int, bound: int) -> int:
+    """Where ``run`` (a pattern that also matches nothing) ends when matched at ``pos``."""
+    m = run.match(text, pos, bound)
+    return m.end() if m else pos
 
 
 @lru_cache(maxsize=256)

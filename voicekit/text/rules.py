@@ -5,6 +5,7 @@ The word lists live in ``data/*.txt`` so they can grow without touching code.
 
 from __future__ import annotations
 
+import enum
 import re
 from importlib import resources
 from typing import NamedTuple
@@ -23,7 +24,7 @@ _ACRONYM = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")
 
 def _word_list(name: str) -> frozenset[str]:
     """A rule table from data/: one lower-case word a line, # starts a comment line."""
-    text = resources.files("voicekit.text").joinpath("data", name).read_text("utf-8")
+    text = (resources.files("voicekit.text") / "data" / name).read_text("utf-8")
     words = (line.strip().lower() for line in text.splitlines())
     return frozenset(w for w in words if w and not w.startswith("#"))
 
@@ -60,7 +61,11 @@ class Marker(NamedTuple):
     successor: tuple[str, str] | None  # (enumerator, punctuation) of the next item, e.g. ("3", ".")
 
 
-WAIT = object()  # returned when the text ends before the marker can be judged
+class _Wait(enum.Enum):
+    WAIT = "wait"
+
+
+WAIT = _Wait.WAIT  # returned when the text ends before the marker can be judged
 
 
 def _successor(enumerator: str, punctuation: str) -> tuple[str, str] | None:
@@ -71,7 +76,7 @@ def _successor(enumerator: str, punctuation: str) -> tuple[str, str] | None:
     return chr(ord(enumerator) + 1), punctuation
 
 
-def parse_marker(text: str, i: int, final: bool, *, bullets: bool = True) -> Marker | None | object:
+def parse_marker(text: str, i: int, final: bool, *, bullets: bool = True) -> Marker | _Wait | None:
     """Parse a list marker at ``text[i]``: a bullet, an enumerator ("12." "a)" "1.)"), or both.
 
     Returns a Marker, None when there is none, or WAIT when ``text`` ends too early to tell

@@ -365,7 +365,8 @@ class SpeechFilter:
                 return None  # "htt" at the end of the text may still become "https://"
             out.append(data[k])
             return k + 1
-        host_end = _HOST.match(data, end).end()
+        host_match = _HOST.match(data, end)
+        host_end = host_match.end() if host_match else end
         if host_end == n and host_end - end < 100 and not final:
             return None
         host = data[end:host_end].rstrip(".-_")
