@@ -16,14 +16,34 @@ always passes one), so the interrupt cuts the transfer at once.
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "AsyncEngine", "Cancel"]
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "AsyncEngine", "Cancel", "check_voice_id"]
+
+# Letters, digits and _ . + - only, starting with a letter or digit: no path separator, no
+# "..", nothing absolute, so an id can never name a file outside the engine's voice folder.
+_VOICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+
+
+def check_voice_id(voice_id: object, known: Collection[str] = ()) -> str:
+    """Return ``voice_id`` if it is a voice id, else raise ``ValueError``.
+
+    Voice ids are ids, never paths: an id is accepted if it is one of ``known``
+    (the engine's own voice list, e.g. eSpeak's ``"gmw/en-US"``) or matches a
+    strict pattern (letters, digits, ``_ . + -``, at most 100 characters, no
+    ``..``). Every engine calls this before an id reaches its library or a file.
+    """
+    if isinstance(voice_id, str) and (voice_id in known or _VOICE_ID.fullmatch(voice_id) and ".." not in voice_id):
+        return voice_id
+    raise ValueError(
+        f"invalid voice id {voice_id!r}: use an id from voices() (letters, digits, '_', '.', '+', '-'; not a path)"
+    )
 
 
 class Cancel(threading.Event):

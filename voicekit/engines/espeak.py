@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark
+from ..engine import AudioChunk, Voice, WordMark, check_voice_id
 from ..errors import EngineError
 
 __all__ = ["EspeakClient"]
@@ -186,9 +186,8 @@ class _Espeak:
         with _LOCK:
             self._applied = None  # the probe below changes espeak's current voice
             if self._lib.espeak_SetVoiceByName(voice_id.encode()) != 0:
-                raise EngineError(
-                    f"unknown eSpeak voice {voice_id!r}; use an id from voices() or a language code like 'en-us'",
-                    engine="espeak",
+                raise ValueError(
+                    f"unknown eSpeak voice {voice_id!r}; use an id from voices() or a language code like 'en-us'"
                 )
 
     def voices(self) -> list[Voice]:
@@ -367,9 +366,9 @@ class EspeakClient:
 
     def set_voice(self, voice_id: str) -> None:
         """Select a voice by id (``voices()``), name, or language code such as ``"en-us"`` or ``"en+f3"``."""
-        if not isinstance(voice_id, str) or not voice_id.strip() or not voice_id.isprintable():
-            raise EngineError(f"voice id must be a non-empty printable string, got {voice_id!r}", engine=self.name)
-        self._espeak.check_voice(voice_id)
+        # espeak reads the id as a file path under its voices folder: only ids, never paths
+        known = {name for v in self.voices() for name in (v.id, v.name)}
+        self._espeak.check_voice(check_voice_id(voice_id, known))
         with _LOCK:
             self._settings = replace(self._settings, voice=voice_id)
 

@@ -26,7 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ..engine import AudioChunk, Voice
+from ..engine import AudioChunk, Voice, check_voice_id
 from ..errors import EngineError
 from .transfer import Pcm16Decoder, cut_on_cancel
 
@@ -66,7 +66,7 @@ class OpenAIClient:
     ) -> None:
         if speed is not None and not 0.25 <= speed <= 4.0:
             raise ValueError("speed must be between 0.25 and 4.0")
-        self.model, self.voice, self.instructions, self.speed = model, voice, instructions, speed
+        self.model, self.voice, self.instructions, self.speed = model, check_voice_id(voice), instructions, speed
         self.base_url = base_url
         self._api_key = api_key
         self._max_retries, self._timeout = max_retries, timeout
@@ -120,9 +120,7 @@ class OpenAIClient:
         return [Voice(v, v.capitalize()) for v in _VOICES]
 
     def set_voice(self, voice_id: str) -> None:
-        if not voice_id:
-            raise ValueError("voice_id must not be empty")
-        self.voice = voice_id
+        self.voice = check_voice_id(voice_id)
 
     def set_property(self, name: str, value: float) -> None:
         if name == "rate":

@@ -40,7 +40,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark
+from ..engine import AudioChunk, Voice, WordMark, check_voice_id
 from ..errors import EngineError
 from .transfer import Pcm16Decoder, cut_on_cancel
 
@@ -213,7 +213,7 @@ class PollyClient:
             raise ValueError(f"Polly PCM samplerate must be 8000 or 16000, not {samplerate!r}")
         if max_retries < 0 or backoff < 0:
             raise ValueError("max_retries and backoff must not be negative")
-        self.voice, self.engine, self.language, self.samplerate = voice, engine, language, samplerate
+        self.voice, self.engine, self.language, self.samplerate = check_voice_id(voice), engine, language, samplerate
         self._max_retries, self._backoff = max_retries, backoff
         self._prosody: dict[str, str] = {}
         self._owns_client = client is None
@@ -283,9 +283,7 @@ class PollyClient:
                 return found
 
     def set_voice(self, voice_id: str) -> None:
-        if not voice_id:
-            raise ValueError("voice_id must not be empty")
-        self.voice = voice_id
+        self.voice = check_voice_id(voice_id)
 
     def set_property(self, name: str, value: float) -> None:
         if name == "rate":
