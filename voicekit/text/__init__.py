@@ -11,6 +11,7 @@ For each piece of an utterance, run it through both stages, then flush both at i
 """
 
 from .chunker import SentenceChunker, split_sentences
+from .sanitize import Sanitizer, sanitize
 from .speech_filter import SpeechFilter, clean_for_speech
 
-__all__ = ["SentenceChunker", "SpeechFilter", "clean_for_speech", "split_sentences"]
+__all__ = ["Sanitizer", "SentenceChunker", "SpeechFilter", "clean_for_speech", "sanitize", "split_sentences"]

@@ -1,10 +1,18 @@
 """Speech filter: turns LLM markdown into what should be said, incrementally.
 
-Markup is dropped (emphasis, heading #, bullets, block quotes, rules, table pipes, HTML tags),
-inline code and link texts are spoken as their content, fenced code blocks become silence
-or ``code_block_phrase``, emoji are removed. Bare URLs are not read out character by
+Markup is dropped (emphasis, heading #, bullets, block quotes, rules, table pipes, HTML and
+SSML tags), inline code and link texts are spoken as their content, fenced code blocks become
+silence or ``code_block_phrase``, emoji are removed. Bare URLs are not read out character by
 character: they become ``url_phrase`` with their host name ("link to example.com"); set
 ``url_phrase=""`` to drop them.
+
+Only real markup is dropped: a tag is an HTML or SSML element name from ``TAGS`` with
+well-formed attributes (``<b>``, ``<a href="x">``, ``</p>``, ``<br/>``) or a comment. Any other
+``<...>`` is text and is spoken: "a<b and c>d", "Press <Enter>", "x -> y".
+
+Every input character is spoken or reported: what the filter drops (markup, emoji, code,
+URLs) goes, in order, to ``on_filtered``; only dropped whitespace is not reported. A
+replacement (a URL becoming "link to example.com") reports the whole original.
 
 Block structure is kept for the chunker: a heading, list item or table row becomes its own
 paragraph (a blank line), so it is spoken as a chunk of its own.
@@ -16,6 +24,7 @@ that are still ambiguous are held back, at most ``MAX_HOLD`` characters.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 MAX_HOLD = 256  # upper bound on the characters feed() keeps back
 
@@ -31,7 +40,25 @@ _SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!| \t]|" + _URL_START + "|" + _EMOJI
 _SPECIAL_CODE = re.compile(r"[\n`]|" + _EMOJI)
 _TARGET = re.compile(r"[()\n]")
 _NEWLINE = re.compile(r"\n")
-_TAG = re.compile(r"<[A-Za-z/!][^<>\n]{0,98}>")
+#: element names whose tags are markup; any other "<name>" is spoken
+TAGS = frozenset(
+    "a abbr address article aside b bdi bdo big blockquote br caption center cite code col colgroup dd del "
+    "details dfn div dl dt em figcaption figure font footer h1 h2 h3 h4 h5 h6 header hr i img ins kbd li main "
+    "mark nav ol p pre q rp rt ruby s samp section small span strike strong sub summary sup table tbody td "
+    "tfoot th thead tr tt u ul var wbr "
+    # SSML, so a document read by an engine without SSML is spoken as its text
+    "speak break prosody emphasis say-as phoneme voice lang mark audio w "
+    "amazon:effect amazon:domain amazon:auto-breaths amazon:breath".split()
+)
+_BOOLEAN_ATTRIBUTES = r"(?:open|hidden|disabled|checked|selected|reversed|nowrap|async|defer)"
+_ATTRIBUTE = (
+    r"\s+(?:[A-Za-z_:][-\w:.]*\s*=\s*(?:\"[^\"<>\n]*\"|'[^'<>\n]*'|[^\s\"'=<>`]+)|" + _BOOLEAN_ATTRIBUTES + ")"
+)
+_TAG = re.compile(
+    r"<(?:!--[^\n]{0,94}?--|/(?P<close>[A-Za-z][\w:-]*)\s*|(?P<open>[A-Za-z][\w:-]*)(?:" + _ATTRIBUTE + r")*\s*/?)>"
+)
+_TAG_NAME = re.compile(r"/?([A-Za-z][\w:-]*)")
+_MAX_TAG = 100  # longer "<...>" is text
 _HOST = re.compile(r"[\w.-]{0,100}")
 _SPACE = re.compile(r"\s")
 _TRAILING_PUNCT = ".,;:!?'\")]"
@@ -53,7 +80,13 @@ def _run_length(data: str, i: int, char: str, cap: int) -> int:
 class SpeechFilter:
     """Incremental markdown-to-speech filter: ``feed(text) -> str``, ``flush() -> str``."""
 
-    def __init__(self, *, code_block_phrase: str = "", url_phrase: str = "link to {host}") -> None:
+    def __init__(
+        self,
+        *,
+        code_block_phrase: str = "",
+        url_phrase: str = "link to {host}",
+        on_filtered: Callable[[str], object] | None = None,
+    ) -> None:
         if not isinstance(code_block_phrase, str) or not isinstance(url_phrase, str):
             raise TypeError("code_block_phrase and url_phrase must be str")
         try:
@@ -62,6 +95,7 @@ class SpeechFilter:
             raise ValueError(f"url_phrase may only use the {{host}} field: {url_phrase!r}") from e
         self.code_block_phrase = code_block_phrase
         self.url_phrase = url_phrase
+        self.on_filtered = on_filtered
         self._markers = {
             "*": self._emphasis,
             "_": self._emphasis,
@@ -98,7 +132,10 @@ class SpeechFilter:
         plain = self._plain
         if plain is not None and text and not plain.search(text):
             self._last = text[-1]  # the usual token: plain text (or a line of code: nothing)
-            return "" if self._skip_line else text
+            if not self._skip_line:
+                return text
+            self._report(text, "")
+            return ""
         data = self._pending + text
         out, i = self._run(data, final=False)
         self._pending = data[i:]
@@ -129,11 +166,11 @@ class SpeechFilter:
         out: list[str] = []
         i, n = 0, len(data)
         while i < n:
+            said = len(out)
             if data[i] == "\n":
                 self._newline(out)
-                i += 1
-                continue
-            if self._line_start:
+                step: int | None = i + 1
+            elif self._line_start:
                 step = self._block(data, i, final, out)
             elif self._skip_line:
                 j = data.find("\n", i)
@@ -150,8 +187,24 @@ class SpeechFilter:
                 step = self._inline(data, i, final, out)
             if step is None:
                 break
+            if self.on_filtered is not None:
+                self._report(data[i:step], "".join(out[said:]))
             i = step
         return "".join(out), i
+
+    def _report(self, consumed: str, said: str) -> None:
+        """Report the input a step consumed but did not say.
+
+        Steps are small (one marker, one tag, one URL, one line of code), so this needs no
+        bookkeeping in each handler: a step says its input, a part of it (its tail, as in
+        "\\*" -> "*"), or something else, and then all of its input is reported.
+        """
+        if said == consumed or self.on_filtered is None:
+            return
+        k = consumed.rfind(said) if said else -1
+        dropped = consumed[:k] + consumed[k + len(said) :] if k >= 0 else consumed
+        if dropped and not dropped.isspace():
+            self.on_filtered(dropped)
 
     def _newline(self, out: list[str]) -> None:
         if self._fence is None:
@@ -320,16 +373,29 @@ class SpeechFilter:
         return k + 1
 
     def _tag(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
-        """HTML tags are dropped; a "<" that cannot start one is text."""
-        tag = _TAG.match(data, k)
-        if tag:
+        """Tags of known elements are dropped; any other "<" is text."""
+        tag = _TAG.match(data, k, k + _MAX_TAG)
+        if tag and (tag.group("open") or tag.group("close") or "").lower() in TAGS | {""}:
             return tag.end()
-        rest = data[k + 1 : k + 100]
-        could_be_tag = rest[:1].isascii() and (rest[:1].isalpha() or rest[:1] in "/!")
-        if not final and (not rest or could_be_tag and len(rest) < 99 and "\n" not in rest and "<" not in rest):
+        if not final and self._may_become_tag(data[k + 1 : k + _MAX_TAG]):
             return None
         out.append("<")
         return k + 1
+
+    @staticmethod
+    def _may_become_tag(rest: str) -> bool:
+        """Could more input turn "<" + ``rest`` into a tag? (No ">" yet, and the name fits.)"""
+        if ">" in rest or "\n" in rest or "<" in rest or len(rest) >= _MAX_TAG - 1:
+            return False
+        if rest in ("", "/") or "!--".startswith(rest) or rest.startswith("!--"):
+            return True
+        name = _TAG_NAME.match(rest)
+        if name is None:
+            return False
+        word = name.group(1).lower()
+        if name.end() == len(rest):
+            return any(t.startswith(word) for t in TAGS)
+        return word in TAGS
 
     def _cell_space(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
         """Spaces in a table row: dropped before a cell border, so cells read "a, b"."""
