@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 MAX_HOLD = 256  # upper bound on the characters feed() keeps back
 
@@ -468,7 +469,7 @@ class SpeechFilter:
         return m.end()
 
 
-def clean_for_speech(text: str, **options: str) -> str:
-    """Whole-text form of SpeechFilter."""
+def clean_for_speech(text: str, **options: Any) -> str:
+    """Whole-text form of SpeechFilter (same keyword options)."""
     speech = SpeechFilter(**options)
     return speech.feed(text) + speech.flush()
