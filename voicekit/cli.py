@@ -373,7 +373,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 # -- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicekit", description="Streaming, interruptible text-to-speech.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{chat,say,narrate,voices,devices}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{chat,say,narrate,voices,devices,serve}")
     common = _output_options()
 
     chat = verbs.add_parser("chat", parents=[common], help="terminal voice chat with barge-in")
@@ -404,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = verbs.add_parser("devices", help="list audio output devices")
     devices.set_defaults(run=_cmd_devices)
+
+    from .server import command as serve_command
+
+    serve = verbs.add_parser("serve", help="web voice: OpenAI-compatible speech, a WebSocket stream, a browser chat")
+    serve_command.add_arguments(serve, ENGINES, default_engine="espeak")
+    serve.set_defaults(run=serve_command.run)
     return parser
 
 

@@ -1,0 +1,95 @@
+"""``voicekit serve`` as a real process: bind refusal, token from the environment, workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx2 as httpx
+import psutil
+import pytest
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
+    return {**env, **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(*args: str, env: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicekit", "serve", "--port", str(port), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"voicekit serve did not start:\n{proc.stdout.read() if proc.stdout else ''}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "example.com"])
+def test_non_loopback_bind_without_token_refuses_in_one_line(host: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voicekit", "serve", "--host", host], env=_env(), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("voicekit: refusing to serve on") and "--token" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_token_from_the_environment() -> None:
+    with serving(env=_env(VOICEKIT_TOKEN="from-env")) as url:
+        assert httpx.get(url + "/v1/audio/voices").status_code == 401
+        ok = httpx.get(url + "/v1/audio/voices", headers={"Authorization": "Bearer from-env"})
+        assert ok.status_code == 200 and ok.json()["voices"]
+
+
+def test_workers_serve_from_several_processes() -> None:
+    with serving("--workers", "2", env=_env()) as url:
+        parent = next(p for p in psutil.process_iter(["cmdline"]) if "serve" in (p.info["cmdline"] or []) and url.rsplit(":", 1)[1] in p.info["cmdline"])
+        body = {"input": "Hello from a worker.", "response_format": "pcm"}
+        for _ in range(4):
+            assert httpx.post(url + "/v1/audio/speech", json=body, timeout=10).content
+        workers = [c for c in parent.children(recursive=True) if "python" in c.name()]
+        assert len(workers) >= 2
+
+
+def test_bad_engine_setting_fails_before_serving() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voicekit", "serve", "--voice", "no-such-voice-xyz", "--port", str(_free_port())],
+        env=_env(), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "no-such-voice-xyz" in done.stderr and "Traceback" not in done.stderr

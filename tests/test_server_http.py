@@ -1,0 +1,235 @@
+"""voicekit serve over HTTP: the real openai SDK and httpx against uvicorn on 127.0.0.1.
+
+The speech engine is the real eSpeak (``Recording`` only notes when it made its audio).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import wave
+from collections.abc import Iterator
+
+import httpx2 as httpx  # the HTTP client the openai SDK ships with
+import numpy as np
+import openai
+import pytest
+
+from tests.fixtures.web import Recording, Running, running
+from voicekit import BaseTTS
+from voicekit.errors import EngineError
+from voicekit.server import create_app
+
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
+LONG = " ".join(f"Sentence number {i} is here so the reply runs long enough to stream." for i in range(60))
+
+
+class Broken(Recording):
+    def synthesize(self, text, cancel):
+        raise EngineError("the engine is down", engine="broken")
+        yield  # pragma: no cover - a generator
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Running]:
+    with running(create_app("espeak")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: Running) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as c:
+        yield c
+
+
+def test_health(server: Running) -> None:
+    r = httpx.get(server.url + "/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["engine"] == "espeak" and body["sessions"] == 0
+
+
+def test_openai_sdk_streams_pcm_before_synthesis_ends() -> None:
+    engines: list[Recording] = []
+
+    def make_tts() -> BaseTTS:
+        engines.append(Recording())
+        return BaseTTS(engines[-1])
+
+    with (
+        running(create_app(make_tts=make_tts)) as srv,
+        openai.OpenAI(base_url=srv.url + "/v1", api_key="x") as c,
+        c.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input=LONG, response_format="pcm") as response,
+    ):
+        assert response.headers["content-type"] == "audio/pcm"
+        pieces = response.iter_bytes()
+        first = next(pieces)
+        first_at = time.monotonic()
+        data = first + b"".join(pieces)
+    assert first, "no audio"
+    assert first_at < engines[-1].last_audio_at, "the first bytes came only after synthesis ended"
+    pcm = np.frombuffer(data, "<i2")
+    seconds = len(pcm) / 24000
+    assert seconds > 60, seconds  # all of it: 60 sentences
+    assert np.abs(pcm).max() > 1000
+
+
+def test_wav_streams_header_first_and_plays(client: openai.OpenAI) -> None:
+    with client.audio.speech.with_streaming_response.create(
+        model="anything", voice="default", input="Hello from the server.", response_format="wav"
+    ) as response:
+        data = response.read()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    with wave.open(io.BytesIO(data)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
+        frames = w.readframes(10**9)
+    assert 0.8 < len(frames) / 2 / 24000 < 3
+
+
+def _seconds(client: openai.OpenAI, **kwargs) -> float:
+    args = {"model": "tts-1", "voice": "alloy", "input": "One two three four five six seven.", "response_format": "pcm"}
+    return len(client.audio.speech.create(**{**args, **kwargs}).content) / 2 / 24000
+
+
+def test_voice_and_speed(client: openai.OpenAI) -> None:
+    normal = _seconds(client)
+    assert _seconds(client, speed=2.0) < 0.7 * normal
+    assert _seconds(client, voice="en-us") > 0.5  # an engine voice id
+    assert _seconds(client, voice="nova") == pytest.approx(normal, rel=0.01)  # OpenAI names: the default voice
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"response_format": "mp3"}, "response_format"),
+        ({"response_format": "opus"}, "response_format"),
+        ({"voice": "../../etc/passwd"}, "voice"),
+        ({"speed": 9}, "speed"),
+        ({"input": ""}, "input"),
+    ],
+)
+def test_bad_requests_get_openai_errors(client: openai.OpenAI, fields: dict, param: str) -> None:
+    args = {"model": "tts-1", "voice": "alloy", "input": "Hello.", "response_format": "pcm", **fields}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.speech.create(**args)
+    body = caught.value.response.json()
+    assert body["error"]["param"] == param and body["error"]["type"] == "invalid_request_error"
+    assert "Traceback" not in caught.value.response.text
+
+
+def test_size_limits() -> None:
+    with running(create_app("espeak", max_input_chars=1000)) as srv:
+        r = httpx.post(srv.url + "/v1/audio/speech", json={"input": "a" * 1001, "voice": "alloy"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+        r = httpx.post(srv.url + "/v1/audio/speech", content=b"{" + b" " * 10_000_000 + b"}")
+        assert r.status_code == 413
+        r = httpx.post(srv.url + "/v1/audio/speech", content=b"not json")
+        assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
+
+
+def test_voices_in_the_kokoro_and_open_webui_shape(server: Running) -> None:
+    body = httpx.get(server.url + "/v1/audio/voices").json()
+    assert body["default_voice"] == "default"
+    ids = [v["id"] for v in body["voices"]]
+    assert "default" in ids and len(ids) > 20
+    assert all(isinstance(v["name"], str) for v in body["voices"])
+
+
+def test_token_on_http() -> None:
+    with running(create_app("espeak", token="s3cret")) as srv:
+        with openai.OpenAI(base_url=srv.url + "/v1", api_key="wrong", max_retries=0) as bad, pytest.raises(openai.AuthenticationError):
+            bad.audio.speech.create(model="m", voice="alloy", input="Hi.", response_format="pcm")
+        assert httpx.get(srv.url + "/health").status_code == 401
+        assert httpx.get(srv.url + "/v1/audio/voices").status_code == 401
+        with openai.OpenAI(base_url=srv.url + "/v1", api_key="s3cret", max_retries=0) as good:
+            assert good.audio.speech.create(model="m", voice="alloy", input="Hi.", response_format="pcm").content
+        # the page itself is public: it holds no data and asks for the token
+        assert httpx.get(srv.url + "/").status_code == 200
+        assert "s3cret" not in repr(srv.app.state.voicekit.settings)
+
+
+def test_origin_and_host_checks(server: Running) -> None:
+    body = {"input": "Hi.", "voice": "alloy", "response_format": "pcm"}
+    evil = httpx.post(server.url + "/v1/audio/speech", json=body, headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403 and "--allow-origin" in evil.json()["error"]["message"]
+    same = httpx.post(server.url + "/v1/audio/speech", json=body, headers={"Origin": server.url})
+    assert same.status_code == 200
+    # DNS rebinding: a foreign name pointing at 127.0.0.1, without a token
+    rebound = httpx.get(server.url + "/health", headers={"Host": f"evil.example:{server.port}"})
+    assert rebound.status_code == 403
+
+
+def test_allowed_origin_gets_cors() -> None:
+    with running(create_app("espeak", allow_origins=["https://app.example.com"])) as srv:
+        r = httpx.options(
+            srv.url + "/v1/audio/speech",
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+        )
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.com"
+        r = httpx.post(
+            srv.url + "/v1/audio/speech",
+            json={"input": "Hi.", "response_format": "pcm"},
+            headers={"Origin": "https://app.example.com"},
+        )
+        assert r.status_code == 200 and r.content
+
+
+def test_session_cap_answers_503() -> None:
+    with running(create_app("espeak", max_sessions=1)) as srv, httpx.Client(base_url=srv.url) as http:
+        body = {"input": LONG, "voice": "alloy", "response_format": "pcm"}
+        with http.stream("POST", "/v1/audio/speech", json=body) as first:
+            assert first.status_code == 200
+            next(first.iter_bytes())
+            busy = http.post("/v1/audio/speech", json=body)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert "limit" in busy.json()["error"]["message"]
+        deadline = time.monotonic() + 5
+        while http.get("/health").json()["sessions"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert http.post("/v1/audio/speech", json={**body, "input": "Free again."}).status_code == 200
+
+
+def test_client_hanging_up_releases_the_session(server: Running) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        with http.stream("POST", "/v1/audio/speech", json={"input": LONG * 3, "response_format": "pcm"}) as r:
+            next(r.iter_bytes())
+        deadline = time.monotonic() + 5
+        while http.get("/health").json()["sessions"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert http.get("/health").json()["sessions"] == 0
+
+
+def test_engine_failure_is_a_clean_error() -> None:
+    with running(create_app(make_tts=lambda: BaseTTS(Broken()))) as srv:
+        r = httpx.post(srv.url + "/v1/audio/speech", json={"input": "Hello there.", "response_format": "pcm"})
+    assert r.status_code == 502
+    assert r.json()["error"]["message"] == "the espeak engine could not speak this input"
+    assert "Traceback" not in r.text and "down" not in r.text
+
+
+def test_chat_endpoint_streams_the_offline_responder() -> None:
+    times, text = [], ""
+    with running(create_app("espeak", chat_tokens_per_second=400)) as srv:
+        body = {"messages": [{"role": "user", "content": "Tell me about streams"}]}
+        with httpx.stream("POST", srv.url + "/v1/chat", json=body) as r:
+            assert r.status_code == 200
+            for piece in r.iter_text():
+                times.append(time.monotonic())
+                text += piece
+        bad = httpx.post(srv.url + "/v1/chat", json={"messages": "hi"})
+    assert "Tell me about streams" in text and "**" in text
+    assert len(times) > 20 and times[-1] - times[0] > 0.1, "the reply came in one piece, not streamed"
+    assert bad.status_code == 400
+
+
+def test_threads_end_with_the_requests(server: Running) -> None:
+    before = {t.name for t in threading.enumerate()}
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="x") as c:
+        for _ in range(3):
+            c.audio.speech.create(model="m", voice="alloy", input="Short one.", response_format="pcm")
+    time.sleep(0.2)
+    voicekit_threads = [t.name for t in threading.enumerate() if t.name.startswith("voicekit") and t.name not in before]
+    assert not voicekit_threads, json.dumps(voicekit_threads)

@@ -1,0 +1,249 @@
+"""``create_app``: the Starlette app behind ``voicekit serve``.
+
+Routes: ``GET /`` (the chat page), ``GET /health``, ``POST /v1/audio/speech``
+and ``GET /v1/audio/voices`` (OpenAI-compatible), ``POST /v1/chat`` (the page's
+reply text), WebSocket ``/v1/speak`` (live speech with barge-in).
+
+Every session (a WebSocket, or one speech request) gets its own TTS object,
+sink and threads: sessions share nothing but the process, so the server scales
+out by running more processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from .. import __version__
+from ..errors import VoicekitError
+from ..tts import BaseTTS
+from .backend import ChatBackend, ResponderChat
+from .guard import Guard, error_body
+from .outbox import SAMPLE_RATE
+from .settings import ServerSettings
+
+__all__ = ["ClientError", "Server", "create_app"]
+
+log = logging.getLogger("voicekit.server")
+
+STATIC = Path(__file__).with_name("static")
+# the page loads only its own scripts and talks only to its own origin
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class ClientError(Exception):
+    """A bad request: answered with ``status`` and OpenAI's error JSON, never a traceback."""
+
+    def __init__(self, message: str, *, status: int = 400, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.param = param
+
+    def response(self) -> Response:
+        return Response(error_body(str(self), param=self.param), status_code=self.status, media_type="application/json")
+
+
+class Server:
+    """What every route shares: the settings, the TTS factory and the session count."""
+
+    def __init__(self, settings: ServerSettings, make_tts: Callable[[], BaseTTS], chat: ChatBackend) -> None:
+        self.settings = settings
+        self._make_tts = make_tts
+        self.chat = chat
+        self.sessions = 0
+
+    def try_enter(self) -> bool:
+        """Take a session slot (event loop only, so no lock is needed)."""
+        if self.sessions >= self.settings.max_sessions:
+            return False
+        self.sessions += 1
+        return True
+
+    def leave(self) -> None:
+        self.sessions -= 1
+
+    async def new_tts(self) -> BaseTTS:
+        """A TTS of the session's own, 24 kHz int16 out (engines may do I/O when built: off the loop)."""
+        return await run_in_threadpool(self._build_tts)
+
+    def check_engine(self) -> None:
+        """Build and release one TTS: a missing engine or bad voice shows up before serving."""
+        self._build_tts().cleanup()
+
+    def _build_tts(self) -> BaseTTS:
+        tts = self._make_tts()
+        try:
+            if self.settings.voice:
+                tts.set_voice(self.settings.voice)
+            tts.setup_stream(samplerate=SAMPLE_RATE, dtype="int16")
+            tts.set_stream_config({"lookahead": self.settings.lookahead / 2})
+        except BaseException:
+            tts.cleanup()
+            raise
+        return tts
+
+
+def create_app(
+    engine: str = "espeak",
+    *,
+    make_tts: Callable[[], BaseTTS] | None = None,
+    chat: ChatBackend | None = None,
+    **settings: Any,
+) -> Starlette:
+    """The voicekit server as an ASGI app.
+
+    ``engine`` is one of ``voicekit serve --engine``'s names, or pass
+    ``make_tts`` (called once per session) for any ``BaseTTS``. ``chat`` is
+    the page's reply source (default: the offline responder). Other keywords
+    are :class:`ServerSettings` fields: ``voice``, ``token``,
+    ``allow_origins``, ``max_sessions``, ``lookahead``, the size limits.
+    """
+    config = ServerSettings(engine=engine, **settings)
+    if make_tts is None:
+        from ..cli import ENGINES
+        from ..cli import make_tts as cli_make_tts
+
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)} or pass make_tts")
+
+        def make_tts() -> BaseTTS:
+            tts: BaseTTS = cli_make_tts(config.engine)
+            return tts
+
+    server = Server(config, make_tts, chat or ResponderChat(config.chat_tokens_per_second))
+
+    from .session import speak_socket
+    from .speech import speech
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "engine": config.engine,
+                "sessions": server.sessions,
+                "max_sessions": config.max_sessions,
+                "sample_rate": SAMPLE_RATE,
+            }
+        )
+
+    async def voices(request: Request) -> Response:
+        def listing() -> list[Any]:
+            tts = make_tts()
+            try:
+                return tts.get_voices()
+            finally:
+                tts.cleanup()
+
+        try:
+            found = await run_in_threadpool(listing)
+        except VoicekitError as exc:
+            log.warning("voicekit.server: listing voices failed: %s", exc)
+            return ClientError(f"the {config.engine} engine could not list its voices", status=502).response()
+        entries = [{"id": "default", "name": f"Default {config.engine} voice", "language": "", "gender": ""}]
+        entries += [{"id": v.id, "name": v.name, "language": v.language, "gender": v.gender} for v in found]
+        return JSONResponse({"voices": entries, "default_voice": config.voice or "default"})
+
+    async def chat_reply(request: Request) -> Response:
+        try:
+            messages = _chat_messages(await _json_body(request, config.max_message_chars))
+        except ClientError as exc:
+            return exc.response()
+
+        async def pieces() -> Any:
+            try:
+                async for piece in server.chat.reply(messages):
+                    yield piece.encode()
+            except Exception:
+                log.exception("voicekit.server: the chat backend failed")
+                yield b"\n\n(the chat backend failed; see the server log)"
+
+        return StreamingResponse(pieces(), media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    async def speak(websocket: WebSocket) -> None:
+        await speak_socket(server, websocket)
+
+    async def speech_route(request: Request) -> Response:
+        return await speech(server, request)
+
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/health", health),
+            Route("/v1/audio/speech", speech_route, methods=["POST"]),
+            Route("/v1/audio/voices", voices),
+            Route("/v1/chat", chat_reply, methods=["POST"]),
+            WebSocketRoute("/v1/speak", speak),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.allow_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+            ),
+            Middleware(Guard, settings=config),
+        ],
+        exception_handlers={Exception: _internal_error},
+    )
+    app.state.voicekit = server
+    return app
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("voicekit.server: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return Response(error_body("internal server error", type="server_error"), status_code=500, media_type="application/json")
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request's JSON, read up to ``limit`` bytes (413 beyond)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ClientError(f"request body larger than {limit} bytes", status=413)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise ClientError(f"request body larger than {limit} bytes", status=413)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ClientError("the request body must be JSON") from None
+
+
+def _chat_messages(body: Any) -> list[dict[str, str]]:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise ClientError("'messages' must be a non-empty list", param="messages")
+    out = []
+    for message in messages:
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in ("user", "assistant", "system")
+            or not isinstance(message.get("content"), str)
+        ):
+            raise ClientError("each message needs a role (user, assistant, system) and string content", param="messages")
+        out.append({"role": message["role"], "content": message["content"]})
+    return out
+

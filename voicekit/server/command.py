@@ -1,0 +1,117 @@
+"""``voicekit serve``: its arguments and its run.
+
+Imported by ``voicekit.cli`` to build the parser, so this module imports
+neither Starlette nor uvicorn; ``run`` does, and says which extra to install.
+With ``--workers N`` uvicorn starts N processes that each build the app from
+the environment (``app_from_env``), since a worker can't be handed an object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from ..errors import VoicekitError
+from .settings import is_loopback
+
+__all__ = ["add_arguments", "app_from_env", "run"]
+
+_OPTIONS_ENV = "VOICEKIT_SERVE_OPTIONS"
+_TOKEN_ENV = "VOICEKIT_TOKEN"
+
+
+def add_arguments(parser: argparse.ArgumentParser, engines: tuple[str, ...], default_engine: str) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--engine", choices=engines, default=default_engine, help=f"speech engine (default: {default_engine})")
+    parser.add_argument("--voice", help="default voice id, see `voicekit voices`")
+    parser.add_argument("--token", help=f"require this token on every API call and WebSocket (or set {_TOKEN_ENV})")
+    parser.add_argument(
+        "--allow-origin", nargs="+", default=[], metavar="URL", help="browser origins besides the server's own, e.g. https://app.example.com"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes (default 1); sessions never span processes")
+    parser.add_argument("--max-sessions", type=int, default=64, help="concurrent sessions per process before 503 (default 64)")
+    parser.add_argument("--lookahead", type=float, default=4.0, help="seconds of audio a session buffers ahead (default 4)")
+    parser.add_argument("--base-url", help="the page's chat model: an OpenAI-compatible server (default: offline responder)")
+    parser.add_argument("--model", help="chat model name (default with OPENAI_API_KEY: gpt-4o-mini)")
+    parser.add_argument("--tokens-per-second", type=float, default=30.0, help="pace of the offline responder (default 30)")
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """The app's settings from the command line (the token travels in the environment)."""
+    if args.workers < 1 or args.max_sessions < 1:
+        raise VoicekitError("--workers and --max-sessions must be at least 1")
+    if not 0 < args.port < 65536:
+        raise VoicekitError(f"--port must be 1-65535, got {args.port}")
+    return {
+        "engine": args.engine,
+        "voice": args.voice,
+        "allow_origins": list(args.allow_origin),
+        "max_sessions": args.max_sessions,
+        "lookahead": args.lookahead,
+        "chat_tokens_per_second": args.tokens_per_second,
+        "base_url": args.base_url,
+        "model": args.model,
+    }
+
+
+def app_from_env() -> Any:
+    """The app as ``voicekit serve`` configured it (each ``--workers`` process calls this)."""
+    opts = json.loads(os.environ.get(_OPTIONS_ENV, "{}"))
+    return _build(opts, os.environ.get(_TOKEN_ENV) or None)
+
+
+def _build(opts: dict[str, Any], token: str | None) -> Any:
+    from .app import create_app
+
+    opts = dict(opts)
+    base_url, model = opts.pop("base_url", None), opts.pop("model", None)
+    return create_app(opts.pop("engine"), token=token, chat=_chat(base_url, model, opts["chat_tokens_per_second"]), **opts)
+
+
+def _chat(base_url: str | None, model: str | None, tokens_per_second: float) -> Any:
+    from .backend import LLMChat, ResponderChat
+
+    key = os.environ.get("OPENAI_API_KEY")
+    if not (base_url or key):
+        return ResponderChat(tokens_per_second)
+    try:
+        import openai
+    except ImportError as exc:
+        raise VoicekitError("the LLM backend needs the openai package: pip install 'voicekit[openai]'") from exc
+    # local OpenAI-compatible servers take any key; the SDK insists on one
+    return LLMChat(openai.AsyncOpenAI(base_url=base_url, api_key=key or "unused"), model or "gpt-4o-mini")
+
+
+def run(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get(_TOKEN_ENV) or None
+    if not is_loopback(args.host) and token is None:
+        raise VoicekitError(
+            f"refusing to serve on {args.host} without a token: pass --token T or set {_TOKEN_ENV} (or bind 127.0.0.1)"
+        )
+    if bool(args.base_url) != bool(args.model) and not os.environ.get("OPENAI_API_KEY"):
+        raise VoicekitError("--base-url and --model go together (or set OPENAI_API_KEY)")
+    opts = options(args)
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise VoicekitError("voicekit serve needs the serve extra: pip install 'voicekit[serve]'") from exc
+    # build once here, so a bad engine or setting fails now, in one line, not in every worker
+    app = _build(opts, token)
+    app.state.voicekit.check_engine()
+    # the protocol layer refuses frames far beyond the app's own per-message limit
+    ws_max_size = 4 * app.state.voicekit.settings.max_message_chars + 1024
+    # audio does not compress: per-message deflate would only burn CPU
+    common: dict[str, Any] = {
+        "host": args.host, "port": args.port, "ws_max_size": ws_max_size, "ws_per_message_deflate": False, "log_level": "info",
+    }  # fmt: skip
+    if args.workers == 1:
+        uvicorn.run(app, **common)
+    else:
+        os.environ[_OPTIONS_ENV] = json.dumps(opts)
+        if token is not None:
+            os.environ[_TOKEN_ENV] = token
+        uvicorn.run("voicekit.server.command:app_from_env", factory=True, workers=args.workers, **common)
+    return 0
