@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
         raise VoicekitError("voicekit serve needs the serve extra: pip install 'voicekit[serve]'") from exc
     # build once here, so a bad engine or setting fails now, in one line, not in every worker
     app = _build(opts, token)
-    app.state.voicekit.check_engine()
+    try:
+        app.state.voicekit.check_engine()
+    except (ValueError, KeyError) as exc:  # a bad --voice: the engine's own message says which
+        raise VoicekitError(f"{exc} (`voicekit voices --engine {args.engine}` lists the voices)") from exc
     # the protocol layer refuses frames far beyond the app's own per-message limit
     ws_max_size = 4 * app.state.voicekit.settings.max_message_chars + 1024
     # audio does not compress: per-message deflate would only burn CPU

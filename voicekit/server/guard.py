@@ -11,7 +11,7 @@ HTTP denial response (``websocket.http.response``) where the server supports it.
   rebinding page can't reach it through a name of its own.
 - Token: when set, every API route and WebSocket needs it, as
   ``Authorization: Bearer T`` or, for browsers, the WebSocket subprotocol
-  ``voicekit.token.<base64url(T)>``. The page and its scripts are public.
+  ``voicekit.token.<base64url(T)>``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from .settings import ServerSettings, is_loopback
 __all__ = ["TOKEN_PROTOCOL", "Guard", "error_body"]
 
 TOKEN_PROTOCOL = "voicekit.token."
-_PUBLIC = ("/", "/static/")
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
 
