@@ -130,9 +130,10 @@ def test_a_word_longer_than_max_chars_is_cut_hard() -> None:
     assert chunk(["see " + word + " now"], max_chars=10) == ["see", "x" * 10, "x" * 10, "x" * 5 + " now"]
 
 
-def test_min_chars_merges_tiny_sentences() -> None:
-    assert chunk(["Hi. How are you? Ok."], first_fragment=False, min_chars=5) == ["Hi. How are you?", "Ok."]
-    assert chunk(["Hi. How are you?"], first_fragment=False, min_chars=0) == ["Hi.", "How are you?"]
+def test_min_chars_merges_tiny_sentences_but_not_one_word_ones() -> None:
+    assert chunk(["I am. How are you? Ok."], first_fragment=False, min_chars=8) == ["I am. How are you?", "Ok."]
+    assert chunk(["I am. How are you?"], first_fragment=False, min_chars=0) == ["I am.", "How are you?"]
+    assert chunk(["A. B? How are you?"], first_fragment=False, min_chars=8) == ["A. B? How are you?"]
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n\t  \n", "\u3000\u2028 "])

@@ -15,23 +15,35 @@ from . import rules
 from .rules import WAIT, parse_marker
 
 FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut
+TITLE_MAX_CHARS = 60  # a line this short without a terminator, before a capital, is a title or label
+_NEXT_WORD_MAX = 40  # a longer word after an abbreviation is read as not starting a sentence
 
+_T, _S, _C = re.escape(rules.TERMINATORS), re.escape(rules.STRONG_TERMINATORS), re.escape(rules.CLOSERS)
+_E, _BULLETS = rules.EMOJI, re.escape(rules.INLINE_BULLETS)
+_CLAUSE_WEAK = re.escape(rules.CLAUSE_MARKS)
+_CLAUSE_NOW = "—" + rules.STRONG_CLAUSE_MARKS  # clause breaks that need no space after them
 _NON_SPACE = re.compile(r"\S")
 _NO_CHUNK = -1  # ``_start`` while no chunk is open
-_TERMINATOR_RUN = re.compile(f"[{re.escape(rules.TERMINATORS)}]*")
-_CLOSER_RUN = re.compile(f"[{re.escape(rules.CLOSERS)}]*")
+_TERMINATOR_RUN = re.compile(f"[{_T}]*")
+_CLOSER_RUN = re.compile(f"[{_C}]*")
+_EMOJI_RUN = re.compile(f"[{_E}]*")
+_EMOJI_CHAR = re.compile(f"[{_E}]")
+# Closers that never open anything: after a space they still close the cluster ("Viens ? »").
+_CLOSE_ONLY = "".join(c for c in rules.CLOSERS if c not in rules.OPENERS)
+_STRONG = re.compile(f"[{_S}]")
+_OPENER_RUN = re.compile(f"[{re.escape(rules.OPENERS)}]*")
+_WORD = re.compile(r"[^\W\d_]*")
 # Characters the scanner must look at; the rest is skipped by regex.
-_MARKS = f"[{re.escape(rules.TERMINATORS + rules.INLINE_BULLETS)}\n]"
-_MARKS_FIRST = f"[{re.escape(rules.TERMINATORS + rules.INLINE_BULLETS)}\n,;:—–-]"  # + first-fragment clauses
+_MARKS = f"[{_T}{_BULLETS}\n{_E}]"
+_MARKS_FIRST = f"[{_T}{_BULLETS}\n{_E}{_CLAUSE_WEAK}{re.escape(_CLAUSE_NOW)}–-]"  # + first-fragment clauses
 _INTERESTING = re.compile(_MARKS)
 _INTERESTING_FIRST = re.compile(_MARKS_FIRST)
 # What stops the fast path of feed(), which appends text without scanning: anything that may
-# need a decision (a terminator followed by a letter or digit, as in "v2.0.1", never does),
-# and whitespace to squeeze or to remember at the end.
-_T, _C = re.escape(rules.TERMINATORS), re.escape(rules.CLOSERS)
-_PLAIN = re.compile(f"[{_T}](?![^\\s{_T}{_C}])|[{re.escape(rules.INLINE_BULLETS)}\n]|\\s{{9,}}|\\s\\Z")
-_PLAIN_FIRST = re.compile(_PLAIN.pattern + "|[,;:–-](?!\\S)|—")
-_CLAUSE = re.compile(r"[,;:](?=\s)|—|(?<=\s)[-–](?=\s)")
+# need a decision (a weak terminator followed by a letter or digit, as in "v2.0.1", never
+# does), and whitespace to squeeze or to remember at the end.
+_PLAIN = re.compile(f"[{_T}](?![^\\s{_T}{_C}])|[{_S}{_BULLETS}\n{_E}]|\\s{{9,}}|\\s\\Z")
+_PLAIN_FIRST = re.compile(_PLAIN.pattern + f"|[{_CLAUSE_WEAK}–-](?!\\S)|[{re.escape(_CLAUSE_NOW)}]")
+_CLAUSE = re.compile(f"[{_CLAUSE_WEAK}](?=\\s)|[{re.escape(_CLAUSE_NOW)}]|(?<=\\s)[-–](?=\\s)")
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 _LONG_SPACE = re.compile(r"\s{9,}")
 _KEEP_SPACES = 8  # longer whitespace runs are squeezed (keeping up to two newlines) to bound the buffer
@@ -64,11 +76,18 @@ class SentenceChunker:
     or ``reset()`` a new utterance starts. With ``first_fragment`` the first chunk of an
     utterance may end at a clause break (, ; : or a dash) so speech starts sooner.
     ``max_chars`` is a hard cap on every chunk; sentences shorter than ``min_chars`` (capped at
-    ``max_chars``) are merged with the next one, but never across a blank line or list item.
+    ``max_chars``) are merged with the next one, but never across a blank line or list item,
+    and a one-word sentence ("Sure." "Okay!" "好。") always stands alone.
     Chunks are stripped of surrounding whitespace and never empty.
+
+    ``language`` picks the rules for periods: titles, abbreviations and ordinals ("Sr.",
+    "Am 3. Oktober"); see :func:`voicekit.text.rules.languages`. The terminators of every
+    language (。！？ । ؟ ...) end sentences whatever the language.
     """
 
-    def __init__(self, *, first_fragment: bool = True, max_chars: int = 250, min_chars: int = 4) -> None:
+    def __init__(
+        self, *, first_fragment: bool = True, max_chars: int = 250, min_chars: int = 4, language: str = "en"
+    ) -> None:
         for name, value in (("max_chars", max_chars), ("min_chars", min_chars)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
@@ -76,6 +95,8 @@ class SentenceChunker:
             raise ValueError(f"max_chars must be at least 1, got {max_chars}")
         if min_chars < 0:
             raise ValueError(f"min_chars must not be negative, got {min_chars}")
+        self._rules = rules.language(language)
+        self.language = self._rules.code
         self.first_fragment = bool(first_fragment)
         self.max_chars = max_chars
         self.min_chars = min(min_chars, max_chars)  # a tiny max_chars must not make the default invalid
@@ -92,8 +113,12 @@ class SentenceChunker:
         self._continued = False  # the next chunk continues a cut sentence: no list marker check
         self._first = self.first_fragment  # a clause cut is still allowed in this utterance
         self._list_next: tuple[str, str] | None = None  # the marker that would start the next item
-        self._cstart = self._cend = 0  # terminator cluster, e.g. '?!"' or '. . .'
+        self._cstart = self._cend = 0  # terminator cluster, e.g. '?!"' or '. . .', or an emoji run
+        self._tail = 0  # end of the emoji that follow the cluster: "Done! 🎉"
+        self._emoji = False  # the cluster is an emoji run after a word
         self._closing = False  # the cluster reached its closing quotes/brackets
+        self._line_begin = True  # the next chunk starts a line
+        self._line_chunk = False  # the current chunk started a line: it may be a title
         self._space_kept = self._newlines_kept = 0  # whitespace run crossing feed() calls
         self._plain_room = -1  # chars feed() may append without scanning (-1: scan everything)
         self._plain = _PLAIN
@@ -168,6 +193,7 @@ class SentenceChunker:
             self._pos -= keep
             self._cstart -= keep
             self._cend -= keep
+            self._tail -= keep
             if self._start != _NO_CHUNK:
                 self._start -= keep
 
@@ -181,6 +207,8 @@ class SentenceChunker:
                 if m is None:
                     self._pos = len(self._buf)
                     return
+                self._line_chunk = self._line_begin or "\n" in self._buf[self._pos : m.start()]
+                self._line_begin = False
                 self._start = self._pos = m.start()
             if not steps[self._mode](out, final):
                 return
@@ -218,7 +246,7 @@ class SentenceChunker:
         c = buf[k]
         if c in rules.TERMINATORS:
             self._cstart = self._pos = k
-            self._closing = False
+            self._closing = self._emoji = False
             self._mode = _CLUSTER
         elif c == "\n":
             self._pos = k
@@ -230,6 +258,15 @@ class SentenceChunker:
                 self._pos = k
             else:
                 self._pos = k + 1
+        elif _EMOJI_CHAR.match(c):
+            # An emoji right after a word ("questions 🚀", "done🎉") may close the sentence.
+            word = k - 1 if k - 1 > start and buf[k - 1] == " " else k
+            if word > start and buf[word - 1].isalnum():
+                self._cstart = self._pos = k
+                self._emoji = True
+                self._mode = _CLUSTER
+            else:
+                self._pos = k + 1
         else:
             return self._clause(out, k, final)
         return True
@@ -237,7 +274,7 @@ class SentenceChunker:
     def _clause(self, out: list[str], k: int, final: bool) -> bool:
         """First fragment: cut after , ; : or a dash once the fragment is long enough."""
         buf = self._buf
-        if buf[k] != "—" and k + 1 == len(buf):
+        if buf[k] not in _CLAUSE_NOW and k + 1 == len(buf):
             if not final:
                 self._pos = k
                 return False
@@ -266,83 +303,136 @@ class SentenceChunker:
         return True
 
     def _cluster_step(self, out: list[str], final: bool) -> bool:
-        """Read a terminator cluster such as '?!', '...', '." ' or '.)'."""
+        """Read a terminator cluster such as '?!', '...', '." ', '.)' or '。」', or an emoji run."""
         buf, n = self._buf, len(self._buf)
         pos = self._pos
         bound = max(pos, min(n, self._start + self.max_chars + 1))  # "!!!!..." must not grow forever
-        if not self._closing:
-            pos = _run_end(_TERMINATOR_RUN, buf, pos, bound)
-            if pos < n:
-                self._closing = True
-        if self._closing:
-            pos = _run_end(_CLOSER_RUN, buf, pos, bound)
+        if self._emoji:
+            pos = _run_end(_EMOJI_RUN, buf, pos, bound)
+        else:
+            if not self._closing:
+                pos = _run_end(_TERMINATOR_RUN, buf, pos, bound)
+                if pos < n:
+                    self._closing = True
+            if self._closing:
+                pos = _run_end(_CLOSER_RUN, buf, pos, bound)
         self._pos = pos
         if pos == n and not final:
             return False
-        self._cend = pos
+        self._cend = self._tail = pos
         if pos == n:
             self._emit(out, pos)
             self._mode = _START
         elif buf[pos].isspace():
             self._mode = _AFTER
+        elif self._strong_end(pos):
+            self._emit(out, pos)  # "你好。我很好": no space between sentences
+            self._mode = _START
         else:
             self._mode = _SCAN  # "3.14", "Jr.'s", "e.g.,": no space, no sentence end
         return True
 
     def _after_step(self, out: list[str], final: bool) -> bool:
         """Decide on the cluster once the next non-space character (or a blank line) arrives."""
-        buf, cend = self._buf, self._cend
-        m = _NON_SPACE.search(buf, cend)
+        buf, tail = self._buf, self._tail
+        m = _NON_SPACE.search(buf, tail)
         stop = m.start() if m else len(buf)
-        blank_line = buf.count("\n", cend, stop) >= 2
+        blank_line = buf.count("\n", tail, stop) >= 2
         if blank_line or m is None:
             if not (blank_line or final):
                 self._pos = stop
                 return False
-            cut: int | None = cend
+            cut: int | object | None = tail
         else:
             c = m.group()
+            cend = self._cend
             if c == "." and stop == cend + 1 and buf[cend] == " " and not buf[self._cstart : cend].strip(". "):
                 self._pos = stop  # ". . ." is one cluster
                 self._closing = False
                 self._mode = _CLUSTER
                 return True
-            cut = self._decide(c)
-            if cut is not None and cut - self._start < self.min_chars:
+            emoji = _EMOJI_CHAR.match(c)
+            if emoji or c in _CLOSE_ONLY:
+                # "Done! 🎉 Next" and "Tu viens ? » Oui": they belong to the sentence before.
+                run = _run_end(_EMOJI_RUN if emoji else _CLOSER_RUN, buf, stop)
+                if run == len(buf) and not final:
+                    self._pos = stop
+                    return False
+                self._tail = run
+                return True
+            cut = self._decide(c, stop, final)
+            if cut is WAIT:
+                self._pos = stop
+                return False
+            if cut is not None and not self._long_enough(cut):
                 cut = None
         if cut is None:
-            self._pos = cend
+            self._pos = self._tail
             self._mode = _SCAN
             return True
+        assert isinstance(cut, int)
         self._emit(out, cut)
         self._pos = cut
         self._mode = _START
         return True
 
-    def _decide(self, following: str) -> int | None:
-        """Where the sentence ends given the cluster and the next non-space char, or None."""
+    def _strong_end(self, pos: int) -> bool:
+        """Whether a cluster with no space after it ends the sentence: "。" does, "。」と" does not."""
+        buf = self._buf
+        if self._emoji or not _STRONG.search(buf, self._cstart, pos):
+            return False
+        if buf[pos - 1] in rules.CLOSERS and buf[pos].isalpha():
+            return False  # a quoted sentence inside a sentence: 「はい。」と彼は言った。
+        return self._long_enough(pos)
+
+    def _long_enough(self, cut: int) -> bool:
+        """Whether the sentence ending at ``cut`` may stand alone: min_chars, or a one-word sentence."""
+        start = self._start
+        if cut - start >= self.min_chars:
+            return True
+        core = self._buf[start : self._cstart].strip().strip(rules.OPENERS)
+        # "Ok." or "好。" is a whole reply to a question; a lone "A." or "1." is not.
+        return core.isalpha() and (len(core) > 1 or core.lower() == core.upper())
+
+    def _decide(self, following: str, at: int, final: bool) -> int | object | None:
+        """Where the sentence ends given the cluster and the next non-space char (at ``at``).
+
+        None means no sentence end; WAIT that the next word must arrive first.
+        """
+        buf, cstart, cend, tail = self._buf, self._cstart, self._cend, self._tail
+        if self._emoji:
+            return tail if rules.capital_like(following) else None
+        marks = buf[cstart:cend].rstrip(rules.CLOSERS)
+        if _STRONG.search(marks):
+            return tail
         if following.islower():
             return None
-        buf, cstart, cend = self._buf, self._cstart, self._cend
-        marks = buf[cstart:cend].rstrip(rules.CLOSERS)
         if " " in marks:  # spaced ellipsis: ". . ." continues, ". . . ." ends the sentence
             if marks.count(".") < 4 or not following.isupper():
                 return None
             attached = cstart > self._start and not buf[cstart - 1].isspace()
-            return cstart + 1 if attached else cend  # "word. . . . Next": the ellipsis opens the next
+            return cstart + 1 if attached else tail  # "word. . . . Next": the ellipsis opens the next
         if "…" in marks or ".." in marks:
-            return cend if following.isupper() else None
+            return tail if following.isupper() else None
         if marks != ".":
-            return cend
+            return tail
         token_start = self._word_start(cstart)
         token = buf[token_start:cstart].lstrip(rules.OPENERS)
         if not token:
-            return cend
+            return tail
         before = token_start
         while before > self._start and buf[before - 1].isspace():
             before -= 1
         previous = buf[self._word_start(before) : before].lstrip(rules.OPENERS)
-        return cend if rules.period_ends_sentence(token, previous, following) else None
+        ends = self._rules.period_ends_sentence(token, previous, following)
+        if ends is None:
+            # "Acme Inc. Then" or "am 3. Oktober": the next word decides.
+            begin = _run_end(_OPENER_RUN, buf, at)
+            end = _run_end(_WORD, buf, begin, begin + _NEXT_WORD_MAX)
+            if end == len(buf) and not final:
+                return WAIT
+            ends = self._rules.starts_sentence(buf[begin:end])
+        return tail if ends else None
 
     def _word_start(self, end: int) -> int:
         lo = max(self._start, end - 40)  # longer "words" are never abbreviations
@@ -352,12 +442,13 @@ class SentenceChunker:
         return i
 
     def _newline_step(self, out: list[str], final: bool) -> bool:
-        """A blank line, or a new line starting with a list marker, ends the chunk."""
+        """A blank line, a new line starting with a list marker, or a title line ends the chunk."""
         buf, k = self._buf, self._pos
         m = _NON_SPACE.search(buf, k + 1)
         stop = m.start() if m else len(buf)
         if buf.count("\n", k, stop) >= 2:
             self._emit(out, k)
+            self._line_begin = True
             self._pos = stop
             self._mode = _START
             return True
@@ -368,13 +459,22 @@ class SentenceChunker:
         marker = parse_marker(buf, stop, final)
         if marker is WAIT:
             return False
-        if marker:
+        if marker or self._title_line(k, m.group()):
             self._emit(out, k)
+            self._line_begin = True
             self._mode = _START
         else:
             self._mode = _SCAN
         self._pos = stop
         return True
+
+    def _title_line(self, k: int, following: str) -> bool:
+        """Whether the chunk is one short line without a terminator before a capital: "Summary\\nThe"."""
+        start = self._start
+        if not self._line_chunk or k - start > TITLE_MAX_CHARS or not rules.capital_like(following):
+            return False
+        line = self._buf[start:k]
+        return "\n" not in line and line.rstrip()[-1] not in rules.TERMINATORS
 
     # -- output -----------------------------------------------------------------------------
 
@@ -391,6 +491,7 @@ class SentenceChunker:
             self._mode = _START
         else:
             self._start = m.start()
+            self._line_chunk = False
             self._mode = _SCAN
 
     def _best_cut(self, start: int) -> int:
@@ -427,9 +528,9 @@ class SentenceChunker:
         self._first = False
 
 
-def _run_end(run: re.Pattern[str], text: str, pos: int, bound: int) -> int:
+def _run_end(run: re.Pattern[str], text: str, pos: int, bound: int | None = None) -> int:
     """Where ``run`` (a pattern that also matches nothing) ends when matched at ``pos``."""
-    m = run.match(text, pos, bound)
+    m = run.match(text, pos, len(text) if bound is None else bound)
     return m.end() if m else pos
 
 
@@ -438,7 +539,7 @@ def _next_item_pattern(enumerator: str) -> re.Pattern[str]:
     return re.compile(r"(?<=\s)" + re.escape(enumerator))
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences(text: str, language: str = "en") -> list[str]:
     """Split a whole text into sentences (no first fragment, no length cap, no merging)."""
-    chunker = SentenceChunker(first_fragment=False, max_chars=sys.maxsize, min_chars=0)
+    chunker = SentenceChunker(first_fragment=False, max_chars=sys.maxsize, min_chars=0, language=language)
     return chunker.feed(text) + chunker.flush()
