@@ -1,0 +1,229 @@
+"""Sentence rules per language: our own cases, the English Golden Rules, split invariance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from voicekit.text import SentenceChunker, split_sentences
+from voicekit.text.rules import languages, resolve
+
+from .language_cases import CASES
+
+REQUIRED = ["en", "de", "fr", "es", "it", "pt", "nl", "ru", "zh", "ja", "hi", "ar"]
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "golden_rules_en.json"
+# Golden Rules voicekit still gets wrong, by index in the file, with why. The test below fails
+# if one of them starts passing (update this list) or if any other case fails.
+GOLDEN_KNOWN_MISSES = {
+    17: "cuts after 'a.m.' before the title 'Mr.', like after 'P.M.' in the same case; "
+    "the expected sentences keep the first 'a.m. Mr.' together",
+}
+
+
+def fed(text: str, pieces: list[str], language: str) -> list[str]:
+    chunker = SentenceChunker(first_fragment=False, min_chars=0, language=language)
+    return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
+
+
+def three_ways(text: str, language: str) -> list[str]:
+    """Sentences of ``text`` fed whole, word by word and char by char; all three must agree."""
+    whole = fed(text, [text], language)
+    words = text.split(" ")
+    assert fed(text, [w + " " for w in words[:-1]] + words[-1:], language) == whole
+    assert fed(text, list(text), language) == whole
+    return whole
+
+
+def test_every_required_language_has_at_least_ten_cases_and_rules() -> None:
+    assert set(REQUIRED) <= set(languages())
+    assert set(CASES) == set(REQUIRED)
+    assert all(len(CASES[code]) >= 10 for code in REQUIRED)
+
+
+@pytest.mark.parametrize(
+    "language, text, sentences",
+    [pytest.param(code, text, sentences, id=f"{code}-{i}") for code in REQUIRED for i, (text, sentences) in enumerate(CASES[code])],
+)
+def test_language_cases(language: str, text: str, sentences: list[str]) -> None:
+    assert split_sentences(text, language=language) == sentences
+    assert three_ways(text, language) == sentences
+
+
+@pytest.mark.parametrize("language", REQUIRED)
+def test_universal_terminators_end_sentences_in_every_language(language: str) -> None:
+    text = "你好。再见！真的？ はい｡ ठीक है। हाँ॥ كيف حالك؟ Yes! Really? Done… Next."
+    assert three_ways(text, language) == [
+        "你好。", "再见！", "真的？", "はい｡", "ठीक है।", "हाँ॥", "كيف حالك؟", "Yes!", "Really?", "Done…", "Next.",
+    ]
+
+
+def test_the_language_decides_titles_and_ordinals() -> None:
+    german = "Am 3. Oktober kam Hr. Weber. Dann ging er."
+    assert split_sentences(german, language="de") == ["Am 3. Oktober kam Hr. Weber.", "Dann ging er."]
+    assert split_sentences(german, language="en") == ["Am 3.", "Oktober kam Hr. Weber.", "Dann ging er."]
+    spanish = "La Sra. Ruiz llegó. Luego habló."
+    assert split_sentences(spanish, language="es") == ["La Sra. Ruiz llegó.", "Luego habló."]
+    assert split_sentences(spanish, language="en") == ["La Sra.", "Ruiz llegó.", "Luego habló."]
+
+
+def test_a_german_ordinal_waits_for_the_next_word_and_no_longer() -> None:
+    chunker = SentenceChunker(first_fragment=False, language="de")
+    assert chunker.feed("Es waren 3. D") == []
+    assert chunker.feed("ie") == []
+    assert chunker.feed(" anderen") == ["Es waren 3."]  # "Die" starts a sentence
+    assert chunker.feed(" kamen am 3. Ok") == []
+    assert chunker.feed("tober.") == []  # "Oktober" does not: an ordinal
+    assert chunker.flush() == ["Die anderen kamen am 3. Oktober."]
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [("de", "de"), ("DE", "de"), ("pt-BR", "pt"), ("pt_PT", "pt"), ("zh-Hans", "zh"), ("cmn-CN", "zh"),
+     ("yue", "zh"), ("deu", "de"), ("en-us", "en"), ("arb", "ar"), ("hi-IN", "hi"), ("ja", "ja")],
+)
+def test_language_codes_and_tags_resolve(code: str, expected: str) -> None:
+    assert resolve(code) == expected
+    assert SentenceChunker(language=code).language == expected
+
+
+def test_an_unknown_language_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"no sentence rules for language 'xx'; known: ar, de, en"):
+        SentenceChunker(language="xx")
+    with pytest.raises(ValueError, match="no sentence rules"):
+        split_sentences("Hi.", language="")
+    with pytest.raises(TypeError, match="language must be a str"):
+        SentenceChunker(language=3)  # type: ignore[arg-type]
+
+
+# -- the three English chat families, with the chunker's default settings ----------------------
+
+
+def chat(pieces: list[str]) -> list[str]:
+    chunker = SentenceChunker()
+    return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
+
+
+@pytest.mark.parametrize(
+    "text, chunks",
+    [
+        ("Let me know if you have questions 🚀 Happy coding!", ["Let me know if you have questions 🚀", "Happy coding!"]),
+        ("Nice work👏 Now run the tests.", ["Nice work👏", "Now run the tests."]),
+        ("Done! 🎉🎉 Next we deploy.", ["Done! 🎉🎉", "Next we deploy."]),
+        ("Family time 👨‍👩‍👧 Then dinner.", ["Family time 👨‍👩‍👧", "Then dinner."]),
+        ("Thanks 🙏\nSee you.", ["Thanks 🙏", "See you."]),
+        ("I love it 😍 but it is pricey.", ["I love it 😍 but it is pricey."]),
+        ("🎉 Congrats on the launch.", ["🎉 Congrats on the launch."]),
+    ],
+)
+def test_an_emoji_can_close_a_sentence(text: str, chunks: list[str]) -> None:
+    assert chat([text]) == chunks
+    assert chat(list(text)) == chunks
+
+
+@pytest.mark.parametrize(
+    "text, chunks",
+    [
+        ("Summary\nThe plan has three steps.", ["Summary", "The plan has three steps."]),
+        ("Step 2: Configure the server\nOpen the file.", ["Step 2: Configure the server", "Open the file."]),
+        ("Done.\nNext steps\nRun it.", ["Done.", "Next steps", "Run it."]),
+        ("Done. Then we drove to\nParis.", ["Done.", "Then we drove to\nParis."]),  # not a whole line
+        ("one line\nwraps here", ["one line\nwraps here"]),  # lower case: the line goes on
+        ("He said it was\n42 degrees.", ["He said it was\n42 degrees."]),
+        ("Dear Mr.\nSmith said hello.", ["Dear Mr.\nSmith said hello."]),  # a title is no label
+        ("x" * 61 + "\nNext line.", ["x" * 61 + "\nNext line."]),  # too long for a title
+    ],
+)
+def test_a_short_line_without_terminator_is_a_title(text: str, chunks: list[str]) -> None:
+    assert chat([text]) == chunks
+    assert chat(list(text)) == chunks
+
+
+@pytest.mark.parametrize("word", ["Sure.", "Okay!", "Ok.", "No.", "Hi!", "Yes?", "Right…"])
+def test_one_word_sentences_stand_alone(word: str) -> None:
+    text = f"{word} Let me check that."
+    assert chat([text]) == [word, "Let me check that."]
+    chunker = SentenceChunker()
+    assert chunker.feed(word + " L") == [word]  # emitted as soon as the next sentence starts
+
+
+# -- English Golden Rules (../shared, beside the clone in CI) ----------------------------------
+
+
+def _golden_cases() -> list[dict]:
+    if not GOLDEN.exists():
+        return []
+    data = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    return data["cases"]
+
+
+_GOLDEN_CASES = _golden_cases()
+_needs_golden = pytest.mark.skipif(
+    not _GOLDEN_CASES, reason=f"English Golden Rules not found at {GOLDEN} (shared/ sits beside the clone in CI)"
+)
+
+
+@_needs_golden
+@pytest.mark.parametrize(
+    "index",
+    [
+        pytest.param(i, marks=pytest.mark.xfail(strict=True, reason=GOLDEN_KNOWN_MISSES[i]) if i in GOLDEN_KNOWN_MISSES else ())
+        for i in range(len(_GOLDEN_CASES) or 1)
+    ],
+)
+def test_golden_rule(index: int) -> None:
+    case = _GOLDEN_CASES[index]
+    assert split_sentences(case["text"]) == case["sentences"]
+
+
+@_needs_golden
+def test_golden_rules_score_and_split_invariance() -> None:
+    passed = 0
+    for case in _GOLDEN_CASES:
+        whole = three_ways(case["text"], "en")
+        assert whole == split_sentences(case["text"])
+        passed += whole == case["sentences"]
+    assert len(_GOLDEN_CASES) == 48
+    assert passed == 48 - len(GOLDEN_KNOWN_MISSES)
+
+
+# -- split invariance across languages ---------------------------------------------------------
+
+_ATOMS = [
+    " ", "  ", "\n", "\n\n", ".", "!", "?", "…", "。", "！", "？", "｡", "।", "॥", "؟", "¿", "¡", "«", "»", "「", "」",
+    "“", "”", "，", "、", "،", "—", "😀", "🎉 ", "👨‍👩‍👧", " 🚀\n", "Am 3. ", "3. Oktober", "Die ", "Sr. ", "Sig. ",
+    "z.B. ", "usw. ", "г. ", "1990 г. ", "т.д. ", "د. ", "إلخ. ", "डॉ. ", "L'Avv. ", "EE. UU. ", "Inc. ", "Then ",
+    "U.S. ", "a.m. ", "Mr. ", "Summary\n", "Ok. ", "你好", "はい", "नमस्ते", "مرحبا", "Привет", "word", "Word",
+]
+_texts = st.lists(st.sampled_from(_ATOMS) | st.text(max_size=3), max_size=50).map("".join)
+
+
+def _pieces(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=_texts,
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+    language=st.sampled_from(REQUIRED),
+    first_fragment=st.booleans(),
+    max_chars=st.integers(1, 80),
+    min_chars=st.integers(0, 6),
+)
+def test_same_chunks_for_any_split_in_every_language(text, cuts, language, first_fragment, max_chars, min_chars) -> None:
+    options = dict(first_fragment=first_fragment, max_chars=max_chars, min_chars=min(min_chars, max_chars), language=language)
+
+    def run(pieces: list[str]) -> list[str]:
+        chunker = SentenceChunker(**options)
+        return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
+
+    whole = run([text])
+    assert run(_pieces(text, cuts)) == whole
+    assert run(list(text)) == whole
+    assert "".join("".join(whole).split()) == "".join(text.split())
+    assert all(c and c == c.strip() and len(c) <= max_chars for c in whole)
