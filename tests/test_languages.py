@@ -130,6 +130,7 @@ def test_an_emoji_can_close_a_sentence(text: str, chunks: list[str]) -> None:
         ("Summary\nThe plan has three steps.", ["Summary", "The plan has three steps."]),
         ("Step 2: Configure the server\nOpen the file.", ["Step 2: Configure the server", "Open the file."]),
         ("Done.\nNext steps\nRun it.", ["Done.", "Next steps", "Run it."]),
+        ("Intro.\n\nSummary\nThe plan.", ["Intro.", "Summary", "The plan."]),
         ("Done. Then we drove to\nParis.", ["Done.", "Then we drove to\nParis."]),  # not a whole line
         ("one line\nwraps here", ["one line\nwraps here"]),  # lower case: the line goes on
         ("He said it was\n42 degrees.", ["He said it was\n42 degrees."]),

@@ -12,7 +12,7 @@ import sys
 from functools import lru_cache
 
 from . import rules
-from .rules import WAIT, parse_marker
+from .rules import WAIT, _Wait, parse_marker
 
 FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut
 TITLE_MAX_CHARS = 60  # a line this short without a terminator, before a capital, is a title or label
@@ -205,6 +205,7 @@ class SentenceChunker:
             if self._start == _NO_CHUNK:
                 m = _NON_SPACE.search(self._buf, self._pos)
                 if m is None:
+                    self._line_begin = self._line_begin or "\n" in self._buf[self._pos :]
                     self._pos = len(self._buf)
                     return
                 self._line_chunk = self._line_begin or "\n" in self._buf[self._pos : m.start()]
@@ -342,7 +343,7 @@ class SentenceChunker:
             if not (blank_line or final):
                 self._pos = stop
                 return False
-            cut: int | object | None = tail
+            cut: int | _Wait | None = tail
         else:
             c = m.group()
             cend = self._cend
@@ -364,13 +365,13 @@ class SentenceChunker:
             if cut is WAIT:
                 self._pos = stop
                 return False
-            if cut is not None and not self._long_enough(cut):
+            if isinstance(cut, int) and not self._long_enough(cut):
                 cut = None
         if cut is None:
             self._pos = self._tail
             self._mode = _SCAN
             return True
-        assert isinstance(cut, int)
+        assert cut is not WAIT
         self._emit(out, cut)
         self._pos = cut
         self._mode = _START
@@ -394,7 +395,7 @@ class SentenceChunker:
         # "Ok." or "好。" is a whole reply to a question; a lone "A." or "1." is not.
         return core.isalpha() and (len(core) > 1 or core.lower() == core.upper())
 
-    def _decide(self, following: str, at: int, final: bool) -> int | object | None:
+    def _decide(self, following: str, at: int, final: bool) -> int | _Wait | None:
         """Where the sentence ends given the cluster and the next non-space char (at ``at``).
 
         None means no sentence end; WAIT that the next word must arrive first.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import NamedTuple
 
@@ -113,7 +113,7 @@ class Language:
         return word in self.starters or word in self.titles
 
 
-@lru_cache(maxsize=None)
+@cache
 def _codes() -> dict[str, str]:
     """Every accepted code (ISO 639-1 and the 639-2/3 ones in [codes]) -> its rule file."""
     files = (resources.files("voicekit.text") / "data").iterdir()
@@ -144,7 +144,7 @@ def resolve(code: str) -> str:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _language(name: str) -> Language:
     return Language(name, _sections(name))
 
