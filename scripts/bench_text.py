@@ -5,9 +5,11 @@ Feeds a generated LLM-style markdown text (about 1 MB, 100 kB with ``quick``) to
 token (about 4 characters a token) into SentenceChunker, SpeechFilter and both chained,
 and reports MB/s and the time ratio for 10x the text (linear cost gives about 10).
 Compares pysbd (whole text) and stream2sentence (token-fed, rule-based tokenizer) on the
-English Golden Rules and on throughput, side by side.
+English Golden Rules and on throughput, side by side, and voicekit (whole text and char-fed)
+with pysbd on the project's own per-language cases (tests/language_cases.py).
 
-Targets: >= 1 MB/s token-fed, 10x the text in <= 13x the time, >= 46/48 Golden Rules.
+Targets: >= 1 MB/s token-fed, 10x the text in <= 13x the time, >= 46/48 Golden Rules,
+>= 9/10 of the per-language cases in every language, char-fed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.language_cases import CASES, LATER_CASES  # noqa: E402
 from voicekit.text import SentenceChunker, SpeechFilter, split_sentences  # noqa: E402
 
 GOLDEN = ROOT.parent / "shared" / "data" / "golden_rules_en.json"
@@ -120,8 +123,8 @@ def _score(cases: list[dict[str, Any]], split: Callable[[str], list[str]]) -> st
     return f"{passed}/{len(cases)}"
 
 
-def _chunked(pieces: list[str]) -> list[str]:
-    chunker = SentenceChunker(first_fragment=False)
+def _chunked(pieces: list[str], language: str = "en") -> list[str]:
+    chunker = SentenceChunker(first_fragment=False, language=language)
     return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
 
 
@@ -136,7 +139,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"text: generated LLM-style markdown, {size / 1e6:g} MB and 10x that, fed in tokens of "
         f"{size / len(tokens(llm_text(size))):.1f} chars on average; times are the best of {repeat} run(s) "
         f"({max(1, repeat - 1)} for 10x)",
-        "targets: >= 1 MB/s token-fed, x10_time_ratio <= 13, Golden Rules >= 46/48",
+        "targets: >= 1 MB/s token-fed, x10_time_ratio <= 13, Golden Rules >= 46/48, own cases >= 9/10 a language char-fed",
     ]
     cases = _golden_cases()
     if cases is None:
@@ -157,7 +160,47 @@ def run(quick: bool = False) -> dict[str, Any]:
         {"name": "voicekit split_sentences (whole)", "golden_whole": golden(split_sentences)},
     ]
     rows += _competitors(size // 10, golden, notes)
+    rows += _languages(notes)
     return {"section": "text", "rows": rows, "notes": notes}
+
+
+def _languages(notes: list[str]) -> list[dict[str, Any]]:
+    """Right cases per language: voicekit whole and char-fed (min_chars=0), pysbd whole."""
+
+    def row(name: str, split: Callable[[str, str], list[str] | None]) -> dict[str, Any]:
+        scores: dict[str, Any] = {"name": name}
+        for code in CASES:
+            cells = []
+            for cases in (CASES[code], LATER_CASES[code]):
+                results = [split(text, code) for text, _ in cases]
+                right = sum(got == sentences for got, (_, sentences) in zip(results, cases))
+                cells.append("n/a" if None in results else f"{right}/{len(cases)}")
+            scores[code] = " + ".join(cells)
+        return scores
+
+    rows = [
+        row("own cases: voicekit (whole)", lambda text, code: split_sentences(text, language=code)),
+        row("own cases: voicekit (char-fed)", lambda text, code: _chunked(list(text), code)),
+    ]
+    try:
+        import pysbd
+    except ImportError:
+        notes.append("pysbd not installed: not compared on the per-language cases")
+        return rows
+
+    def segment(text: str, code: str) -> list[str] | None:
+        try:
+            segmenter = pysbd.Segmenter(language=code, clean=False)
+        except ValueError:  # a language pysbd has no rules for
+            return None
+        return [s.strip() for s in segmenter.segment(text) if s.strip()]
+
+    rows.append(row("own cases: pysbd (whole)", segment))
+    notes.append(
+        "own cases (tests/language_cases.py, by voicekit's developers): 'tuned + later' per language, the first "
+        "set used to tune the rules, the second written afterwards (held out); n/a: pysbd has no rules for it"
+    )
+    return rows
 
 
 def _competitors(size: int, golden: Callable[[Callable[[str], list[str]]], str | None], notes: list[str]) -> list[dict[str, Any]]:

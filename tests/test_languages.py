@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from voicekit.text import SentenceChunker, split_sentences
 from voicekit.text.rules import languages, resolve
 
-from .language_cases import CASES
+from .language_cases import CASES, LATER_CASES
 
 REQUIRED = ["en", "de", "fr", "es", "it", "pt", "nl", "ru", "zh", "ja", "hi", "ar"]
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "golden_rules_en.json"
@@ -46,7 +46,12 @@ def test_every_required_language_has_at_least_ten_cases_and_rules() -> None:
 
 @pytest.mark.parametrize(
     "language, text, sentences",
-    [pytest.param(code, text, sentences, id=f"{code}-{i}") for code in REQUIRED for i, (text, sentences) in enumerate(CASES[code])],
+    [
+        pytest.param(code, text, sentences, id=f"{code}-{group}{i}")
+        for group, cases in (("", CASES), ("later-", LATER_CASES))
+        for code in REQUIRED
+        for i, (text, sentences) in enumerate(cases[code])
+    ],
 )
 def test_language_cases(language: str, text: str, sentences: list[str]) -> None:
     assert split_sentences(text, language=language) == sentences
@@ -57,7 +62,17 @@ def test_language_cases(language: str, text: str, sentences: list[str]) -> None:
 def test_universal_terminators_end_sentences_in_every_language(language: str) -> None:
     text = "你好。再见！真的？ はい｡ ठीक है। हाँ॥ كيف حالك؟ Yes! Really? Done… Next."
     assert three_ways(text, language) == [
-        "你好。", "再见！", "真的？", "はい｡", "ठीक है।", "हाँ॥", "كيف حالك؟", "Yes!", "Really?", "Done…", "Next.",
+        "你好。",
+        "再见！",
+        "真的？",
+        "はい｡",
+        "ठीक है।",
+        "हाँ॥",
+        "كيف حالك؟",
+        "Yes!",
+        "Really?",
+        "Done…",
+        "Next.",
     ]
 
 
@@ -82,8 +97,20 @@ def test_a_german_ordinal_waits_for_the_next_word_and_no_longer() -> None:
 
 @pytest.mark.parametrize(
     "code, expected",
-    [("de", "de"), ("DE", "de"), ("pt-BR", "pt"), ("pt_PT", "pt"), ("zh-Hans", "zh"), ("cmn-CN", "zh"),
-     ("yue", "zh"), ("deu", "de"), ("en-us", "en"), ("arb", "ar"), ("hi-IN", "hi"), ("ja", "ja")],
+    [
+        ("de", "de"),
+        ("DE", "de"),
+        ("pt-BR", "pt"),
+        ("pt_PT", "pt"),
+        ("zh-Hans", "zh"),
+        ("cmn-CN", "zh"),
+        ("yue", "zh"),
+        ("deu", "de"),
+        ("en-us", "en"),
+        ("arb", "ar"),
+        ("hi-IN", "hi"),
+        ("ja", "ja"),
+    ],
 )
 def test_language_codes_and_tags_resolve(code: str, expected: str) -> None:
     assert resolve(code) == expected
@@ -110,7 +137,10 @@ def chat(pieces: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     "text, chunks",
     [
-        ("Let me know if you have questions 🚀 Happy coding!", ["Let me know if you have questions 🚀", "Happy coding!"]),
+        (
+            "Let me know if you have questions 🚀 Happy coding!",
+            ["Let me know if you have questions 🚀", "Happy coding!"],
+        ),
         ("Nice work👏 Now run the tests.", ["Nice work👏", "Now run the tests."]),
         ("Done! 🎉🎉 Next we deploy.", ["Done! 🎉🎉", "Next we deploy."]),
         ("Family time 👨‍👩‍👧 Then dinner.", ["Family time 👨‍👩‍👧", "Then dinner."]),
@@ -171,7 +201,9 @@ _needs_golden = pytest.mark.skipif(
 @pytest.mark.parametrize(
     "index",
     [
-        pytest.param(i, marks=pytest.mark.xfail(strict=True, reason=GOLDEN_KNOWN_MISSES[i]) if i in GOLDEN_KNOWN_MISSES else ())
+        pytest.param(
+            i, marks=pytest.mark.xfail(strict=True, reason=GOLDEN_KNOWN_MISSES[i]) if i in GOLDEN_KNOWN_MISSES else ()
+        )
         for i in range(len(_GOLDEN_CASES) or 1)
     ],
 )
@@ -194,10 +226,66 @@ def test_golden_rules_score_and_split_invariance() -> None:
 # -- split invariance across languages ---------------------------------------------------------
 
 _ATOMS = [
-    " ", "  ", "\n", "\n\n", ".", "!", "?", "…", "。", "！", "？", "｡", "।", "॥", "؟", "¿", "¡", "«", "»", "「", "」",
-    "“", "”", "，", "、", "،", "—", "😀", "🎉 ", "👨‍👩‍👧", " 🚀\n", "Am 3. ", "3. Oktober", "Die ", "Sr. ", "Sig. ",
-    "z.B. ", "usw. ", "г. ", "1990 г. ", "т.д. ", "د. ", "إلخ. ", "डॉ. ", "L'Avv. ", "EE. UU. ", "Inc. ", "Then ",
-    "U.S. ", "a.m. ", "Mr. ", "Summary\n", "Ok. ", "你好", "はい", "नमस्ते", "مرحبا", "Привет", "word", "Word",
+    " ",
+    "  ",
+    "\n",
+    "\n\n",
+    ".",
+    "!",
+    "?",
+    "…",
+    "。",
+    "！",
+    "？",
+    "｡",
+    "।",
+    "॥",
+    "؟",
+    "¿",
+    "¡",
+    "«",
+    "»",
+    "「",
+    "」",
+    "“",
+    "”",
+    "，",
+    "、",
+    "،",
+    "—",
+    "😀",
+    "🎉 ",
+    "👨‍👩‍👧",
+    " 🚀\n",
+    "Am 3. ",
+    "3. Oktober",
+    "Die ",
+    "Sr. ",
+    "Sig. ",
+    "z.B. ",
+    "usw. ",
+    "г. ",
+    "1990 г. ",
+    "т.д. ",
+    "د. ",
+    "إلخ. ",
+    "डॉ. ",
+    "L'Avv. ",
+    "EE. UU. ",
+    "Inc. ",
+    "Then ",
+    "U.S. ",
+    "a.m. ",
+    "Mr. ",
+    "Summary\n",
+    "Ok. ",
+    "你好",
+    "はい",
+    "नमस्ते",
+    "مرحبا",
+    "Привет",
+    "word",
+    "Word",
 ]
 _texts = st.lists(st.sampled_from(_ATOMS) | st.text(max_size=3), max_size=50).map("".join)
 
@@ -216,8 +304,12 @@ def _pieces(text: str, cuts: list[int]) -> list[str]:
     max_chars=st.integers(1, 80),
     min_chars=st.integers(0, 6),
 )
-def test_same_chunks_for_any_split_in_every_language(text, cuts, language, first_fragment, max_chars, min_chars) -> None:
-    options = dict(first_fragment=first_fragment, max_chars=max_chars, min_chars=min(min_chars, max_chars), language=language)
+def test_same_chunks_for_any_split_in_every_language(
+    text, cuts, language, first_fragment, max_chars, min_chars
+) -> None:
+    options = dict(
+        first_fragment=first_fragment, max_chars=max_chars, min_chars=min(min_chars, max_chars), language=language
+    )
 
     def run(pieces: list[str]) -> list[str]:
         chunker = SentenceChunker(**options)
