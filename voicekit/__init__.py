@@ -33,6 +33,8 @@ _LAZY = {
     "PollyTTS": ".voices",
     "OpenAIClient": ".engines.openai_tts",
     "OpenAITTS": ".voices",
+    "PiperClient": ".engines.piper",
+    "PiperTTS": ".voices",
     "FallbackEngine": ".engines.fallback",
     "FallbackTTS": ".voices",
     "SentenceChunker": ".text",
@@ -65,9 +67,10 @@ if TYPE_CHECKING:
     from .engines.espeak import EspeakClient
     from .engines.fallback import FallbackEngine
     from .engines.openai_tts import OpenAIClient
+    from .engines.piper import PiperClient
     from .engines.polly import PollyClient
     from .sinks import DeviceSink, MemorySink, NullSink, Sink, WavSink
     from .stream import SpeechStream
     from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
     from .tts import BaseTTS, set_default_output
-    from .voices import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
+    from .voices import EspeakTTS, FallbackTTS, OpenAITTS, PiperTTS, PollyTTS

@@ -15,8 +15,9 @@ from .tts import BaseTTS
 
 if TYPE_CHECKING:
     from .engines.espeak import EspeakClient
+    from .engines.piper import PiperClient
 
-__all__ = ["EspeakTTS", "PollyTTS", "OpenAITTS", "FallbackTTS"]
+__all__ = ["EspeakTTS", "PiperTTS", "PollyTTS", "OpenAITTS", "FallbackTTS"]
 
 
 class EspeakTTS(BaseTTS):
@@ -27,6 +28,17 @@ class EspeakTTS(BaseTTS):
             from .engines.espeak import EspeakClient
 
             client = EspeakClient()
+        super().__init__(client)
+
+
+class PiperTTS(BaseTTS):
+    """Text-to-speech with a natural offline Piper voice; ``PiperTTS()`` speaks with ``en_US-joe-medium``."""
+
+    def __init__(self, client: PiperClient | None = None) -> None:
+        if client is None:
+            from .engines.piper import PiperClient
+
+            client = PiperClient()
         super().__init__(client)
 
 

