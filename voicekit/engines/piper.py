@@ -181,7 +181,11 @@ def _cores() -> int:
 
 
 def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
-    """The model with its duration tensor as an extra output (cached), and whether it has one."""
+    """The model with its duration tensor as an extra output, and whether it has one.
+
+    The patched model is cached in the user's cache folder under the verified
+    source's hash, so the surgery (about 0.2 s) runs once per voice.
+    """
     cached = _cache_dir() / f"{digest}.onnx"
     try:
         return cached.read_bytes(), True
@@ -191,7 +195,8 @@ def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
     except ImportError as exc:
-        raise EngineError(f"Piper needs the onnx package for word timings ({exc}); {_INSTALL_HINT}") from exc
+        raise EngineError(f"Piper needs the onnx package for word timings ({exc}); {_INSTALL_HINT}",
+                          engine="piper") from exc
     model = onnx.load_from_string(data)
     try:
         add_alignment_output(model)
@@ -209,6 +214,32 @@ def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
     except OSError as exc:  # a read-only home costs the surgery on every load, nothing else
         log.debug("voicekit: could not cache the patched Piper model in %s: %s", cached.parent, exc)
     return patched, True
+
+
+def _open(model: bytes, has_durations: bool) -> tuple[Any, bool]:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = _cores()  # more threads than cores only contend
+    options.inter_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime reports a bad model with its own types
+        raise EngineError(f"onnxruntime could not load the Piper model: {exc}", engine="piper") from exc
+    return session, has_durations
+
+
+def _session(data: bytes, digest: str) -> tuple[Any, bool]:
+    """An onnxruntime session of the patched model; a damaged cache entry is made again."""
+    try:
+        return _open(*_with_durations(data, digest))
+    except EngineError as exc:
+        cached = _cache_dir() / f"{digest}.onnx"
+        if not cached.is_file():
+            raise
+        log.warning("voicekit: the cached Piper model %s is damaged (%s); making it again", cached, exc)
+        cached.unlink(missing_ok=True)
+    return _open(*_with_durations(data, digest))
 
 
 class _Model:
@@ -230,11 +261,7 @@ class _Model:
                 engine="piper",
             )
         self.sha256 = sha256
-        model, self.has_durations = _with_durations(data, sha256)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = _cores()
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session, self.has_durations = _session(data, sha256)
         self.new_run_options = onnxruntime.RunOptions
         self.config = config
         self.piper = PiperVoice(session=self.session, config=config)

