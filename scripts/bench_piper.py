@@ -32,7 +32,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -128,12 +127,14 @@ class AudibleWrite:
         self.sink.close()
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def _until(value: Callable[[], float | None], timeout: float, what: str) -> float:
+    """The first value that is not None, polled every 2 ms."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while (got := value()) is None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.002)
+    return got
 
 
 def on_device(make_tts: Callable[[], Any], device: Any, runs: int, barge_ins: int) -> dict[str, list[float]]:
@@ -155,21 +156,20 @@ def on_device(make_tts: Callable[[], Any], device: Any, runs: int, barge_ins: in
                 time.sleep(0.3)  # silence first, so the next sound is this run's
                 fed = time.monotonic()
                 stream.feed(REPLY)
-                _wait(lambda: sink.first is not None, 10, "the first audible block")
+                handed = _until(lambda: sink.first, 10, "the first audible block")
                 if run == 0:
                     recorder.connect()  # the device's JACK ports exist once it is open
-                _wait(lambda: recorder.first_sound_time(fed, AUDIBLE) is not None or run == 0, 5, "sound at the device")
-                heard = recorder.first_sound_time(fed, AUDIBLE)
+                    stream.interrupt()
+                    continue
+                heard = _until(lambda since=fed: recorder.first_sound_time(since, AUDIBLE), 5, "sound at the device")
                 stream.interrupt()
-                if run:
-                    assert sink.first is not None and heard is not None
-                    out["handed"].append(sink.first - fed)
-                    out["heard"].append(heard - fed)
+                out["handed"].append(handed - fed)
+                out["heard"].append(heard - fed)
             for _ in range(barge_ins):
                 sink.reset()
                 time.sleep(0.3)
                 stream.feed(long_text)
-                _wait(lambda: sink.first is not None, 10, "the first audible block")
+                _until(lambda: sink.first, 10, "the first audible block")
                 time.sleep(rng.uniform(0.3, 1.5))
                 asked = time.monotonic()
                 stream.interrupt()

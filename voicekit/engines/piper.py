@@ -543,7 +543,7 @@ class PiperClient:
         return options
 
     def voices(self) -> list[Voice]:
-        found = []
+        found: list[Voice] = []
         for voice in ([self._own] if self._own is not None else []) + _available():
             if all(v.id != voice.id for v in found):
                 found.append(_describe(voice))
