@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import shutil
 import subprocess
 import sys
 import threading
@@ -284,3 +286,71 @@ def test_wav_sink_refuses_another_rate_or_channel_count(tmp_path):
 def test_wav_sink_unwritable_path(tmp_path):
     with pytest.raises(OutputError, match="opening WAV file"):
         open_sink(WavSink(tmp_path / "missing-dir" / "x.wav"))
+
+
+def soxi(path, flag: str) -> str:
+    """A field of the file as sox (libsox, an independent WAV reader) sees it."""
+    return subprocess.run(["soxi", flag, str(path)], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
+needs_sox = pytest.mark.skipif(shutil.which("soxi") is None, reason="needs the Debian package sox (installed by .ci/run)")
+
+
+@needs_sox
+@pytest.mark.parametrize("dtype, bits, encoding", [("int16", "16", "Signed Integer PCM"),
+                                                   ("int32", "32", "Signed Integer PCM"),
+                                                   ("float32", "32", "Floating Point PCM")])
+def test_wav_sink_writes_the_sample_type_it_was_made_for(tmp_path, dtype, bits, encoding):
+    path = tmp_path / f"{dtype}.wav"
+    data = sine(0.25, channels=3)
+    with WavSink(path, dtype=dtype) as sink:
+        open_sink(sink, channels=3).write(data[:1000])
+        sink.drain()  # a complete file mid-way, then appended to
+        sink.write(data[1000:])
+    assert (soxi(path, "-c"), soxi(path, "-b"), soxi(path, "-e"), soxi(path, "-s")) == ("3", bits, encoding, "2000")
+    decoded = subprocess.run(["sox", str(path), "-t", "f32", "-"], capture_output=True, check=True, timeout=30).stdout
+    np.testing.assert_allclose(np.frombuffer(decoded, "<f4").reshape(-1, 3), data, atol=1e-4)
+
+
+@pytest.fixture
+def espeak_tts():
+    from voicekit import EspeakTTS
+
+    tts = EspeakTTS()
+    yield tts
+    tts.cleanup()
+
+
+def test_synth_to_bytes_writes_a_stereo_header_for_stereo_audio(espeak_tts):
+    mono = read_wav_bytes(espeak_tts.synth_to_bytes("Stereo check."))
+    espeak_tts.setup_stream(channels=2)
+    params, pcm = read_wav_bytes(espeak_tts.synth_to_bytes("Stereo check."))
+    assert (params.nchannels, params.sampwidth) == (2, 2)
+    # the same speech, not twice as long (a mono header over stereo data doubles it)
+    assert abs(params.nframes - mono[0].nframes) < 0.01 * mono[0].nframes
+    np.testing.assert_array_equal(pcm[:, 0], pcm[:, 1])
+    assert np.abs(pcm).max() > 1000
+
+
+@needs_sox
+def test_synth_to_file_honours_channels_and_dtype(espeak_tts, tmp_path):
+    espeak_tts.setup_stream(samplerate=16000, channels=2, dtype="int32")
+    params = wave.open(str(espeak_tts.synth_to_file("Thirty two bits.", tmp_path / "a.wav"))).getparams()
+    assert (params.nchannels, params.sampwidth, params.framerate) == (2, 4, 16000) and params.nframes > 8000
+    espeak_tts.setup_stream(channels=4, dtype="float32")
+    path = espeak_tts.synth_to_file("Float samples.", tmp_path / "b.wav")
+    assert (soxi(path, "-c"), soxi(path, "-e")) == ("4", "Floating Point PCM")
+    assert float(soxi(path, "-D")) > 0.5
+
+
+def test_synth_to_bytes_of_nothing_is_an_empty_wav_of_the_layout(espeak_tts):
+    espeak_tts.setup_stream(channels=2)
+    params, pcm = read_wav_bytes(espeak_tts.synth_to_bytes("   "))
+    assert (params.nchannels, params.nframes) == (2, 0)
+
+
+def read_wav_bytes(data: bytes):
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        params = wav.getparams()
+        samples = np.frombuffer(wav.readframes(params.nframes), f"<i{params.sampwidth}")
+    return params, samples.reshape(-1, params.nchannels)

@@ -9,16 +9,14 @@ streams so ``cleanup()`` can stop them all.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import threading
-import wave
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import StreamConfig
+from .config import StreamConfig, normalize_property
 from .engine import Engine, Voice
 from .errors import StreamError
 from .output import Output, OutputFormat
@@ -43,28 +41,6 @@ Callback = Callable[[dict[str, Any]], Any]
 
 log = logging.getLogger("voicekit")
 
-# the guide's and py3-tts-wrapper's named values, mapped onto the engine contract's scales
-_RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "fast": 1.35, "x-fast": 1.75}
-_LEVELS = {"silent": 0.0, "x-low": 10.0, "low": 30.0, "medium": 50.0, "high": 75.0, "x-high": 100.0, "loud": 90.0}
-
-
-def _normalize(name: str, value: Any) -> float:
-    if name not in ("rate", "volume", "pitch"):
-        raise ValueError(f"unknown property {name!r}; use 'rate', 'volume' or 'pitch'")
-    table = _RATES if name == "rate" else _LEVELS
-    if isinstance(value, str) and value.strip().lower() in table:
-        return table[value.strip().lower()]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or one of {sorted(table)}, got {value!r}") from None
-    if name == "rate":
-        if not 0.1 <= number <= 10:
-            raise ValueError(f"rate is a speed factor (1.0 normal) between 0.1 and 10, got {value!r}")
-    elif not 0 <= number <= 100:
-        raise ValueError(f"{name} must be between 0 and 100, got {value!r}")
-    return number
-
 
 class BaseTTS:
     def __init__(self, client: Engine):
@@ -85,7 +61,7 @@ class BaseTTS:
         buffer_size: int | None = None,
         samplerate: int | None = None,
         channels: int = 1,
-        dtype: str = "float32",
+        dtype: str | None = None,
     ) -> None:
         """Output format for streams created from now on (see :mod:`voicekit.config`)."""
         self.set_stream_config(
@@ -169,19 +145,19 @@ class BaseTTS:
 
     # -- whole-text helpers -----------------------------------------------------------------
     def synth_to_bytes(self, text: str) -> bytes:
-        """The whole text as WAV bytes (16-bit mono at the stream's output rate)."""
+        """The whole text as WAV bytes at the stream's rate and channels.
+
+        Samples follow ``setup_stream(dtype=...)``: 16-bit PCM unless it was set,
+        then 32-bit PCM for int32 or 32-bit float for float32.
+        """
         from .sinks import MemorySink
-        from .sinks.wav import to_int16
+        from .sinks.wav import wav_bytes
 
         sink = MemorySink()
         self.speak_streamed(text, sink=sink)
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(sink.samplerate or self.client.samplerate)
-            w.writeframes(to_int16(sink.audio).tobytes())
-        return buf.getvalue()
+        config = self._config
+        audio = sink.audio.reshape(-1, sink.channels or config.channels)  # an empty text still gets its layout
+        return wav_bytes(audio, sink.samplerate or self.client.samplerate, config.dtype or "int16")
 
     def synth_to_file(self, text: str, path: str | Path) -> Path:
         """The whole text as a WAV file, like ``synth_to_bytes``."""
@@ -198,7 +174,7 @@ class BaseTTS:
 
     def set_property(self, name: str, value: Any) -> None:
         """``rate`` (factor or x-slow..x-fast), ``volume`` and ``pitch`` (0-100 or x-low..x-high)."""
-        self.client.set_property(name, _normalize(name, value))
+        self.client.set_property(name, normalize_property(name, value))
 
     def cleanup(self) -> None:
         """Stop every stream of this TTS now and release outputs and the engine."""
@@ -237,7 +213,9 @@ class BaseTTS:
             if idle.sink is not sink:
                 del self._outputs[key]
         rate = config.samplerate or sink.preferred_samplerate or self.client.samplerate
-        fmt = OutputFormat(rate, config.channels, config.dtype, config.block_frames(rate), config.buffer_frames(rate))
+        fmt = OutputFormat(
+            rate, config.channels, config.dtype or "float32", config.block_frames(rate), config.buffer_frames(rate)
+        )
         output = self._outputs.get(id(sink))
         if output is None or (output.format != fmt and output.idle):
             output = self._outputs[id(sink)] = Output(sink, fmt)

@@ -1,7 +1,7 @@
 """Sinks: where the stream's audio goes. Each only takes PCM blocks.
 
 - ``DeviceSink(device=None)``: a sound card through PortAudio, paced in real time.
-- ``WavSink(path)``: a 16-bit WAV file.
+- ``WavSink(path, dtype="int16")``: a WAV file (16-bit PCM, 32-bit PCM or 32-bit float).
 - ``MemorySink(realtime=False)``: a numpy array (optionally paced like a device).
 - ``NullSink()``: nowhere.
 

@@ -1,4 +1,8 @@
-"""WavSink: write the audio to a 16-bit PCM WAV file."""
+"""The one WAV writer: ``WavSink`` streams to a file, ``wav_bytes`` encodes a whole buffer.
+
+Samples are 16-bit PCM (the default, readable everywhere), 32-bit PCM or
+32-bit IEEE float, interleaved, any channel count.
+"""
 
 from __future__ import annotations
 
@@ -12,35 +16,71 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import OutputError
-from ._format import AudioFormat, ClosesOnExit, require_open
+from ._format import SUPPORTED_DTYPES, AudioFormat, ClosesOnExit, require_open
 
-__all__ = ["WavSink", "to_int16"]
+__all__ = ["WavSink", "wav_bytes", "wav_header", "encode"]
 
-# The canonical 44-byte header of a PCM WAV, the samples right after it.
-_HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
-
-
-def _header(samplerate: int, channels: int, data_bytes: int) -> bytes:
-    return _HEADER.pack(
-        b"RIFF", 36 + data_bytes, b"WAVE",
-        b"fmt ", 16, 1, channels, samplerate, samplerate * channels * 2, channels * 2, 16,
-        b"data", data_bytes,
-    )  # fmt: skip
+_PCM, _IEEE_FLOAT = 1, 3
+# numpy dtype of the samples in the file -> (WAVE format tag, bytes per sample)
+_SAMPLES = {"int16": (_PCM, 2), "int32": (_PCM, 4), "float32": (_IEEE_FLOAT, 4)}
 
 
-def to_int16(frames: np.ndarray) -> np.ndarray:
-    """Little-endian int16 samples from int16, int32 or float (-1.0..1.0, clipped) input."""
-    if frames.dtype == np.int16:
-        return frames.astype("<i2", copy=False)
-    if frames.dtype == np.int32:
-        return (frames >> 16).astype("<i2")
-    return np.rint(np.clip(frames, -1.0, 1.0) * 32767.0).astype("<i2")
+def _sample_type(dtype: str) -> tuple[int, int]:
+    try:
+        return _SAMPLES[dtype]
+    except KeyError:
+        raise OutputError(f"WAV samples must be one of {SUPPORTED_DTYPES}, got {dtype!r}") from None
+
+
+def wav_header(samplerate: int, channels: int, dtype: str, data_bytes: int) -> bytes:
+    """The RIFF header of a WAV whose ``data`` chunk (``data_bytes`` long) follows it directly.
+
+    Float files carry the ``cbSize`` field and the ``fact`` chunk the format requires of non-PCM data.
+    """
+    tag, width = _sample_type(dtype)
+    block = channels * width
+    fmt = struct.pack("<HHIIHH", tag, channels, samplerate, samplerate * block, block, 8 * width)
+    extra = b""
+    if tag != _PCM:
+        fmt += struct.pack("<H", 0)
+        extra = struct.pack("<4sII", b"fact", 4, data_bytes // block)
+    chunks = struct.pack("<4sI", b"fmt ", len(fmt)) + fmt + extra + struct.pack("<4sI", b"data", data_bytes)
+    return struct.pack("<4sI4s", b"RIFF", 4 + len(chunks) + data_bytes, b"WAVE") + chunks
+
+
+def encode(frames: np.ndarray, dtype: str) -> bytes:
+    """Little-endian ``dtype`` sample bytes from int16, int32 or float (-1.0..1.0) input.
+
+    Integer output clips float input to -1.0..1.0; int32 input to int16 keeps its top 16 bits.
+    """
+    _sample_type(dtype)
+    if frames.dtype.name == dtype:
+        return frames.astype(np.dtype(dtype).newbyteorder("<"), copy=False).tobytes()
+    if dtype == "float32":
+        scale = {"int16": 32768.0, "int32": 2147483648.0}.get(frames.dtype.name, 1.0)
+        return (frames.astype(np.float64) / scale).astype("<f4").tobytes()
+    out = np.dtype(dtype).newbyteorder("<")
+    if frames.dtype.kind == "i":
+        shift = 8 * (out.itemsize - frames.dtype.itemsize)
+        wide = frames.astype(np.int64)
+        return (wide << shift if shift >= 0 else wide >> -shift).astype(out).tobytes()
+    # float64: float32 can't hold 2**31 - 1, and the product would wrap around
+    return np.rint(np.clip(frames.astype(np.float64), -1.0, 1.0) * np.iinfo(out).max).astype(out).tobytes()
+
+
+def wav_bytes(frames: np.ndarray, samplerate: int, dtype: str = "int16") -> bytes:
+    """A whole WAV file of ``frames``: shape (n,) for mono or (n, channels)."""
+    channels = 1 if frames.ndim == 1 else frames.shape[1]
+    data = encode(frames, dtype)
+    return wav_header(samplerate, channels, dtype, len(data)) + data
 
 
 class WavSink(ClosesOnExit):
-    """Writes everything played to ``path`` as a 16-bit PCM WAV file.
+    """Writes everything played to ``path`` as a WAV file of ``dtype`` samples.
 
-    Float input is clipped to -1.0..1.0 and scaled; int32 keeps its top 16 bits.
+    ``dtype`` is the file's sample type: ``int16`` (16-bit PCM, the default),
+    ``int32`` (32-bit PCM) or ``float32`` (32-bit IEEE float), whatever the
+    stream's. Integer files clip float input to -1.0..1.0.
     Writes are synchronous, so nothing is ever pending. The first ``open``
     creates (or overwrites) the file; later opens of the same sink, even after
     ``close``, append to it, so one WavSink records everything a TTS says
@@ -52,8 +92,11 @@ class WavSink(ClosesOnExit):
     preferred_samplerate: int | None = None
     pending_frames = 0
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], dtype: str = "int16") -> None:
+        _sample_type(dtype)
         self.path = os.fspath(path)
+        self.dtype = dtype
+        self._header_size = len(wav_header(8000, 1, dtype, 0))
         self._lock = threading.Lock()
         self._format: AudioFormat | None = None
         self._file: BinaryIO | None = None
@@ -83,9 +126,9 @@ class WavSink(ClosesOnExit):
                     out = open(self.path, "r+b" if self._layout else "wb")  # noqa: SIM115 - closed in close()
                     try:
                         if self._layout:
-                            out.seek(_HEADER.size + self._data_bytes)
+                            out.seek(self._header_size + self._data_bytes)
                         else:
-                            out.write(_header(*layout, 0))
+                            out.write(wav_header(*layout, self.dtype, 0))
                     except OSError:
                         out.close()
                         raise
@@ -96,7 +139,7 @@ class WavSink(ClosesOnExit):
         with self._lock:
             require_open(self._format, self).check(frames)
             assert self._file is not None  # open() sets it along with _format
-            data = to_int16(frames).tobytes()
+            data = encode(frames, self.dtype)
             with self._os_errors("writing"):
                 self._file.write(data)
             self._data_bytes += len(data)
@@ -114,8 +157,8 @@ class WavSink(ClosesOnExit):
         assert self._layout is not None  # set whenever a file is open
         with self._os_errors("finishing"):
             out.seek(0)
-            out.write(_header(*self._layout, self._data_bytes))
-            out.seek(_HEADER.size + self._data_bytes)
+            out.write(wav_header(*self._layout, self.dtype, self._data_bytes))
+            out.seek(self._header_size + self._data_bytes)
             out.flush()
 
     def close(self) -> None:
