@@ -265,3 +265,134 @@ def test_async_stream_interrupt_cancels_the_transfer(fake_openai: FakeOpenAI, op
     [request] = fake_openai.speech_requests()
     assert request.finished.wait(5) and request.hung_up.is_set() and request.last_byte_at is None
     tts.cleanup()
+
+
+# -- never block: interrupts, close, one client -------------------------------------------
+
+HOLD = 5.0  # the server holds its first byte this long
+
+
+def test_an_interrupt_cancels_a_request_waiting_for_its_first_byte_and_it_is_not_retried(
+        fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    fake_openai.first_byte_delay = HOLD
+    cancel = Cancel()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    chunks = list(openai_client.synthesize("The server holds this answer back.", cancel))
+    assert chunks == [] and time.monotonic() - started < 1.0, "the interrupt must not wait for the first byte"
+    time.sleep(1.0)  # the SDK's back-off (0.5 s and up) would have retried by now
+    assert len(fake_openai.speech_requests()) == 1
+
+
+def test_an_async_interrupt_cancels_a_request_waiting_for_its_first_byte(fake_openai: FakeOpenAI,
+                                                                         openai_client: OpenAIClient) -> None:
+    fake_openai.first_byte_delay = HOLD
+
+    async def interrupted() -> tuple[float, list]:
+        loop = asyncio.get_running_loop()
+        cancel = Cancel()
+        loop.call_later(0.2, cancel.set)
+        started = loop.time()
+        chunks = [c async for c in openai_client.asynthesize("Held back, async.", cancel)]
+        return loop.time() - started, chunks
+
+    elapsed, chunks = asyncio.run(interrupted())
+    assert chunks == [] and elapsed < 1.0
+    time.sleep(1.0)
+    assert len(fake_openai.speech_requests()) == 1
+
+
+def test_cancelling_the_callers_task_cancels_the_request(fake_openai: FakeOpenAI,
+                                                         openai_client: OpenAIClient) -> None:
+    fake_openai.first_byte_delay = HOLD
+
+    async def cancelled() -> float:
+        task = asyncio.create_task(acollect(openai_client.asynthesize("Never awaited to the end.", Cancel())))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(cancelled()) < 0.5
+    time.sleep(1.0)
+    assert len(fake_openai.speech_requests()) == 1
+
+
+def wait_for_requests(fake: FakeOpenAI, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(fake.speech_requests()) < count:
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.01)
+
+
+def test_close_cancels_requests_in_flight_and_every_path_refuses_afterwards(
+        fake_openai: FakeOpenAI, openai_env: None, no_thread_leak: None) -> None:
+    client = OpenAIClient(api_key=KEY, base_url=f"{fake_openai.url}/v1")
+    fake_openai.first_byte_delay = HOLD
+    outcome: list[BaseException] = []
+
+    def speak() -> None:
+        try:
+            list(client.synthesize("Held back until the engine is closed.", Cancel()))
+        except EngineError as exc:
+            outcome.append(exc)
+
+    speaker = threading.Thread(target=speak)
+    speaker.start()
+    wait_for_requests(fake_openai, 1)
+    started = time.monotonic()
+    client.close()
+    closed_in = time.monotonic() - started
+    speaker.join(timeout=2)
+    assert not speaker.is_alive() and closed_in < 1.0
+    assert len(outcome) == 1 and "closed" in str(outcome[0]), "an unfinished chunk is reported, not dropped"
+    with pytest.raises(EngineError, match="closed"):
+        list(client.synthesize("After close.", Cancel()))
+    with pytest.raises(EngineError, match="closed"):
+        asyncio.run(acollect(client.asynthesize("After close, async.", Cancel())))
+    client.close()  # idempotent
+    time.sleep(1.0)  # no retry, no late request
+    assert len(fake_openai.speech_requests()) == 1
+
+
+def test_one_client_serves_every_chunk_on_one_kept_alive_connection(fake_openai: FakeOpenAI,
+                                                                    openai_client: OpenAIClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    tts = OpenAITTS(openai_client)
+
+    async def speak() -> None:
+        async with await tts.create_async_stream(sink=MemorySink()) as stream:
+            await stream.feed("One. Two sentences here. And a third one. Then the fourth.")
+            await stream.done()
+            assert await stream.wait_until_done(timeout=60)
+
+    asyncio.run(speak())
+    asyncio.run(speak())  # another event loop: still the same client and connection
+    collect(openai_client.synthesize("And a sync call too.", Cancel()))
+    requests = fake_openai.speech_requests()
+    assert len(requests) >= 5 and len({r.client_port for r in requests}) == 1
+    tts.cleanup()
+
+
+def test_stream_close_and_cleanup_after_an_interrupt_do_not_wait_for_the_server(
+        fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    fake_openai.first_byte_delay = HOLD
+    tts = OpenAITTS(openai_client)
+    stream = tts.create_stream(sink=MemorySink(realtime=True))
+    stream.feed("The server holds the first byte of this reply for five seconds.")
+    stream.done()
+    wait_for_requests(fake_openai, 1)
+    started = time.monotonic()
+    stream.interrupt()
+    stream.close()
+    tts.cleanup()
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(EngineError, match="closed"):
+        list(openai_client.synthesize("After cleanup.", Cancel()))
+    time.sleep(1.0)
+    assert len(fake_openai.speech_requests()) == 1

@@ -29,6 +29,8 @@ class Exchange:
     query: dict[str, list[str]]
     body: dict
     headers: dict[str, str]  # names lower-cased
+    #: the client's TCP port: requests with the same port came over one kept-alive connection
+    client_port: int = 0
     received_at: float = field(default_factory=time.monotonic)
     total: int = 0
     sent: int = 0
@@ -55,6 +57,7 @@ class FakeServer:
         self.piece_interval = 0.01
         self.faults: list[str | None] = []
         self.exchanges: list[Exchange] = []
+        self._stopping = threading.Event()  # ends a first-byte hold when the server stops
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -67,6 +70,7 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -94,7 +98,9 @@ class FakeServer:
                *, delay: float, disconnect: bool = False) -> None:
         """Send ``data`` chunked, slowly, after ``delay`` s; with ``disconnect`` drop the connection halfway."""
         exchange.total = len(data)
-        time.sleep(delay)
+        if self._stopping.wait(delay):
+            handler.close_connection = True
+            return
         cut = len(data) // 2 if disconnect else len(data)
         try:
             handler.send_response(200)
@@ -133,7 +139,8 @@ class FakeServer:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
                 url = urlsplit(self.path)
                 exchange = Exchange(self.command, url.path, parse_qs(url.query),
-                                    json.loads(raw) if raw else {}, {k.lower(): v for k, v in self.headers.items()})
+                                    json.loads(raw) if raw else {}, {k.lower(): v for k, v in self.headers.items()},
+                                    client_port=self.client_address[1])
                 with fake._lock:
                     fake.exchanges.append(exchange)
                 try:

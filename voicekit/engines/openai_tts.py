@@ -2,33 +2,39 @@
 
 Audio is requested as ``response_format="pcm"`` (24 kHz, 16-bit mono) through
 ``with_streaming_response`` and yielded piece by piece as the body arrives.
-An interrupt cuts the transfer at once: from the interrupting thread
-(:func:`~voicekit.engines.transfer.cut_on_cancel`), or by closing the generator.
 OpenAI reports no word timings, so chunks carry no marks and the stream
 estimates them.
+
+One ``AsyncOpenAI`` client per engine does every request, sync and async, on
+the engine's own event loop thread (:class:`~voicekit.engines.transfer.AsyncBridge`):
+an async client belongs to the loop it was used on, and building one costs
+~28 ms, so a client per call or per caller's loop would stall that loop.
+``synthesize`` (a thread) and ``asynthesize`` (any event loop) only wait for
+finished pieces. An interrupt (``cancel`` set, or the iterator closed) cancels
+the request task at once, whatever it waits for: the connection, the first
+byte, the body or the SDK's retry back-off. So nothing is retried after an
+interrupt, and after ``close()`` nothing more is sent.
 
 Retries are the SDK's own (``max_retries``, default 2): 408/409/429/5xx and
 connection errors are retried with exponential backoff (0.5 s doubling, capped
 at 8 s, with jitter; a server's ``Retry-After`` wins). They happen before the
 response body starts, so never after audio was yielded. A body that breaks off
 mid-way raises ``EngineError`` at once, for a fallback engine to continue.
-
-``asynthesize`` is the same over ``AsyncOpenAI``. It opens a client per call
-and closes it when the call ends: an async client belongs to the event loop
-that used it, and an engine can't know which loop calls it next.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
-import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 from ..engine import AudioChunk, Voice, check_voice_id
 from ..errors import EngineError
-from .transfer import Pcm16Decoder, cut_on_cancel
+from .transfer import AsyncBridge, Pcm16Decoder
 
 __all__ = ["OpenAIClient"]
 
@@ -71,9 +77,10 @@ class OpenAIClient:
         self._api_key = api_key
         self._max_retries, self._timeout = max_retries, timeout
         self._gain = 1.0
-        self._client: Any = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._client: Any = None  # the AsyncOpenAI, made and used on the bridge's loop only
+        self._bridge = AsyncBridge("openai")
+        # a client dropped without close() still stops its loop thread
+        weakref.finalize(self, self._bridge.close)
 
     def __repr__(self) -> str:
         where = f", base_url={self.base_url!r}" if self.base_url else ""
@@ -84,36 +91,14 @@ class OpenAIClient:
     def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
         if not text.strip():
             return
-        client = self._sync_client()
-        decoder = Pcm16Decoder()
-        try:
-            with (client.audio.speech.with_streaming_response.create(**self._params(text)) as response,
-                  cut_on_cancel(cancel, lambda: _socket_of(response))):
-                for data in response.iter_bytes(_PIECE_BYTES):
-                    if cancel.is_set():
-                        return
-                    yield AudioChunk(decoder.decode(data) * self._gain, SAMPLERATE)
-        except Exception as exc:  # noqa: BLE001 - SDK, transport and socket errors alike
-            if cancel.is_set():
-                return
-            raise EngineError(f"OpenAI speech failed: {exc}", engine=self.name) from exc
+        yield from self._bridge.iterate(self._speech(text), cancel)
 
-    async def asynthesize(self, text: str, cancel: threading.Event) -> AsyncIterator[AudioChunk]:
-        """``synthesize`` for event loops, over ``AsyncOpenAI``."""
+    async def asynthesize(self, text: str, cancel: threading.Event) -> AsyncGenerator[AudioChunk, None]:
+        """``synthesize`` for event loops: the caller's loop only awaits finished pieces."""
         if not text.strip():
             return
-        options = self._client_options()
-        openai = _import_openai()
-        decoder = Pcm16Decoder()
-        try:
-            async with openai.AsyncOpenAI(**options) as client:
-                async with client.audio.speech.with_streaming_response.create(**self._params(text)) as response:
-                    async for data in response.iter_bytes(_PIECE_BYTES):
-                        if cancel.is_set():
-                            return
-                        yield AudioChunk(decoder.decode(data) * self._gain, SAMPLERATE)
-        except Exception as exc:  # noqa: BLE001 - SDK, transport and socket errors alike
-            raise EngineError(f"OpenAI speech failed: {exc}", engine=self.name) from exc
+        async for chunk in self._bridge.aiterate(self._speech(text), cancel):
+            yield chunk
 
     def voices(self) -> list[Voice]:
         # The API has no endpoint listing its built-in voices; they speak every language.
@@ -137,11 +122,13 @@ class OpenAIClient:
             raise ValueError(f"unknown property {name!r}; use rate, volume or pitch")
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        """Cancel every request in flight and close the client; later calls raise ``EngineError``."""
+
+        async def close_client() -> None:
+            if self._client is not None:
+                await self._client.close()
+
+        self._bridge.close(close_client)
 
     # -- internals -------------------------------------------------------
 
@@ -159,19 +146,26 @@ class OpenAIClient:
             raise EngineError("OpenAI TTS needs an API key: pass api_key= or set OPENAI_API_KEY", engine=self.name)
         return {"api_key": key, "base_url": self.base_url, "max_retries": self._max_retries, "timeout": self._timeout}
 
-    def _sync_client(self) -> Any:
-        with self._lock:
-            if self._closed:
-                raise EngineError("OpenAIClient is closed", engine=self.name)
-            if self._client is None:
-                self._client = _import_openai().OpenAI(**self._client_options())
-            return self._client
+    def _speech(self, text: str) -> AsyncGenerator[AudioChunk, None]:
+        """The request for ``text`` with the settings of now, as pieces, to run on the bridge."""
+        if self._bridge.closed:
+            raise EngineError("OpenAIClient is closed", engine=self.name)
+        make_client = functools.partial(_import_openai().AsyncOpenAI, **self._client_options())
+        return self._stream(make_client, self._params(text), self._gain)
 
-
-def _socket_of(response: Any) -> socket.socket | None:
-    # the HTTP library's documented ``network_stream`` response extension
-    stream = response.http_response.extensions.get("network_stream")
-    return stream.get_extra_info("socket") if stream is not None else None
+    async def _stream(self, make_client: Callable[[], Any], params: dict[str, Any],
+                      gain: float) -> AsyncGenerator[AudioChunk, None]:
+        if self._client is None:
+            self._client = make_client()
+        decoder = Pcm16Decoder()
+        try:
+            async with self._client.audio.speech.with_streaming_response.create(**params) as response:
+                async for data in response.iter_bytes(_PIECE_BYTES):
+                    yield AudioChunk(decoder.decode(data) * gain, SAMPLERATE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - SDK, transport and socket errors alike
+            raise EngineError(f"OpenAI speech failed: {exc}", engine=self.name) from exc
 
 
 def _import_openai() -> Any:

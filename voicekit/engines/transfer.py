@@ -1,17 +1,37 @@
-"""What engines streaming raw PCM over HTTP share: decoding the body, cutting it on interrupt."""
+"""What engines streaming raw PCM over HTTP share: decoding the body, cutting it on interrupt.
+
+Two ways to stop a transfer at once. A sync SDK (boto3) blocks a thread in a
+socket read: :func:`cut_on_cancel` shuts that socket down from the interrupting
+thread. An async SDK (openai's ``AsyncOpenAI``) runs on an :class:`AsyncBridge`,
+the engine's own event loop thread: an interrupt cancels the task, which stops
+whatever it awaits (connect, headers, body, the SDK's retry back-off) and
+closes the connection. Sync callers and other event loops only wait for
+finished pieces, so no caller's loop ever runs SDK code.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..engine import Cancel
+from ..errors import EngineError
 
-__all__ = ["Pcm16Decoder", "cut_on_cancel"]
+__all__ = ["AsyncBridge", "Pcm16Decoder", "cut_on_cancel"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+_END: Any = object()  # a finished async generator; StopAsyncIteration can't cross a Future
+#: how long close() waits for cancelled transfers and the client to close
+_CLOSE_TIMEOUT = 1.0
 
 
 class Pcm16Decoder:
@@ -61,3 +81,151 @@ def cut_on_cancel(cancel: threading.Event, socket_of: Callable[[], socket.socket
     finally:
         with lock:
             armed = False
+
+
+class _Step:
+    """The one pending step of a pull; an interrupt cancels it, whichever step it is."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._lock = threading.Lock()
+        self._future: concurrent.futures.Future[Any] | None = None
+        if isinstance(cancel, Cancel):
+            cancel.call_on_set(self.cancel)
+        self._cancel = cancel
+
+    def start(self, future: concurrent.futures.Future[T]) -> concurrent.futures.Future[T]:
+        with self._lock:
+            self._future = future
+        if self._cancel.is_set():  # set before the future was registered
+            future.cancel()
+        return future
+
+    def cancel(self) -> None:
+        with self._lock:
+            future, self._future = self._future, None
+        if future is not None:
+            future.cancel()
+
+
+class AsyncBridge:
+    """An engine's private event loop on a ``voicekit-<name>`` daemon thread, started on first use.
+
+    One async SDK client lives on it for the engine's whole life, whichever
+    threads and event loops the engine is called from (an async client belongs
+    to the loop it was used on). :meth:`iterate` and :meth:`aiterate` pull an
+    async generator running there, from a thread or from another loop.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the private loop; ``EngineError`` once closed."""
+        with self._lock:
+            if self._closed:
+                coro.close()
+                raise self._closed_error()
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=_run_loop, args=(self._loop,), name=f"voicekit-{self._name}",
+                                                daemon=True)
+                self._thread.start()
+            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def iterate(self, agen: AsyncGenerator[T, None], cancel: threading.Event) -> Iterator[T]:
+        """``agen``'s items in this thread; ``cancel`` (or closing the iterator) stops the transfer at once."""
+        step = _Step(cancel)
+        try:
+            while not cancel.is_set():
+                try:
+                    item = step.start(self.submit(_next(agen))).result()
+                except concurrent.futures.CancelledError:
+                    if cancel.is_set():
+                        return
+                    raise self._closed_error() from None
+                if item is _END:
+                    return
+                yield item
+        finally:
+            step.cancel()
+            self._aclose(agen)
+
+    async def aiterate(self, agen: AsyncGenerator[T, None], cancel: threading.Event) -> AsyncIterator[T]:
+        """``iterate`` for a caller on another event loop: it only awaits finished pieces."""
+        step = _Step(cancel)
+        try:
+            while not cancel.is_set():
+                try:
+                    item = await asyncio.wrap_future(step.start(self.submit(_next(agen))))
+                except asyncio.CancelledError:
+                    if cancel.is_set():
+                        return
+                    if self._closed:
+                        raise self._closed_error() from None
+                    raise  # the caller's own task was cancelled
+                if item is _END:
+                    return
+                yield item
+        finally:
+            step.cancel()
+            self._aclose(agen)
+
+    def close(self, final: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Cancel every transfer, await ``final()`` (closing the client) and stop the thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if final is not None:
+                await final()
+
+        done = asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if threading.current_thread() is not thread:
+            try:
+                done.result(timeout=_CLOSE_TIMEOUT)
+            except Exception:  # noqa: BLE001 - closing is best effort; the loop stops either way
+                log.debug("%s: closing did not finish cleanly", self._name, exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if threading.current_thread() is not thread:
+            thread.join(timeout=_CLOSE_TIMEOUT)
+
+    def _closed_error(self) -> EngineError:
+        return EngineError(f"the {self._name} engine is closed", engine=self._name)
+
+    def _aclose(self, agen: AsyncGenerator[Any, None]) -> None:
+        # a generator left mid-body closes its response there; no need to wait for it
+        with contextlib.suppress(EngineError):
+            self.submit(agen.aclose())
+
+
+async def _next(agen: AsyncGenerator[T, None]) -> T:
+    try:
+        return await agen.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
