@@ -57,7 +57,8 @@ class FakeServer:
         self.piece_interval = 0.01
         self.faults: list[str | None] = []
         self.exchanges: list[Exchange] = []
-        self._stopping = threading.Event()  # ends a first-byte hold when the server stops
+        self._hold_over = threading.Event()  # ends every first-byte hold: release() or the server stopping
+        self._stopping = False
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -70,10 +71,15 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
+        self._stopping = True
+        self._hold_over.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def release(self) -> None:
+        """End every first-byte hold now: held answers are sent (and later ones not held)."""
+        self._hold_over.set()
 
     def take_fault(self) -> str | None:
         with self._lock:
@@ -98,7 +104,7 @@ class FakeServer:
                *, delay: float, disconnect: bool = False) -> None:
         """Send ``data`` chunked, slowly, after ``delay`` s; with ``disconnect`` drop the connection halfway."""
         exchange.total = len(data)
-        if self._stopping.wait(delay):
+        if self._hold_over.wait(delay) and self._stopping:
             handler.close_connection = True
             return
         cut = len(data) // 2 if disconnect else len(data)

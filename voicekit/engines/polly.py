@@ -12,6 +12,10 @@ their time, so late ones still fire on time or, at worst, as they arrive.
 
 An interrupt cuts the transfer at once: from the interrupting thread
 (:func:`~voicekit.engines.transfer.cut_on_cancel`), or by closing the generator.
+botocore hides the socket until the response headers arrive, so the audio
+request waits for them on a ``voicekit-polly-request`` thread: an interrupt or
+``close()`` returns at once, and that thread hangs up as soon as the headers
+come (or botocore's read timeout ends it). Nothing is sent after ``close()``.
 
 Retries: throttling and 5xx answers get ``max_retries`` retries with jittered
 exponential backoff, always before any audio of the chunk was yielded (the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -33,6 +38,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +46,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark, check_voice_id
+from ..engine import AudioChunk, Cancel, Voice, WordMark, check_voice_id
 from ..errors import EngineError
 from .transfer import Pcm16Decoder, cut_on_cancel
 
@@ -149,7 +155,11 @@ class _PendingMarks:
 
     def start(self) -> None:
         if self._future is None:
-            self._future = self._request()
+            try:
+                self._future = self._request()
+            except RuntimeError:  # the client was closed: no marks, the audio is what counts
+                self._future = Future()
+                self._future.set_result([])
 
     def _ready(self, wait: float | None) -> list[WordMark]:
         if self._marks is None:
@@ -222,6 +232,8 @@ class PollyClient:
         self._errors = self._polly.exceptions.ClientError
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voicekit-polly-marks")
         self._closed = False
+        self._waiting: set[Future[None]] = set()  # synthesize calls waiting for response headers
+        self._waiting_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PollyClient(region={self._polly.meta.region_name!r}, voice={self.voice!r}, engine={self.engine!r})"
@@ -239,7 +251,7 @@ class PollyClient:
         if self.language:
             params["LanguageCode"] = self.language
         marks = _PendingMarks(lambda: self._executor.submit(self._fetch_marks, params, request, cancel))
-        response = self._call("synthesize_speech", cancel, OutputFormat="pcm", **params)
+        response = self._request(cancel, OutputFormat="pcm", **params)
         if response is None:
             return
         body = response["AudioStream"]
@@ -304,10 +316,16 @@ class PollyClient:
             raise ValueError(f"unknown property {name!r}; use rate, volume or pitch")
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Release the client at once: calls waiting for Polly raise ``EngineError``; nothing more is sent."""
+        with self._waiting_lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiting, self._waiting = self._waiting, set()
+        for woken in waiting:
+            _wake(woken)
+        # never wait: a request thread may be stuck until botocore's read timeout
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if self._owns_client:
             self._polly.close()
 
@@ -322,12 +340,45 @@ class PollyClient:
             lines = body.read().decode("utf-8").splitlines()
         return [request.mark(json.loads(line)) for line in lines if line.strip()]
 
+    def _request(self, cancel: threading.Event, **params: Any) -> Any:
+        """``synthesize_speech`` that an interrupt or ``close()`` stops waiting for; None if interrupted."""
+        if not isinstance(cancel, Cancel):  # no way to be woken: block, checking between reads
+            return self._call("synthesize_speech", cancel, **params)
+        response: Future[Any] = Future()
+        woken: Future[None] = Future()
+        with self._waiting_lock:
+            if self._closed:
+                raise EngineError("PollyClient is closed", engine=self.name)
+            self._waiting.add(woken)
+        cancel.call_on_set(functools.partial(_wake, woken))
+
+        def request() -> None:
+            try:
+                response.set_result(self._call("synthesize_speech", cancel, **params))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                response.set_exception(exc)
+
+        threading.Thread(target=request, name="voicekit-polly-request", daemon=True).start()
+        try:
+            futures.wait([response, woken], return_when=futures.FIRST_COMPLETED)
+        finally:
+            with self._waiting_lock:
+                self._waiting.discard(woken)
+        if cancel.is_set() or self._closed:
+            response.add_done_callback(_hang_up)  # nobody will read the body
+            if cancel.is_set():
+                return None
+            raise EngineError("PollyClient is closed", engine=self.name)
+        return response.result()
+
     def _call(self, operation: str, cancel: threading.Event, **params: Any) -> Any:
         """``operation`` with bounded retries; None if ``cancel`` was set while waiting to retry."""
         from botocore.exceptions import BotoCoreError
 
         attempt = 0
         while True:
+            if self._closed:  # also between retries: nothing reaches Polly after close()
+                raise EngineError("PollyClient is closed", engine=self.name)
             try:
                 return getattr(self._polly, operation)(**params)
             except self._errors as exc:
@@ -344,6 +395,16 @@ class PollyClient:
             log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt, delay)
             if cancel.wait(delay):
                 return None
+
+
+def _wake(waiter: Future[None]) -> None:
+    with contextlib.suppress(futures.InvalidStateError):  # an interrupt and close() may both wake it
+        waiter.set_result(None)
+
+
+def _hang_up(response: Future[Any]) -> None:
+    if not response.cancelled() and response.exception() is None and response.result() is not None:
+        response.result()["AudioStream"].close()
 
 
 def _socket_of(body: Any) -> socket.socket | None:
