@@ -144,7 +144,7 @@ def test_fallback_tts_speaks_every_word_across_engines(engines, fake_polly: Fake
     assert stream.wait_until_done(timeout=60)
     assert stream.heard_text.split() == TEXT.split()
     assert [w["word"] for w in heard_words if w["word"]][-1] == "it."
-    # the chunk the primary broke off in was finished by the backup; later chunks start on the primary again
+    # the chunk the primary broke off in was finished by the backup, which keeps the rest during the cooldown
     assert reports[0]["engine"] == "polly-backup" and " ".join(r["text"] for r in reports).split() == TEXT.split()
     assert sink.seconds > 2
     stream.close()
@@ -183,3 +183,143 @@ def test_stream_reports_unspoken_text_when_every_engine_fails(engines, fake_poll
         stream.wait_until_done(timeout=60)
     assert "Nobody can say this." in caught.value.unspoken_text
     tts.cleanup()
+
+
+# -- capabilities and memory of failures ------------------------------------------------------
+
+
+def test_the_chain_exposes_its_members_capabilities(engines) -> None:
+    from voicekit.engine import AsyncEngine
+    from voicekit.engines.espeak import EspeakClient
+
+    primary, backup, openai = engines
+    espeak = EspeakClient()
+    assert FallbackEngine([openai, primary]).supports_ssml and FallbackEngine([espeak, primary]).supports_ssml
+    assert not FallbackEngine([openai, espeak]).supports_ssml
+    other = OpenAIClient(api_key="sk-fake", base_url=openai.base_url)
+    try:
+        assert isinstance(FallbackEngine([openai, other]), AsyncEngine)
+        assert not isinstance(FallbackEngine([openai, espeak]), AsyncEngine)
+    finally:
+        other.close()
+
+
+def test_ssml_behind_a_fallback_reaches_polly_as_ssml(engines, fake_polly: FakePolly) -> None:
+    from voicekit.sinks import MemorySink
+    from voicekit.voices import EspeakTTS
+
+    primary, _, _ = engines
+    tts = FallbackTTS([PollyTTS(primary), EspeakTTS()])
+    document = '<speak>Hello <break time="300ms"/> <emphasis>world</emphasis>.</speak>'
+    tts.speak(document, sink=MemorySink())
+    [request] = fake_polly.speech_requests()
+    assert request.body["TextType"] == "ssml" and request.body["Text"] == document
+    tts.cleanup()
+
+
+def test_an_ssml_chunk_reaches_a_member_without_ssml_as_its_words(engines, fake_polly: FakePolly) -> None:
+    from voicekit.engines.espeak import EspeakClient
+
+    primary, _, _ = engines
+    fake_polly.faults = ["500"]
+    document = '<speak>Hello <break time="300ms"/>there, <emphasis>world</emphasis>.</speak>'
+    chain = FallbackEngine([primary, EspeakClient()])
+    chunks = list(chain.synthesize(document, threading.Event(), ssml=True))
+    assert {c.engine for c in chunks} == {"espeak"} and sum(c.duration for c in chunks) > 0.5
+    assert not any(c.marks for c in chunks), "eSpeak's offsets index the words, not the document"
+    solo = list(EspeakClient().synthesize("Hello there, world.", threading.Event()))
+    assert abs(sum(c.duration for c in chunks) - sum(c.duration for c in solo)) < 0.2
+
+
+@pytest.fixture
+def slow_primary(fake_polly: FakePolly) -> Iterator[PollyClient]:
+    """Polly whose server never answers in time: every request costs a read timeout."""
+    import boto3
+    from botocore.config import Config
+
+    fake_polly.first_byte_delay = 5.0
+    session = boto3.session.Session(aws_access_key_id=CREDENTIALS[1], aws_secret_access_key=CREDENTIALS[2],
+                                    region_name=CREDENTIALS[0])
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=0.3)
+    client = session.client("polly", endpoint_url=fake_polly.url, config=config)
+    primary = PollyClient(client=client, max_retries=0)
+    yield primary
+    primary.close()
+    client.close()
+
+
+def test_a_failed_engine_cools_down_instead_of_costing_every_chunk(slow_primary: PollyClient,
+                                                                  fake_polly: FakePolly,
+                                                                  no_thread_leak: None) -> None:
+    from voicekit.sinks import MemorySink
+    from voicekit.voices import EspeakTTS
+
+    tts = FallbackTTS([PollyTTS(slow_primary), EspeakTTS()], cooldown=60)
+    tts.set_stream_config({"max_text_chunk": 40})
+    reports: list[dict] = []
+    text = "One sentence here. Another one follows. A third is spoken. And a fourth one ends it."
+    tts.speak_streamed(text, on_chunk_processed=reports.append, sink=MemorySink())
+    assert len(reports) >= 4 and {r["engine"] for r in reports} == {"espeak"}
+    assert len(fake_polly.speech_requests()) == 1, "the dead primary was asked again within its cooldown"
+    tts.cleanup()
+    fake_polly.release()
+
+
+def test_after_the_cooldown_a_probe_brings_the_engine_back(engines, fake_polly: FakePolly) -> None:
+    import time
+
+    from voicekit.engines.espeak import EspeakClient
+
+    primary, _, _ = engines
+    chain = FallbackEngine([primary, EspeakClient()], cooldown=0.3)
+    fake_polly.faults = ["500"]
+    assert {c.engine for c in chain.synthesize("First.", threading.Event())} == {"espeak"}
+    assert {c.engine for c in chain.synthesize("Second.", threading.Event())} == {"espeak"}
+    assert len(fake_polly.speech_requests()) == 1
+    time.sleep(0.35)
+    fake_polly.faults = ["500"]  # the probe fails: the cooldown doubles
+    assert {c.engine for c in chain.synthesize("Third.", threading.Event())} == {"espeak"}
+    time.sleep(0.35)
+    assert {c.engine for c in chain.synthesize("Fourth.", threading.Event())} == {"espeak"}
+    assert len(fake_polly.speech_requests()) == 2
+    time.sleep(0.3)
+    assert {c.engine for c in chain.synthesize("Fifth.", threading.Event())} == {"polly"}
+    assert {c.engine for c in chain.synthesize("Sixth.", threading.Event())} == {"polly"}
+
+
+def test_a_cooling_engine_is_still_tried_when_every_other_one_fails(engines, fake_polly: FakePolly,
+                                                                    backup_polly: FakePolly) -> None:
+    primary, backup, _ = engines
+    chain = FallbackEngine([primary, backup], cooldown=60)
+    fake_polly.faults = ["500"]
+    assert {c.engine for c in chain.synthesize("First.", threading.Event())} == {"polly-backup"}
+    backup_polly.faults = ["500"]
+    assert {c.engine for c in chain.synthesize("Second.", threading.Event())} == {"polly"}
+
+
+def test_the_chain_refuses_work_once_closed(engines) -> None:
+    primary, backup, _ = engines
+    chain = FallbackEngine([primary, backup])
+    chain.close()
+    with pytest.raises(EngineError, match="closed") as caught:
+        list(chain.synthesize("Too late.", threading.Event()))
+    assert caught.value.unspoken_text == "Too late."
+
+
+def test_an_async_chain_falls_back_on_the_event_loop(engines, fake_openai: FakeOpenAI) -> None:
+    import asyncio
+
+    from tests.helpers import acollect
+    from voicekit.engine import Cancel
+
+    _, _, openai = engines
+    backup = OpenAIClient(api_key="sk-fake", base_url=openai.base_url, max_retries=0)
+    backup.name = "openai-backup"
+    try:
+        chain = FallbackEngine([openai, backup])
+        fake_openai.faults = ["500"]
+        chunks, _ = asyncio.run(acollect(chain.asynthesize(TEXT, Cancel())))
+        assert {c.engine for c in chunks} == {"openai-backup"}
+        assert sum(len(c.pcm) for c in chunks) == fake_openai.speech_requests()[-1].total // 2
+    finally:
+        backup.close()

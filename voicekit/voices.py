@@ -57,5 +57,5 @@ class FallbackTTS(BaseTTS):
     :mod:`voicekit.engines.fallback` for how a failing engine hands over.
     """
 
-    def __init__(self, tts_list: Sequence[BaseTTS]) -> None:
-        super().__init__(FallbackEngine([tts.client for tts in tts_list]))
+    def __init__(self, tts_list: Sequence[BaseTTS], *, cooldown: float = 30.0, max_cooldown: float = 300.0) -> None:
+        super().__init__(FallbackEngine([tts.client for tts in tts_list], cooldown=cooldown, max_cooldown=max_cooldown))

@@ -8,7 +8,8 @@ Rules, per text chunk handed to :meth:`FallbackEngine.synthesize`:
    be playing). The next engine continues the chunk from the last word whose
    start mark the failing engine yielded: that word's audio may have been cut,
    so it is spoken again. An engine without word marks (OpenAI) has no such
-   point, so the next engine restarts the text that engine was given.
+   point, so the next engine restarts the text that engine was given; so does
+   every engine of an SSML chunk (a document can't be cut at a word).
 3. Every yielded :class:`AudioChunk` names the engine that made it
    (``AudioChunk.engine``); marks are shifted so that offsets index the whole
    chunk text and times count from the start of the chunk's first audio.
@@ -17,69 +18,98 @@ Rules, per text chunk handed to :meth:`FallbackEngine.synthesize`:
    ``unspoken_text`` set to the part of the chunk that was never produced.
 5. An interrupt (``cancel`` set, or the generator closed) stops the chain; it
    never moves on to another engine.
+6. An engine that failed goes to the back of the line for ``cooldown``
+   seconds, so a dead primary's timeouts (connect timeout x retries) are paid
+   once, not on every chunk: it is tried only if every other engine fails too.
+   The first chunk after the cooldown probes it in its place (other chunks
+   wait for that probe): success puts it back; another failure doubles its
+   cooldown (up to ``max_cooldown``).
+
+Capabilities are the members': ``supports_ssml`` when any member reads SSML
+(an SSML chunk goes whole, ``ssml=True``, to those members, and as its plain
+text, without word marks, to the others), and ``asynthesize`` (an
+:class:`AsyncFallbackEngine`) when every member has it.
 
 ``samplerate`` is the first engine's; ``max_chars`` the smallest of all, so
 every engine accepts every chunk. ``voices``, ``set_voice`` and
 ``set_property`` go to the first engine only (voice ids differ between
-providers); ``close`` closes every engine.
+providers); ``close`` closes every engine, and the chain refuses work after it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree
 
-from ..engine import AudioChunk, Engine, Voice, WordMark
+from ..engine import AsyncEngine, AudioChunk, Engine, Voice, WordMark
 from ..errors import EngineError
 
-__all__ = ["FallbackEngine"]
+__all__ = ["FallbackEngine", "AsyncFallbackEngine"]
 
 log = logging.getLogger(__name__)
 
 
-class FallbackEngine:
-    """Implements :class:`voicekit.engine.Engine` over ``engines``, tried in order."""
+@dataclass
+class _Health:
+    until: float = 0.0  # skipped until this monotonic time
+    cooldown: float = 0.0  # the last cooldown given; 0 while healthy
 
-    def __init__(self, engines: Sequence[Engine]) -> None:
+
+class FallbackEngine:
+    """Implements :class:`voicekit.engine.Engine` over ``engines``, tried in order.
+
+    ``FallbackEngine(...)`` makes an :class:`AsyncFallbackEngine` when every
+    member is an :class:`~voicekit.engine.AsyncEngine`.
+    """
+
+    def __new__(cls, engines: Sequence[Engine], **_: Any) -> FallbackEngine:
+        if cls is FallbackEngine and engines and all(isinstance(e, AsyncEngine) for e in engines):
+            cls = AsyncFallbackEngine
+        return super().__new__(cls)
+
+    def __init__(self, engines: Sequence[Engine], *, cooldown: float = 30.0, max_cooldown: float = 300.0) -> None:
         if not engines:
             raise ValueError("FallbackEngine needs at least one engine")
+        if not 0 <= cooldown <= max_cooldown:
+            raise ValueError(f"cooldown must be from 0 to max_cooldown ({max_cooldown}), got {cooldown!r}")
         self.engines = list(engines)
         self.name = "fallback(" + ", ".join(e.name for e in self.engines) + ")"
         self.samplerate = self.engines[0].samplerate
         self.max_chars = min(e.max_chars for e in self.engines)
+        self.supports_ssml = any(getattr(e, "supports_ssml", False) for e in self.engines)
+        self.cooldown, self.max_cooldown = cooldown, max_cooldown
+        self._health = [_Health() for _ in self.engines]
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"FallbackEngine({self.engines!r})"
+        return f"{type(self).__name__}({self.engines!r})"
 
-    def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
-        start = 0  # where in ``text`` the current engine begins
-        elapsed = 0.0  # seconds of audio yielded for ``text`` so far
-        failures = []
-        for engine in self.engines:
-            base_time = elapsed
-            resume = start
-            pieces = iter(engine.synthesize(text[start:], cancel))
+    def synthesize(self, text: str, cancel: threading.Event, *, ssml: bool = False) -> Iterator[AudioChunk]:
+        run = _Run(self, text, ssml)
+        for engine in run.engines():
+            text_for, ssml_for = run.request(engine)
+            pieces: Iterator[AudioChunk] = iter(())
             try:
+                pieces = iter(engine.synthesize(text_for, cancel, **ssml_for))
                 for piece in pieces:
-                    marks = tuple(WordMark(m.offset + start, m.length, m.time + base_time) for m in piece.marks)
-                    if marks:
-                        resume = max(marks, key=lambda m: m.time).offset
-                    elapsed += piece.duration
-                    yield AudioChunk(piece.pcm, piece.samplerate, marks, piece.engine or engine.name)
+                    yield run.shifted(piece, engine)
+                run.succeeded(engine)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure of one engine is the next one's turn
                 if cancel.is_set():
                     return
-                failures.append(f"{engine.name}: {exc}")
-                next_step = "no engine left" if engine is self.engines[-1] else "falling back"
-                log.warning("%s failed (%s): %s", engine.name, next_step, exc)
-                start = resume
+                run.failed(engine, exc)
             finally:
                 close = getattr(pieces, "close", None)
                 if close is not None:
                     close()
-        raise EngineError("every engine failed: " + "; ".join(failures), unspoken_text=text[start:], engine=self.name)
+        raise run.error()
 
     def voices(self) -> list[Voice]:
         return self.engines[0].voices()
@@ -91,6 +121,123 @@ class FallbackEngine:
         self.engines[0].set_property(name, value)
 
     def close(self) -> None:
+        self._closed = True
         for engine in self.engines:
             engine.close()
 
+    # -- health -----------------------------------------------------------------------------
+
+    def _order(self) -> list[int]:
+        """Indices of the engines in the order one chunk tries them: those cooling down last."""
+        now = time.monotonic()
+        with self._lock:
+            cooling = [health.until > now for health in self._health]
+        return sorted(range(len(self.engines)), key=lambda i: cooling[i])
+
+    def _attempt(self, index: int) -> None:
+        """``index`` is about to be tried: a probe after its cooldown keeps other chunks off it meanwhile."""
+        with self._lock:
+            health = self._health[index]
+            now = time.monotonic()
+            if health.cooldown and health.until <= now:
+                health.until = now + health.cooldown
+
+    def _report(self, index: int, failed: bool) -> None:
+        with self._lock:
+            health = self._health[index]
+            if not failed:
+                health.until, health.cooldown = 0.0, 0.0
+                return
+            health.cooldown = min(health.cooldown * 2, self.max_cooldown) if health.cooldown else self.cooldown
+            health.until = time.monotonic() + health.cooldown
+
+
+class AsyncFallbackEngine(FallbackEngine):
+    """A :class:`FallbackEngine` whose members all synthesize on event loops: the same rules, async."""
+
+    engines: list[AsyncEngine]  # type: ignore[assignment]
+
+    async def asynthesize(self, text: str, cancel: threading.Event, *,
+                          ssml: bool = False) -> AsyncGenerator[AudioChunk, None]:
+        run = _Run(self, text, ssml)
+        for engine in run.engines():
+            assert isinstance(engine, AsyncEngine)  # every member is, or __new__ would not have made this class
+            text_for, ssml_for = run.request(engine)
+            pieces: AsyncGenerator[AudioChunk, None] | None = None
+            try:
+                pieces = engine.asynthesize(text_for, cancel, **ssml_for)
+                async for piece in pieces:
+                    yield run.shifted(piece, engine)
+                run.succeeded(engine)
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure of one engine is the next one's turn
+                if cancel.is_set():
+                    return
+                run.failed(engine, exc)
+            finally:
+                if pieces is not None:
+                    await pieces.aclose()
+        raise run.error()
+
+
+class _Run:
+    """One chunk going down the chain: what each engine is asked, and how its audio is placed."""
+
+    def __init__(self, chain: FallbackEngine, text: str, ssml: bool) -> None:
+        if chain._closed:
+            raise EngineError(f"{chain.name} is closed", unspoken_text=text, engine=chain.name)
+        self.chain, self.text, self.ssml = chain, text, ssml
+        self.start = 0  # where in ``text`` the current engine begins
+        self.resume = 0  # where the next engine would begin if this one failed now
+        self.elapsed = 0.0  # seconds of audio yielded for ``text`` so far
+        self.base_time = 0.0
+        self.failures: list[str] = []
+        self._index: dict[int, int] = {}
+
+    def engines(self) -> Iterator[Engine]:
+        for index in self.chain._order():
+            engine = self.chain.engines[index]
+            self.chain._attempt(index)
+            self._index[id(engine)] = index
+            self.base_time, self.resume = self.elapsed, self.start
+            yield engine
+
+    def request(self, engine: Engine) -> tuple[str, dict[str, bool]]:
+        """What ``engine`` is asked: the text it continues from, as it can read it, and the ``ssml`` keyword."""
+        if not self.ssml:
+            return self.text[self.start:], {}
+        if getattr(engine, "supports_ssml", False):
+            return self.text, {"ssml": True}
+        return _ssml_text(self.text), {}
+
+    def shifted(self, piece: AudioChunk, engine: Engine) -> AudioChunk:
+        if self.ssml and not getattr(engine, "supports_ssml", False):
+            marks: tuple[WordMark, ...] = ()  # offsets into the plain text don't index the document
+        else:
+            marks = tuple(WordMark(m.offset + self.start, m.length, m.time + self.base_time) for m in piece.marks)
+        if marks and not self.ssml:
+            self.resume = max(marks, key=lambda m: m.time).offset
+        self.elapsed += piece.duration
+        return AudioChunk(piece.pcm, piece.samplerate, marks, piece.engine or engine.name)
+
+    def succeeded(self, engine: Engine) -> None:
+        self.chain._report(self._index[id(engine)], failed=False)
+
+    def failed(self, engine: Engine, exc: Exception) -> None:
+        self.chain._report(self._index[id(engine)], failed=True)
+        self.failures.append(f"{engine.name}: {exc}")
+        log.warning("%s failed, the next engine takes over if there is one: %s", engine.name, exc)
+        self.start = self.resume
+
+    def error(self) -> EngineError:
+        return EngineError("every engine failed: " + "; ".join(self.failures),
+                           unspoken_text=self.text[self.start:], engine=self.chain.name)
+
+
+def _ssml_text(document: str) -> str:
+    """The words of an SSML document, for an engine that reads none (the stream checked it is well-formed)."""
+    try:
+        words = ElementTree.fromstring(document).itertext()
+    except ElementTree.ParseError:
+        return document
+    return " ".join(" ".join(words).split())
