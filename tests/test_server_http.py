@@ -146,6 +146,8 @@ def test_token_on_http() -> None:
         assert httpx.get(srv.url + "/v1/audio/voices").status_code == 401
         with openai.OpenAI(base_url=srv.url + "/v1", api_key="s3cret", max_retries=0) as good:
             assert good.audio.speech.create(model="m", voice="alloy", input="Hi.", response_format="pcm").content
+        # the page itself is public: it holds no data and asks for the token
+        assert httpx.get(srv.url + "/").status_code == 200
         assert "s3cret" not in repr(srv.app.state.voicekit.settings)
 
 

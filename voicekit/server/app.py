@@ -1,6 +1,6 @@
 """``create_app``: the Starlette app behind ``voicekit serve``.
 
-Routes: ``GET /health``, ``POST /v1/audio/speech``
+Routes: ``GET /`` (the chat page), ``GET /health``, ``POST /v1/audio/speech``
 and ``GET /v1/audio/voices`` (OpenAI-compatible), ``POST /v1/chat`` (the page's
 reply text), WebSocket ``/v1/speak`` (live speech with barge-in).
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,8 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .. import __version__
@@ -36,6 +38,14 @@ from .settings import ServerSettings
 __all__ = ["ClientError", "Server", "create_app"]
 
 log = logging.getLogger("voicekit.server")
+
+STATIC = Path(__file__).with_name("static")
+# the page loads only its own scripts and talks only to its own origin
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ClientError(Exception):
@@ -122,6 +132,9 @@ def create_app(
     from .session import speak_socket
     from .speech import speech
 
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+
     async def health(request: Request) -> Response:
         return JSONResponse(
             {
@@ -175,11 +188,13 @@ def create_app(
 
     app = Starlette(
         routes=[
+            Route("/", page),
             Route("/health", health),
             Route("/v1/audio/speech", speech_route, methods=["POST"]),
             Route("/v1/audio/voices", voices),
             Route("/v1/chat", chat_reply, methods=["POST"]),
             WebSocketRoute("/v1/speak", speak),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
             Middleware(

@@ -11,7 +11,7 @@ HTTP denial response (``websocket.http.response``) where the server supports it.
   rebinding page can't reach it through a name of its own.
 - Token: when set, every API route and WebSocket needs it, as
   ``Authorization: Bearer T`` or, for browsers, the WebSocket subprotocol
-  ``voicekit.token.<base64url(T)>``.
+  ``voicekit.token.<base64url(T)>``. The page and its scripts are public.
 """
 
 from __future__ import annotations

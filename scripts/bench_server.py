@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""The server, measured from outside: one ``voicekit serve`` process (eSpeak), real clients.
+
+- HTTP: time to first byte and total time of ``POST /v1/audio/speech`` for one
+  long input, against a naive endpoint in its own process that synthesizes
+  the whole input (same engine, same voicekit stream) before answering.
+- WebSocket ``/v1/speak``: time from the reply's text to its first audio byte,
+  p50/p95, with 1, 10 and 30 sessions speaking at once.
+- RSS per session: the server process's peak resident memory with 30 sessions
+  mid-reply, minus its idle RSS, divided by 30.
+
+    .venv/bin/python scripts/bench_server.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchutil import summarize  # noqa: E402 - needs the paths above
+
+LONG = " ".join(
+    f"Paragraph {i} explains one more step of the answer, so that the reply runs for a good while." for i in range(40)
+)
+# shorter than the lookahead, so a round ends as soon as its audio is made
+REPLY = "Hello there, this is session {i} speaking."
+# longer than the lookahead: every session holds its full buffers while RSS is sampled
+STEADY = " ".join(f"Session {{i}} keeps talking, sentence {k} of a longer reply." for k in range(3))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _process(args: list[str]) -> Iterator[tuple[str, int]]:
+    """A server process on a free port: (base URL, pid); stopped with SIGINT, then killed."""
+    import httpx2 as httpx
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
+    proc = subprocess.Popen([*args, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{args} did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+                time.sleep(0.05)
+        yield url, proc.pid
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+# -- the naive endpoint (run in its own process by --naive PORT) -----------------------------------
+def naive_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from voicekit import EspeakTTS, MemorySink
+
+    def synthesize(text: str) -> bytes:
+        tts = EspeakTTS()
+        tts.setup_stream(samplerate=24000, dtype="int16")
+        sink = MemorySink()
+        try:
+            tts.speak_streamed(text, sink=sink)
+        finally:
+            tts.cleanup()
+        return bytes(sink.audio.astype("<i2").tobytes())
+
+    async def speech(request: Request) -> Response:
+        body = await request.json()
+        return Response(await run_in_threadpool(synthesize, body["input"]), media_type="audio/pcm")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/v1/audio/speech", speech, methods=["POST"]), Route("/health", health)])
+
+
+def _serve_naive(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(naive_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+def _speech_timing(url: str, text: str) -> tuple[float, float, int]:
+    """(time to first byte, total time, bytes) of one speech request."""
+    import httpx2 as httpx
+
+    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
+    started = time.perf_counter()
+    first = None
+    size = 0
+    with httpx.stream("POST", url + "/v1/audio/speech", json=body, timeout=120) as response:
+        response.raise_for_status()
+        for piece in response.iter_bytes():
+            if first is None and piece:
+                first = time.perf_counter() - started
+            size += len(piece)
+    return first or 0.0, time.perf_counter() - started, size
+
+
+def http_rows(runs: int) -> list[dict[str, Any]]:
+    rows = []
+    results = {}
+    servers = {
+        "voicekit serve (streams)": [sys.executable, "-m", "voicekit", "serve"],
+        "naive (whole input, then answer)": [sys.executable, __file__, "--naive"],
+    }
+    for name, command in servers.items():
+        with _process(command) as (url, _):
+            _speech_timing(url, "Warm up.")
+            timings = [_speech_timing(url, LONG) for _ in range(runs)]
+        ttfb = statistics.median(t[0] for t in timings)
+        total = statistics.median(t[1] for t in timings)
+        audio = timings[0][2] / 2 / 24000
+        results[name] = (ttfb, total)
+        rows.append(
+            {
+                "measure": f"POST /v1/audio/speech, {len(LONG)} chars ({audio:.0f} s of audio)",
+                "endpoint": name,
+                "runs": runs,
+                "ttfb_ms_p50": round(ttfb * 1000, 1),
+                "total_ms_p50": round(total * 1000, 1),
+            }
+        )
+    (s_ttfb, s_total), (n_ttfb, n_total) = results.values()
+    rows.append(
+        {
+            "measure": "naive / streaming",
+            "endpoint": "ratio",
+            "ttfb_ms_p50": f"{n_ttfb / s_ttfb:.1f}x",
+            "total_ms_p50": f"{n_total / s_total:.2f}x",
+        }
+    )
+    return rows
+
+
+# -- WebSocket -------------------------------------------------------------------------------------
+async def _session(url: str, text: str, ready: asyncio.Event) -> float:
+    """Seconds from sending the reply's text to its first audio frame; reads the reply to its end."""
+    import websockets
+
+    async with websockets.connect(url, max_queue=None) as ws:
+        await ws.recv()  # ready
+        await ready.wait()
+        started = time.perf_counter()
+        await ws.send(json.dumps({"type": "text", "text": text}))
+        await ws.send(json.dumps({"type": "done"}))
+        first = None
+        while True:
+            message = await ws.recv()
+            if isinstance(message, bytes):
+                if first is None:
+                    first = time.perf_counter() - started
+            elif json.loads(message)["type"] in ("reply_done", "interrupted"):
+                assert first is not None, "a reply without audio"
+                return first
+
+
+async def _round(url: str, texts: list[str]) -> list[float]:
+    """All sessions connect, then start their replies at the same moment."""
+    ready = asyncio.Event()
+    tasks = [asyncio.create_task(_session(url, text, ready)) for text in texts]
+    await asyncio.sleep(0.3 + 0.02 * len(texts))  # let every session connect
+    ready.set()
+    return list(await asyncio.gather(*tasks))
+
+
+def ws_rows(rounds: dict[int, int]) -> tuple[list[dict[str, Any]], list[str]]:
+    rows = []
+    notes = []
+    with _process([sys.executable, "-m", "voicekit", "serve", "--max-sessions", "100"]) as (base, pid):
+        url = base.replace("http", "ws", 1) + "/v1/speak"
+        asyncio.run(_round(url, ["Warm up."]))
+        for sessions, repeat in rounds.items():
+            latencies: list[float] = []
+            for _ in range(repeat):
+                latencies += asyncio.run(_round(url, [REPLY.format(i=i) for i in range(sessions)]))
+            rows.append({"measure": "WS text -> first audio byte", "sessions": sessions, **summarize(latencies)})
+        rows.append(_rss_row(url, pid, 30))
+        notes.append(f"server: one `voicekit serve` process (pid {pid}), eSpeak, uvicorn; clients in this process")
+    return rows, notes
+
+
+def _rss_row(url: str, pid: int, sessions: int) -> dict[str, Any]:
+    import psutil
+
+    server = psutil.Process(pid)
+    time.sleep(0.5)
+    idle = server.memory_info().rss
+    peak = idle
+
+    async def watch(stop: asyncio.Event) -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, server.memory_info().rss)
+            await asyncio.sleep(0.02)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch(stop))
+        await _round(url, [STEADY.format(i=i) for i in range(sessions)])
+        stop.set()
+        await watcher
+
+    asyncio.run(go())
+    return {
+        "measure": "server RSS per active session",
+        "sessions": sessions,
+        "idle_mb": round(idle / 2**20, 1),
+        "peak_mb": round(peak / 2**20, 1),
+        "mb_per_session": round((peak - idle) / 2**20 / sessions, 2),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    rows = http_rows(3 if quick else 7)
+    more, notes = ws_rows({1: 10 if quick else 30, 10: 2 if quick else 5, 30: 1 if quick else 3})
+    return {
+        "section": "server",
+        "rows": rows + more,
+        "notes": notes
+        + [
+            "the naive endpoint synthesizes with the same voicekit stream and engine, into memory, then answers",
+            "WS latency: from sending the first text message to receiving the first binary frame",
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.naive:
+        _serve_naive(args.port)
+        return
+    from bench import show
+
+    show(run(quick=args.quick))
+
+
+if __name__ == "__main__":
+    main()
