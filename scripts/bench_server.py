@@ -17,14 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +29,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchutil import summarize  # noqa: E402 - needs the paths above
 
+from tests.fixtures.web import server_process  # noqa: E402 - the test suite's own process runner
+
 LONG = " ".join(
     f"Paragraph {i} explains one more step of the answer, so that the reply runs for a good while." for i in range(40)
 )
@@ -41,43 +38,6 @@ LONG = " ".join(
 REPLY = "Hello there, this is session {i} speaking."
 # longer than the lookahead: every session holds its full buffers while RSS is sampled
 STEADY = " ".join(f"Session {{i}} keeps talking, sentence {k} of a longer reply." for k in range(3))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _process(args: list[str]) -> Iterator[tuple[str, int]]:
-    """A server process on a free port: (base URL, pid); stopped with SIGINT, then killed."""
-    import httpx2 as httpx
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
-    proc = subprocess.Popen([*args, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{args} did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
-                time.sleep(0.05)
-        yield url, proc.pid
-    finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
 
 
 # -- the naive endpoint (run in its own process by --naive PORT) -----------------------------------
@@ -142,7 +102,7 @@ def http_rows(runs: int) -> list[dict[str, Any]]:
         "naive (whole input, then answer)": [sys.executable, __file__, "--naive"],
     }
     for name, command in servers.items():
-        with _process(command) as (url, _):
+        with server_process(command) as (url, _):
             _speech_timing(url, "Warm up.")
             timings = [_speech_timing(url, LONG) for _ in range(runs)]
         ttfb = statistics.median(t[0] for t in timings)
@@ -204,7 +164,8 @@ async def _round(url: str, texts: list[str]) -> list[float]:
 def ws_rows(rounds: dict[int, int]) -> tuple[list[dict[str, Any]], list[str]]:
     rows = []
     notes = []
-    with _process([sys.executable, "-m", "voicekit", "serve", "--max-sessions", "100"]) as (base, pid):
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--max-sessions", "100"]) as (base, proc):
+        pid = proc.pid
         url = base.replace("http", "ws", 1) + "/v1/speak"
         asyncio.run(_round(url, ["Warm up."]))
         for sessions, repeat in rounds.items():

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,47 +12,18 @@ import httpx2 as httpx
 import psutil
 import pytest
 
+from tests.fixtures.web import free_port, server_process
+
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
     return {**env, **extra}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serving(*args: str, env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voicekit", "serve", "--port", str(port), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"voicekit serve did not start:\n{proc.stdout.read() if proc.stdout else ''}") from None
-                time.sleep(0.1)
+    with server_process([sys.executable, "-m", "voicekit", "serve", *args], env) as (url, _):
         yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "example.com"])
@@ -77,8 +45,8 @@ def test_token_from_the_environment() -> None:
 
 
 def test_workers_serve_from_several_processes() -> None:
-    with serving("--workers", "2", env=_env()) as url:
-        parent = next(p for p in psutil.process_iter(["cmdline"]) if "serve" in (p.info["cmdline"] or []) and url.rsplit(":", 1)[1] in p.info["cmdline"])
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--workers", "2"], _env()) as (url, proc):
+        parent = psutil.Process(proc.pid)
         body = {"input": "Hello from a worker.", "response_format": "pcm"}
         for _ in range(4):
             assert httpx.post(url + "/v1/audio/speech", json=body, timeout=10).content
@@ -88,7 +56,7 @@ def test_workers_serve_from_several_processes() -> None:
 
 def test_bad_engine_setting_fails_before_serving() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "voicekit", "serve", "--voice", "no-such-voice-xyz", "--port", str(_free_port())],
+        [sys.executable, "-m", "voicekit", "serve", "--voice", "no-such-voice-xyz", "--port", str(free_port())],
         env=_env(), capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode != 0
