@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests.fixtures.web import free_port, server_process
+from voicekit.cli import default_engine
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -37,15 +38,20 @@ def test_non_loopback_bind_without_token_refuses_in_one_line(host: str) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_token_from_the_environment() -> None:
+def test_token_from_the_environment_and_the_default_engine() -> None:
     with serving(env=_env(VOICEKIT_TOKEN="from-env")) as url:
         assert httpx.get(url + "/v1/audio/voices").status_code == 401
-        ok = httpx.get(url + "/v1/audio/voices", headers={"Authorization": "Bearer from-env"})
+        auth = {"Authorization": "Bearer from-env"}
+        ok = httpx.get(url + "/v1/audio/voices", headers=auth)
         assert ok.status_code == 200 and ok.json()["voices"]
+        # the same default as every other verb: Piper when installed, else eSpeak
+        assert httpx.get(url + "/health", headers=auth).json()["engine"] == default_engine()
+        speech = httpx.post(url + "/v1/audio/speech", json={"input": "Hello.", "response_format": "pcm"}, headers=auth, timeout=30)
+        assert speech.status_code == 200 and len(speech.content) > 24000
 
 
 def test_workers_serve_from_several_processes() -> None:
-    with server_process([sys.executable, "-m", "voicekit", "serve", "--workers", "2"], _env()) as (url, proc):
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--workers", "2", "--engine", "espeak"], _env()) as (url, proc):
         parent = psutil.Process(proc.pid)
         body = {"input": "Hello from a worker.", "response_format": "pcm"}
         for _ in range(4):
@@ -56,7 +62,7 @@ def test_workers_serve_from_several_processes() -> None:
 
 def test_bad_engine_setting_fails_before_serving() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "voicekit", "serve", "--voice", "no-such-voice-xyz", "--port", str(free_port())],
+        [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--voice", "no-such-voice-xyz", "--port", str(free_port())],
         env=_env(), capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode != 0

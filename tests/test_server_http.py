@@ -206,7 +206,7 @@ def test_engine_failure_is_a_clean_error() -> None:
     with running(create_app(make_tts=lambda: BaseTTS(Broken()))) as srv:
         r = httpx.post(srv.url + "/v1/audio/speech", json={"input": "Hello there.", "response_format": "pcm"})
     assert r.status_code == 502
-    assert r.json()["error"]["message"] == "the espeak engine could not speak this input"
+    assert r.json()["error"]["message"] == "the custom engine could not speak this input"
     assert "Traceback" not in r.text and "down" not in r.text
 
 

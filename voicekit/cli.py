@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .server import command as serve_command
 
     serve = verbs.add_parser("serve", help="web voice: OpenAI-compatible speech, a WebSocket stream, a browser chat")
-    serve_command.add_arguments(serve, ENGINES, default_engine="espeak")
+    serve_command.add_arguments(serve, ENGINES, default_engine=default_engine())
     serve.set_defaults(run=serve_command.run)
     return parser
 

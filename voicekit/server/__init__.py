@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["ServerSettings", "create_app"]
 
 
-def create_app(engine: str = "espeak", **options: Any) -> Starlette:
+def create_app(engine: str | None = None, **options: Any) -> Starlette:
     """The voicekit server as an ASGI app; the options are in :func:`voicekit.server.app.create_app`."""
     from .app import create_app as build
 

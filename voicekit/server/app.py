@@ -101,7 +101,7 @@ class Server:
 
 
 def create_app(
-    engine: str = "espeak",
+    engine: str | None = None,
     *,
     make_tts: Callable[[], BaseTTS] | None = None,
     chat: ChatBackend | None = None,
@@ -109,19 +109,21 @@ def create_app(
 ) -> Starlette:
     """The voicekit server as an ASGI app.
 
-    ``engine`` is one of ``voicekit serve --engine``'s names, or pass
+    ``engine`` is one of ``voicekit serve --engine``'s names (default: Piper
+    when installed, else eSpeak, as on the command line), or pass
     ``make_tts`` (called once per session) for any ``BaseTTS``. ``chat`` is
     the page's reply source (default: the offline responder). Other keywords
     are :class:`ServerSettings` fields: ``voice``, ``token``,
     ``allow_origins``, ``max_sessions``, ``lookahead``, the size limits.
     """
-    config = ServerSettings(engine=engine, **settings)
-    if make_tts is None:
-        from ..cli import ENGINES
-        from ..cli import make_tts as cli_make_tts
+    from ..cli import ENGINES, default_engine
+    from ..cli import make_tts as cli_make_tts
 
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)} or pass make_tts")
+    # with make_tts the engine name is only a label (health, messages)
+    config = ServerSettings(engine=engine or (default_engine() if make_tts is None else "custom"), **settings)
+    if make_tts is None:
+        if config.engine not in ENGINES:
+            raise ValueError(f"unknown engine {config.engine!r}; choose from {', '.join(ENGINES)} or pass make_tts")
 
         def make_tts() -> BaseTTS:
             tts: BaseTTS = cli_make_tts(config.engine)
