@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicekit.text import SentenceChunker, split_sentences
-from voicekit.text.rules import languages, resolve
+from voicekit.text.rules import language_or_default, languages, resolve
 
 from .language_cases import CASES, LATER_CASES
 
@@ -320,3 +320,33 @@ def test_same_chunks_for_any_split_in_every_language(
     assert run(list(text)) == whole
     assert "".join("".join(whole).split()) == "".join(text.split())
     assert all(c and c == c.strip() and len(c) <= max_chars for c in whole)
+
+
+# -- the language an engine reports ------------------------------------------------------------
+
+
+def test_unknown_or_missing_voice_languages_fall_back_to_english() -> None:
+    assert language_or_default("de-CH") == "de"
+    assert language_or_default("cmn-latn-pinyin") == "zh"
+    assert language_or_default("eo") == "en"  # Esperanto: no rules of its own
+    assert language_or_default(None) == "en"
+    assert language_or_default("German") == "en"
+
+
+def test_espeak_reports_the_language_of_its_current_voice() -> None:
+    from voicekit.engines.espeak import EspeakClient
+
+    client = EspeakClient()
+    try:
+        assert language_or_default(client.language) == "en"
+        by_code: dict[str, str] = {}
+        for voice in client.voices():
+            by_code.setdefault(language_or_default(voice.language), voice.id)
+        assert set(REQUIRED) <= set(by_code)  # eSpeak has a voice for every language with rules
+        for code in REQUIRED:
+            client.set_voice(by_code[code])
+            assert language_or_default(client.language) == code, by_code[code]
+        client.set_voice("de+f3")
+        assert client.language == "de"
+    finally:
+        client.close()

@@ -121,7 +121,12 @@ class Voice:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What a TTS client must provide."""
+    """What a TTS client must provide.
+
+    Optionally an engine has ``language``: the language tag of its current voice ("de",
+    "en-US", "cmn"), read with ``getattr``. A stream picks its sentence rules from it
+    unless the stream setting ``language`` is given; without it the rules are English.
+    """
 
     #: short name used in reports (``on_chunk_processed``'s ``engine``).
     name: str

@@ -364,6 +364,11 @@ class EspeakClient:
     def voices(self) -> list[Voice]:
         return self._espeak.voices()
 
+    @property
+    def language(self) -> str:
+        """The current voice's language as its id spells it: "de" for "de+f3", "en-US" for "gmw/en-US"."""
+        return self._settings.voice.split("+")[0].rsplit("/", 1)[-1]
+
     def set_voice(self, voice_id: str) -> None:
         """Select a voice by id (``voices()``), name, or language code such as ``"en-us"`` or ``"en+f3"``."""
         # espeak reads the id as a file path under its voices folder: only ids, never paths

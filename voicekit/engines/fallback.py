@@ -114,6 +114,11 @@ class FallbackEngine:
     def voices(self) -> list[Voice]:
         return self.engines[0].voices()
 
+    @property
+    def language(self) -> str | None:
+        """The first engine's voice language, when it reports one."""
+        return getattr(self.engines[0], "language", None)
+
     def set_voice(self, voice_id: str) -> None:
         self.engines[0].set_voice(voice_id)
 

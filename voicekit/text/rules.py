@@ -144,6 +144,16 @@ def resolve(code: str) -> str:
     return found
 
 
+def language_or_default(tag: object) -> str:
+    """The rules for a language tag that may be unknown or missing (a voice's "en-US"); else English."""
+    if isinstance(tag, str):
+        try:
+            return resolve(tag)
+        except ValueError:
+            pass
+    return DEFAULT_LANGUAGE
+
+
 @cache
 def _language(name: str) -> Language:
     return Language(name, _sections(name))
