@@ -267,7 +267,7 @@ class SentenceChunker:
                 self._emoji = True
                 self._mode = _CLUSTER
             else:
-                self._pos = k + 1
+                self._pos = _run_end(_EMOJI_RUN, buf, k)
         else:
             return self._clause(out, k, final)
         return True
