@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 
@@ -376,3 +377,221 @@ def test_text_held_by_the_chunker_does_not_make_the_buffer_full(tts):
     assert not stream.buffer_full()
     stream.close()
     assert stream.heard_text.endswith("goes on")
+
+
+# -- the playback seam (issue 8) ------------------------------------------------------------------
+def run_briefly(action, timeout: float = 3.0) -> float:
+    """Run ``action`` in a thread; fail (instead of hanging the suite) if it deadlocks. Returns its duration."""
+    result: dict[str, object] = {}
+
+    def target():
+        start = time.monotonic()
+        try:
+            action()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below in the test's thread
+            result["error"] = exc
+        result["took"] = time.monotonic() - start
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{action} still blocked after {timeout} s"
+    if "error" in result:
+        raise result["error"]
+    return result["took"]
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def envelope(audio: np.ndarray, rate: int) -> np.ndarray:
+    mono = np.abs(audio.reshape(len(audio), -1)[:, 0].astype(np.float64))
+    block = rate // 50
+    return mono[: len(mono) // block * block].reshape(-1, block).mean(axis=1)
+
+
+def test_the_playback_contract_alone_reports_once_per_reply():
+    from voicekit.playback import line_for
+    from voicekit.reply import PlaybackReport, Reply
+    from voicekit.sinks._format import AudioFormat
+
+    sink = MemorySink()
+    fmt = AudioFormat(8000, 1, "float32", 160, 640)
+    line = line_for(sink)
+    assert line_for(sink) is line  # one line per sink, whoever asks
+    replies = [Reply(fmt, threading.Event()) for _ in range(3)]
+    for reply in replies:
+        line.submit(reply)
+    # only the head and the next one synthesize ahead
+    assert [r.admitted.is_set() for r in replies] == [True, True, False]
+    replies[1].cancel.set()  # a queued reply that is cancelled never plays
+    assert replies[1].outcome.result(1) == PlaybackReport(0, interrupted=True)
+    assert replies[2].admitted.is_set()
+    for n, reply in enumerate((replies[0], replies[2])):
+        reply.push(np.full(800 * (n + 1), 0.5, np.float32))
+        reply.buffer.end()
+    assert replies[0].outcome.result(5) == PlaybackReport(800, interrupted=False)
+    report = replies[2].outcome.result(5)
+    assert report["frames_played"] == 1600 and report["interrupted"] is False and report.error is None
+    assert len(sink.audio) == 2400
+    assert line.wait_released(5)
+
+
+def test_two_tts_objects_sharing_a_sink_take_turns(no_thread_leak):
+    texts = ["The first voice says one whole sentence here.", "The second voice answers with another one."]
+    solo = []
+    for text in texts:
+        with EspeakTTS() as tts:
+            sink = MemorySink()
+            tts.speak(text, sink=sink)
+            solo.append(sink.audio)
+    shared = MemorySink(realtime=True)
+    ttss = [EspeakTTS(), EspeakTTS()]
+    heard: list[tuple[int, str]] = []
+    try:
+        streams = []
+        for n, tts in enumerate(ttss):
+            tts.set_output(shared)
+            stream = tts.create_stream(on_word=lambda w, n=n: heard.append((n, w["word"])))
+            streams.append(stream)
+        for piece in itertools.zip_longest(*(t.split(" ") for t in texts), fillvalue=""):
+            for stream, word in zip(streams, piece):  # fed interleaved, word by word
+                stream.feed(word + " ")
+        for stream in streams:
+            stream.done()
+        for stream in streams:
+            assert stream.wait_until_done(timeout=30)
+    finally:
+        for tts in ttss:
+            tts.cleanup()
+    assert [n for n, _ in heard] == sorted(n for n, _ in heard)
+    first = envelope(shared.audio[: len(solo[0])], 22050)
+    # interleaved blocks correlate about 0; one voice after the other about 0.9
+    assert np.corrcoef(first, envelope(solo[0], 22050))[0, 1] > 0.7
+    assert abs(len(shared.audio) - len(solo[0]) - len(solo[1])) < 0.02 * len(shared.audio)
+
+
+def test_interrupt_gives_up_the_line_and_a_new_feed_queues_behind(tts):
+    sink = MemorySink(realtime=True)
+    tts.set_output(sink)
+    order: list[str] = []
+    first = tts.create_stream(on_word=lambda w: order.append("first:" + w["word"]))
+    first.feed("A long first reply that keeps talking for quite a while, on and on and on. " * 3)
+    wait_until(lambda: sink.seconds > 0.3)
+    second = tts.create_stream(on_word=lambda w: order.append("second:" + w["word"]))
+    second.feed("Second reply here.")
+    second.done()
+    first.interrupt()  # no close(): the interrupted stream must not hold the line
+    at_interrupt = sink.seconds
+    wait_until(lambda: any(w.startswith("second:") for w in order), timeout=2.0)
+    assert sink.seconds - at_interrupt < 1.0
+    first.feed("Back again.")  # a new reply: it queues behind the second stream
+    first.done()
+    assert first.wait_until_done(timeout=20) and second.wait_until_done(timeout=0)
+    assert first.heard_text == "Back again." and second.heard_text == "Second reply here."
+    tail = order[order.index("second:Second") :]
+    assert [w.split(":")[0] for w in tail] == ["second"] * 3 + ["first"] * 2
+    first.close()
+    second.close()
+
+
+def test_close_inside_on_word_does_not_deadlock(tts):
+    sink = MemorySink(realtime=True)
+    words = []
+    holder = {}
+
+    def on_word(info):
+        words.append(info["word"])
+        if len(words) == 2:
+            holder["stream"].close()  # returns at once; the rest still plays
+
+    stream = holder["stream"] = tts.create_stream(sink=sink, on_word=on_word)
+    stream.feed("One two three four five six. ")
+    stream.feed("Seven eight nine.")  # no done(): only the close() inside on_word ends the stream
+    wait_until(lambda: len(words) >= 2)
+    assert run_briefly(lambda: stream.wait_until_done(timeout=10)) < 10
+    assert stream.heard_text == "One two three four five six. Seven eight nine."
+    # the playback thread lives on: the next stream on this sink plays
+    assert run_briefly(lambda: tts.speak("Next.", sink=sink)) < 5
+
+
+def test_interrupt_inside_on_word_stops_at_once(tts):
+    sink = MemorySink(realtime=True)
+    holder: dict[str, float] = {}
+
+    def on_word(info):
+        if info["word"] == "three":
+            holder["at"] = time.monotonic()
+            holder["unheard"] = stream.interrupt()
+
+    stream = tts.create_stream(sink=sink, on_word=on_word)
+    stream.feed("One two three four five six seven eight nine ten.")
+    stream.done()
+    wait_until(lambda: "at" in holder)
+    at = sink.seconds
+    time.sleep(0.3)
+    assert sink.seconds - at < 0.05
+    assert "four" in holder["unheard"] and "four" not in stream.heard_text
+    assert run_briefly(lambda: stream.close()) < 0.5
+    assert run_briefly(lambda: tts.speak("Next.", sink=sink)) < 5
+
+
+def test_close_inside_on_chunk_processed_does_not_stall(tts):
+    sink = MemorySink()
+    holder = {}
+
+    def on_chunk(info):
+        holder["stream"].close()
+
+    stream = holder["stream"] = tts.create_stream(sink=sink, on_chunk_processed=on_chunk)
+    stream.feed("First sentence here. Second sentence there. Third one too.")
+    assert run_briefly(lambda: wait_until(lambda: stream.finished)) < 3
+    assert stream.heard_text == "First sentence here. Second sentence there. Third one too."
+
+
+def test_pause_inside_on_word_then_close_ends_the_stream(tts):
+    sink = MemorySink(realtime=True)
+
+    def on_word(info):
+        if info["word"] == "two":
+            stream.pause()
+
+    stream = tts.create_stream(sink=sink, on_word=on_word)
+    stream.feed("One two three four five six seven eight.")
+    stream.done()
+    wait_until(lambda: "two" in stream.heard_text.split())
+    assert run_briefly(stream.close) < 0.5
+    assert "eight" not in stream.heard_text
+
+
+def test_leaving_a_with_block_after_pause_ends_the_stream(tts):
+    sink = MemorySink(realtime=True)
+
+    def body():
+        with tts.create_stream(sink=sink) as stream:
+            stream.feed("Counting now, one, two, three, four, five, six, seven, eight.")
+            wait_until(lambda: sink.seconds > 0.3)
+            stream.pause()
+
+    assert run_briefly(body) < 1.0
+    held = sink.seconds
+    time.sleep(0.2)
+    assert sink.seconds - held < 0.1
+
+
+def test_callback_payloads_are_typed_and_subscriptable(tts):
+    from typing import get_type_hints
+
+    from voicekit.reply import ChunkInfo, WordInfo
+
+    chunks, words = [], []
+    tts.speak_streamed("Typed payloads.", sink=MemorySink(), on_chunk_processed=chunks.append)
+    stream = tts.create_stream(sink=MemorySink(), on_word=words.append)
+    stream.feed("Typed words.")
+    stream.close()
+    assert set(chunks[0]) == set(get_type_hints(ChunkInfo)) and set(words[0]) == set(get_type_hints(WordInfo))
+    assert isinstance(chunks[0]["duration"], float) and isinstance(words[0]["offset"], int)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from .errors import StreamError
 from .stream import SpeechStream
 
 __all__ = ["AsyncSpeechStream"]
@@ -40,15 +39,20 @@ class AsyncSpeechStream:
         return True
 
     async def close(self) -> None:
-        """Like :meth:`SpeechStream.close`: an error already reported is not raised again."""
+        """Like :meth:`SpeechStream.close`: an error already reported is not raised again.
+
+        Cancelling ``close()`` stops the stream (as ``interrupt()`` does) and is
+        honoured at once.
+        """
         self.sync.done()
-        reported = self.sync._error_reported
         try:
-            await self.wait_until_done()
-        except StreamError:
-            if not reported:
-                raise
+            while not self.sync.finished:
+                await asyncio.sleep(_POLL)
+        except asyncio.CancelledError:
+            self.sync.interrupt()
+            raise
         finally:
+            # finished or interrupted: this neither waits for audio nor for the network
             self.sync.close()
 
     async def interrupt(self) -> str:

@@ -1,8 +1,13 @@
-"""A reply: the unit of speech between a stream's start (or an interrupt) and its end.
+"""A reply: the unit the stream hands to playback, and the whole contract between them.
 
-It joins the two directions of the pipeline: the synthesis worker appends the
-spoken text, audio and word marks; the playback thread reports the playback
-clock back, which turns marks into ``on_word`` events and ``heard_text``.
+A stream's text, from its start (or an interrupt) to its end, is one reply.
+The stream fills it (spoken text, audio, word marks) and owns its two signals:
+``cancel`` (set by ``interrupt()``) and ``hold`` (set while paused). The
+playback line (:mod:`voicekit.playback`) owns the rest: it sets ``admitted``
+when the reply is near the front of the line (synthesize ahead now), drives
+its clock (``advance``), freezes what was heard on cancel (``stop_at``), and
+reports exactly once per reply through ``outcome``, a future holding a
+:class:`PlaybackReport`. Neither side touches the other's private members.
 """
 
 from __future__ import annotations
@@ -12,37 +17,120 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any, TypedDict
 
 import numpy as np
 
 from .buffer import AudioBuffer
 from .engine import Cancel
+from .sinks._format import AudioFormat
 
-__all__ = ["Reply"]
+__all__ = ["Reply", "PlaybackReport", "WordInfo", "ChunkInfo", "call_safely", "in_callback"]
 
 log = logging.getLogger("voicekit")
 
 _WORD = re.compile(r"\S+")
 
 
-def call_safely(callback: Callable[[dict[str, Any]], Any] | None, info: dict[str, Any]) -> None:
-    """User callbacks must never kill a voicekit thread."""
+class WordInfo(TypedDict):
+    """``on_word``'s payload: a word as it starts playing."""
+
+    #: the word, in spoken form (after the speech filter)
+    word: str
+    #: its offset in the reply's spoken text
+    offset: int
+    #: seconds from the start of the reply's audio
+    time: float
+
+
+class ChunkInfo(TypedDict):
+    """``on_chunk_processed``'s payload: a text chunk whose audio is ready."""
+
+    text: str
+    #: seconds of audio
+    duration: float
+    #: 0, 1, 2, ... over the stream's life
+    index: int
+    #: the engine that spoke it (a fallback chain names the member)
+    engine: str
+    #: seconds from the chunk's text being ready to its first audio
+    latency: float
+
+
+@dataclass(frozen=True)
+class PlaybackReport:
+    """What playback reports once per reply, when it is over.
+
+    Subscriptable too (``report["interrupted"]``), like the callback payloads.
+    """
+
+    #: frames of this reply that reached the speaker
+    frames_played: int
+    #: cut by ``interrupt()`` (or by a playback failure) before its end
+    interrupted: bool
+    #: why playback failed, if it did
+    error: BaseException | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+_callback_depth = threading.local()
+
+
+@contextmanager
+def _calling() -> Iterator[None]:
+    _callback_depth.n = getattr(_callback_depth, "n", 0) + 1
+    try:
+        yield
+    finally:
+        _callback_depth.n -= 1
+
+
+def in_callback() -> bool:
+    """True on a thread that is running a user callback right now.
+
+    ``close()`` and ``wait_until_done()`` use it: waiting there would wait for
+    the very thread that runs the callback.
+    """
+    return getattr(_callback_depth, "n", 0) > 0
+
+
+def call_safely(callback: Callable[[Any], Any] | None, info: Mapping[str, Any]) -> None:
+    """User callbacks must never kill a voicekit thread; callers hold no voicekit lock."""
     if callback is None:
         return
     try:
-        callback(info)
+        with _calling():
+            callback(info)
     except Exception:  # noqa: BLE001 - reported, not swallowed silently
         log.exception("voicekit: callback %r raised", callback)
 
 
 class Reply:
-    def __init__(self, samplerate: int, on_word: Callable[[dict[str, Any]], Any] | None = None):
-        self.samplerate = samplerate
-        self.buffer = AudioBuffer(samplerate)
+    def __init__(
+        self,
+        fmt: AudioFormat,
+        hold: threading.Event,
+        on_word: Callable[[WordInfo], Any] | None = None,
+    ):
+        self.format = fmt
+        self.samplerate = fmt.samplerate
+        self.buffer = AudioBuffer(fmt.samplerate)
+        #: set by the stream: drop this reply now
         self.cancel = Cancel()
-        self.finished = threading.Event()
+        #: set by the stream while paused (shared by all its replies)
+        self.hold = hold
+        #: set by playback once this reply is near the front of the line
+        self.admitted = Cancel()
+        #: set by playback, exactly once
+        self.outcome: Future[PlaybackReport] = Future()
         self.fed: list[str] = []
         self.ssml = False
         self._spoken: list[str] = []
@@ -54,14 +142,12 @@ class Reply:
         # (frame in reply, offset in spoken text, length), appended in frame order;
         # fired marks are dropped so a long narration keeps memory flat
         self._marks: deque[tuple[int, int, int]] = deque()
+        self._unfired: list[WordInfo] = []
         self._last_mark_frame = 0
         self._heard_end = 0
+        self._stopped_at: int | None = None
+        self._reported = False
         self.frames_pushed = 0
-        # playback side: the sink frame index where this reply starts and ends
-        self.start_total: int | None = None
-        # set on interrupt once heard_text is final: later clock ticks count aborted audio
-        self.frozen = False
-        self.end_total: int | None = None
 
     # -- producer side (synthesis worker) -------------------------------------------
     def add_chunk_text(self, text: str) -> int:
@@ -100,31 +186,56 @@ class Reply:
         self.frames_pushed += len(pcm)
         self.buffer.push(pcm)
 
-    # -- consumer side (playback thread) --------------------------------------------
-    def advance(self, played_total: int) -> None:
-        """Fire the marks the playback clock has passed."""
-        if self.start_total is None or self.frozen:
-            return
-        played = played_total - self.start_total
-        fired = []
+    # -- playback side ----------------------------------------------------------------
+    def _pass(self, played: int) -> None:
+        """Marks before frame ``played`` were heard (lock held)."""
+        while self._marks and self._marks[0][0] <= played:
+            frame, offset, length = self._marks.popleft()
+            self._heard_end = max(self._heard_end, offset + length)
+            if self._on_word is not None:
+                word = self._word_at(offset, length)
+                self._unfired.append({"word": word, "offset": offset, "time": frame / self.samplerate})
+
+    def advance(self, played: int) -> None:
+        """The playback clock reached frame ``played`` of this reply: fire the words passed.
+
+        Called by the playback thread only, with no lock held, so ``on_word``
+        always runs there and in order.
+        """
         with self._lock:
-            while self._marks and self._marks[0][0] <= played:
-                frame, offset, length = self._marks.popleft()
-                self._heard_end = max(self._heard_end, offset + length)
-                if self._on_word is not None:
-                    fired.append(
-                        {"word": self._word_at(offset, length), "offset": offset, "time": frame / self.samplerate}
-                    )
+            if self._stopped_at is None:
+                self._pass(played)
+            fired, self._unfired = self._unfired, []
         for info in fired:
             call_safely(self._on_word, info)
-        if self.end_total is not None and played_total >= self.end_total:
-            self.finish(completed=True)
 
-    def finish(self, completed: bool) -> None:
-        if completed and not self.cancel.is_set():
-            with self._lock:
+    def stop_at(self, played: int) -> int:
+        """Cancelled with frame ``played`` at the speaker: what was heard is final.
+
+        Any thread; the words passed are fired by the next ``advance``.
+        Returns the frames heard.
+        """
+        with self._lock:
+            if self._stopped_at is None:
+                self._pass(played)
+                self._stopped_at = max(0, played)
+            return self._stopped_at
+
+    def report(self, result: PlaybackReport) -> None:
+        """Playback is over for this reply; the first report wins."""
+        with self._lock:
+            if self._reported:
+                return
+            self._reported = True
+            if not result.interrupted and result.error is None:
                 self._heard_end = max(self._heard_end, self._synth_end)
-        self.finished.set()
+        # outside the lock: the future runs the stream's done-callback
+        self.outcome.set_result(result)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will be heard: reported, or cancelled."""
+        return self.outcome.done() or self.cancel.is_set()
 
     @property
     def heard_text(self) -> str:

@@ -2,9 +2,14 @@
 
 The stream owns the synthesis worker thread and the text queue. ``feed`` only
 appends to the queue, so it never blocks; the worker runs the speech filter
-and the chunker, calls the engine, resamples, and fills the reply's audio
-buffer at most ``lookahead`` seconds ahead of playback. Playback belongs to the
-shared :class:`~voicekit.output.Output` of the stream's sink.
+and the chunker, calls the engine, resamples, and fills the current reply's
+audio buffer at most ``lookahead`` seconds ahead of playback. Playback belongs
+to the sink's :class:`~voicekit.playback.PlaybackLine`; the two meet only in
+the :class:`~voicekit.reply.Reply` (see :mod:`voicekit.reply`).
+
+Callbacks (``on_word`` on the playback thread, ``on_chunk_processed`` on the
+worker) run with no voicekit lock held; ``close()``, ``interrupt()`` and
+``pause()`` work from inside them.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import itertools
 import logging
 import threading
 import time
@@ -23,19 +29,21 @@ from typing import TYPE_CHECKING, Any
 from .config import StreamConfig
 from .engine import AsyncEngine
 from .errors import BufferError, EngineError, StreamError
-from .reply import Reply, call_safely
+from .reply import ChunkInfo, PlaybackReport, Reply, WordInfo, call_safely, in_callback
 from .resample import Resampler
 from .text import SentenceChunker, SpeechFilter
 
 if TYPE_CHECKING:
     from .engine import AudioChunk, Engine
-    from .output import Output
+    from .playback import PlaybackLine
+    from .sinks._format import AudioFormat
 
 __all__ = ["SpeechStream"]
 
 log = logging.getLogger("voicekit")
 
-Callback = Callable[[dict[str, Any]], Any]
+OnChunk = Callable[[ChunkInfo], Any]
+OnWord = Callable[[WordInfo], Any]
 
 # how much queued text the worker takes per turn; bounds how long the lock is held
 _SLICE = 16_384
@@ -61,44 +69,47 @@ def _finish_at_exit() -> None:
             stream.close()
         except StreamError as exc:
             log.error("voicekit: %r failed at exit: %s", stream, exc)
+    for line in {id(s._line): s._line for s in streams}.values():
+        line.wait_released(timeout=10.0)  # sinks closed: WAV files complete
 
 
 class SpeechStream:
     def __init__(
         self,
         engine: Engine,
-        output: Output,
+        line: PlaybackLine,
+        fmt: AudioFormat,
         config: StreamConfig,
         *,
-        on_chunk_processed: Callback | None = None,
-        on_word: Callback | None = None,
+        on_chunk_processed: OnChunk | None = None,
+        on_word: OnWord | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ):
         self._engine = engine
         self._loop = loop
-        self._output = output
+        self._line = line
+        self._format = fmt
         self._config = config
         self._on_chunk = on_chunk_processed
         self._on_word = on_word
-        self._samplerate = output.format.samplerate
+        self._samplerate = fmt.samplerate
         self._cond = threading.Condition()
         self._pending: deque[str] = deque()
         self._pending_chars = 0
         self._unsynth_chars = 0
         self._reply: Reply | None = None
         self._last_reply: Reply | None = None
-        self._to_play: deque[Reply] = deque()
+        # submitted to the line and not yet reported back
         self._replies: list[Reply] = []
         self._done = False
         self._closed = False
         self._error: StreamError | None = None
         self._error_reported = False
-        self._chunk_index = 0
-        self._paused = threading.Event()
-        self._resumed = threading.Event()
-        self._resumed.set()
+        self._chunk_index = itertools.count()
+        self._hold = threading.Event()  # set while paused; every reply of the stream shares it
         self._worker: threading.Thread | None = None
-        self._active = False
+        # the reply the worker is synthesizing: an interrupted one may be stuck in the network
+        self._busy: Reply | None = None
         # SSML goes to engines that read it; for others the filter strips the tags
         self._ssml_ok = bool(getattr(engine, "supports_ssml", False))
         self._ssml: list[str] = []
@@ -108,7 +119,10 @@ class SpeechStream:
             max_chars=min(config.max_text_chunk, engine.max_chars),
             min_chars=config.min_text_chunk,
         )
-        output.enqueue(self)
+        # a new stream takes its place in line now, like the guide's chatbot expects
+        with self._cond:
+            reply = self._start_reply()
+        line.submit(reply)
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -117,9 +131,14 @@ class SpeechStream:
 
     # -- public API -----------------------------------------------------------------
     def feed(self, text: str) -> None:
-        """Queue text for speech. Never blocks; safe from any thread."""
+        """Queue text for speech. Never blocks; safe from any thread.
+
+        After ``interrupt()`` the text starts a new reply, queued behind
+        whatever else plays on the sink.
+        """
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, not {type(text).__name__}")
+        new = None
         with self._cond:
             if self._error is not None:
                 self._error_reported = True
@@ -134,27 +153,26 @@ class SpeechStream:
             if not text:
                 return
             reply = self._reply
-            started = reply is None
             if reply is None:
-                reply = self._start_reply()
+                reply = new = self._start_reply()
+            if not reply.fed:
                 reply.ssml = self._ssml_ok and text.lstrip().startswith("<speak")
             reply.fed.append(text)
             # in slices, so the worker never holds the lock over a huge piece
             self._pending.extend(text[i : i + _SLICE] for i in range(0, len(text), _SLICE))
             self._pending_chars += len(text)
-            self._cond.notify_all()
-        if started:
-            self._output.wake()
+            self._wake_worker()
+        if new is not None:
+            self._line.submit(new)
 
     def done(self) -> None:
         """No more text: what is queued is still spoken."""
         with self._cond:
             self._done = True
-            self._cond.notify_all()
-        self._output.wake()
+            self._wake_worker()
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
-        """Wait until everything fed was played. False on timeout.
+        """Wait until everything fed was played (or dropped by ``interrupt()``). False on timeout.
 
         Raises the stream's :class:`EngineError` if some text could not be spoken.
         """
@@ -162,28 +180,48 @@ class SpeechStream:
         with self._cond:
             if not self._done and not self._closed:
                 raise StreamError("wait_until_done() needs done() first; nothing else ends the wait")
-            while not (self._exhausted() and all(r.finished.is_set() for r in self._replies)):
+            while not self._finished():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._cond.wait(0.02 if remaining is None else min(remaining, 0.02))
+                if remaining is None and in_callback():
+                    raise StreamError(
+                        "wait_until_done() inside a voicekit callback would wait for the thread running it; "
+                        "pass a timeout, or wait from another thread"
+                    )
+                self._cond.wait(remaining)
             if self._error is not None:
                 self._error_reported = True
                 raise self._error
         self._join_worker()
         return True
 
+    @property
+    def finished(self) -> bool:
+        """True once ``done()`` was called and everything fed was played or dropped."""
+        with self._cond:
+            return (self._done or self._closed) and self._finished()
+
     def close(self) -> None:
         """Finish speaking what was fed, then release the stream's thread.
+
+        On a paused stream, what was not heard is dropped (as by ``interrupt()``)
+        rather than waiting for a ``resume()``. Inside a callback, ``close()``
+        returns at once and the rest plays out, since waiting there would wait for
+        the thread running the callback.
 
         Raises the stream's :class:`EngineError` only if it was not already
         raised by ``feed`` or ``wait_until_done``: an error is reported once.
         """
+        if self._hold.is_set():
+            self.interrupt()
         with self._cond:
             self._done = True
             reported = self._error_reported
-            self._cond.notify_all()
-        self._output.wake()
+            self._wake_worker()
+            if in_callback():
+                self._closed = True
+                return
         try:
             self.wait_until_done()
         except StreamError:
@@ -198,35 +236,34 @@ class SpeechStream:
     def interrupt(self) -> str:
         """Stop speaking now; the stream stays usable for the next reply.
 
-        Returns the text that was fed to this reply but not heard: spoken-form
-        text of cut chunks, then text still inside the filter and chunker.
+        The stream gives up its place in line at once: streams waiting behind it
+        on the same sink start playing. Returns the text that was fed to this
+        reply but not heard: spoken-form text of cut chunks, then text still
+        inside the filter and chunker.
         """
         with self._cond:
             reply = self._reply
             if reply is None:
                 return ""
             self._reply = None
-            if reply in self._to_play:
-                self._to_play.remove(reply)
             unheard_tail = self._drain_text_pipeline()
-            reply.cancel.set()
-            reply.buffer.clear()
             self._unsynth_chars = 0
+            if self._busy is reply:
+                # it may be stuck in a cancelled network call: a new reply gets a new worker
+                self._worker = None
             self._cond.notify_all()
-        self._output.interrupt(reply)
-        if reply.start_total is None:
-            reply.finish(completed=False)
-        reply.finished.wait(1.0)
+        # cancel first: playback freezes what was heard and silences the sink,
+        # then the buffer's end cannot be mistaken for the reply's natural end
+        reply.cancel.set()
+        reply.buffer.clear()
         return " ".join(t for t in (reply.unheard_text(), unheard_tail) if t)
 
     def pause(self) -> None:
         """Hold playback where it is (the sink's buffer, ``buffer_size`` frames, still plays)."""
-        self._resumed.clear()
-        self._paused.set()
+        self._hold.set()
 
     def resume(self) -> None:
-        self._paused.clear()
-        self._resumed.set()
+        self._hold.clear()
 
     def buffer_full(self) -> bool:
         """True once queued audio plus queued text reach ``buffer_threshold`` of ``lookahead``."""
@@ -258,44 +295,68 @@ class SpeechStream:
     def __enter__(self) -> SpeechStream:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self.interrupt()
         self.close()
 
-    # -- called by the Output ---------------------------------------------------------
-    def _activate(self) -> None:
-        """Near the head of the line: start synthesizing ahead (lock of the Output held)."""
+    # -- internals ----------------------------------------------------------------------
+    def _finished(self) -> bool:
+        """Nothing left to play (lock held)."""
+        reply = self._reply
+        return (reply is None or reply.buffer.ended) and all(r.settled for r in self._replies)
+
+    def _start_reply(self) -> Reply:
+        """Begin a new reply (lock held); the caller submits it once the lock is released."""
+        reply = Reply(self._format, self._hold, self._on_word)
+        self._reply = self._last_reply = reply
+        self._replies.append(reply)
+        reply.admitted.call_on_set(self._wake)
+        reply.outcome.add_done_callback(self._played)
+        return reply
+
+    def _wake(self) -> None:
         with self._cond:
-            if self._active:
-                return
-            self._active = True
-            if self._pending or self._done:
-                self._start_worker()
+            self._wake_worker()
 
-    def _exhausted(self) -> bool:
-        return (self._done or self._closed) and self._reply_idle() and not self._to_play
-
-    def _reply_idle(self) -> bool:
-        return self._reply is None or self._reply.buffer.ended
-
-    def _next_reply(self) -> Reply | None:
+    def _played(self, outcome: concurrent.futures.Future[PlaybackReport]) -> None:
+        """Playback's one report for a reply (any thread, no lock held)."""
+        report = outcome.result()
         with self._cond:
-            return self._to_play.popleft() if self._to_play else None
-
-    def _output_failed(self, exc: BaseException) -> None:
-        with self._cond:
-            if self._error is None:
+            self._replies = [r for r in self._replies if not r.outcome.done()]
+            if report.error is not None and self._error is None:
+                exc = report.error
                 self._error = exc if isinstance(exc, StreamError) else StreamError(f"playback failed: {exc}")
                 self._error.__cause__ = exc
-            self._closed = self._done = True
-            for reply in self._replies:
-                reply.cancel.set()
-                reply.buffer.clear()
-                reply.finish(completed=False)
+                self._done = self._closed = True
+                reply = self._reply
+                if reply is not None:
+                    reply.cancel.set()
+                    reply.buffer.clear()
             self._cond.notify_all()
 
-    # -- internals ----------------------------------------------------------------------
+    def _has_work(self) -> bool:
+        reply = self._reply
+        return (
+            reply is not None
+            and reply.admitted.is_set()
+            and not reply.buffer.ended
+            and bool(self._pending or self._done)
+        )
+
+    def _wake_worker(self) -> None:
+        """Start the worker if there is work and none runs (lock held)."""
+        self._cond.notify_all()
+        if self._worker is None and self._has_work():
+            self._worker = threading.Thread(target=self._run, name="voicekit-synth", daemon=True)
+            self._worker.start()
+
+    def _join_worker(self) -> None:
+        with self._cond:
+            worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join()
+
     def _queued_chars(self) -> int:
         """Text waiting for synthesis (lock held).
 
@@ -304,26 +365,6 @@ class SpeechStream:
         for itself.
         """
         return self._pending_chars + self._unsynth_chars
-
-    def _start_reply(self) -> Reply:
-        """Begin a new reply (lock held)."""
-        reply = Reply(self._samplerate, self._on_word)
-        self._reply = self._last_reply = reply
-        self._replies = [r for r in self._replies if not r.finished.is_set()] + [reply]
-        self._to_play.append(reply)
-        if self._active:
-            self._start_worker()
-        return reply
-
-    def _start_worker(self) -> None:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="voicekit-synth", daemon=True)
-            self._worker.start()
-
-    def _join_worker(self) -> None:
-        worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join()
 
     def _drain_text_pipeline(self) -> str:
         """Empty the filter, chunker and queue; returns their text, in order (lock held).
@@ -381,34 +422,51 @@ class SpeechStream:
         return out, final
 
     def _run(self) -> None:
+        me = threading.current_thread()
         resampler = Resampler(self._samplerate)
         while True:
             with self._cond:
-                while not self._pending and not (self._done or self._closed):
+                while not self._has_work() or self._worker is not me:
+                    if self._worker is not me or self._done or self._closed:
+                        if self._worker is me:
+                            self._worker = None
+                        return
                     self._cond.wait()
                 reply = self._reply
-                if reply is None or reply.cancel.is_set():
-                    if self._done or self._closed:
-                        return
-                    continue
+                assert reply is not None
                 chunks, final = self._cut(reply)
-            for index, (chunk, base, ready) in enumerate(chunks):
-                if reply.cancel.is_set():
-                    break
-                try:
-                    self._synthesize(reply, resampler, chunk, base, ready)
-                except Exception as exc:  # noqa: BLE001 - engines fail in many ways; all are reported
-                    self._fail(reply, exc, chunks[index:])
-                    return
+                self._busy = reply
+            try:
+                spoken = self._speak(reply, resampler, chunks)
+            finally:
                 with self._cond:
-                    self._unsynth_chars = max(0, self._unsynth_chars - len(chunk))
+                    if self._busy is reply:
+                        self._busy = None
+                    if not spoken and self._worker is me:
+                        self._worker = None
+            if not spoken:
+                return
             if final and not reply.cancel.is_set():
                 reply.buffer.end()
-                self._output.wake()
                 with self._cond:
                     self._cond.notify_all()
-                    if self._done and not self._pending:
-                        return
+
+    def _speak(self, reply: Reply, resampler: Resampler, chunks: list[tuple[str, int, float]]) -> bool:
+        """Synthesize chunks into the reply; False if the engine failed (reported)."""
+        for index, (chunk, base, ready) in enumerate(chunks):
+            if reply.cancel.is_set():
+                break
+            try:
+                self._synthesize(reply, resampler, chunk, base, ready)
+            except Exception as exc:  # noqa: BLE001 - engines fail in many ways; all are reported
+                if reply.cancel.is_set():
+                    break  # an interrupted call failing is the interrupt working
+                self._fail(reply, exc, chunks[index:])
+                return False
+            with self._cond:
+                if self._reply is reply:
+                    self._unsynth_chars = max(0, self._unsynth_chars - len(chunk))
+        return True
 
     def _synthesize(self, reply: Reply, resampler: Resampler, text: str, base: int, ready: float) -> None:
         writer = _ChunkWriter(self, reply, resampler, text, base, ready)
@@ -466,13 +524,14 @@ class SpeechStream:
             rest.append(self._drain_text_pipeline())
             engine = getattr(exc, "engine", None) or self._engine.name
             unspoken_text = " ".join(part for part in rest if part)
-            self._error = EngineError(f"{engine} could not speak: {exc}", unspoken_text=unspoken_text, engine=engine)
-            self._error.__cause__ = exc
+            if self._error is None:
+                error = EngineError(f"{engine} could not speak: {exc}", unspoken_text=unspoken_text, engine=engine)
+                error.__cause__ = exc
+                self._error = error
             self._done = True
             self._unsynth_chars = 0
             reply.buffer.end()
             self._cond.notify_all()
-        self._output.wake()
 
 
 class _ChunkWriter:
@@ -509,15 +568,13 @@ class _ChunkWriter:
             reply.add_estimated_marks(self._text, self._base, self._start, frames)
         reply.mark_synthesized(self._base + len(self._text))
         stream = self.stream
-        index = stream._chunk_index
-        stream._chunk_index += 1
         call_safely(
             stream._on_chunk,
-            {
-                "text": self._text,
-                "duration": frames / stream._samplerate,
-                "index": index,
-                "engine": self._engine,
-                "latency": self._latency if self._latency is not None else 0.0,
-            },
+            ChunkInfo(
+                text=self._text,
+                duration=frames / stream._samplerate,
+                index=next(stream._chunk_index),
+                engine=self._engine,
+                latency=self._latency if self._latency is not None else 0.0,
+            ),
         )

@@ -2,8 +2,8 @@
 
 Every engine's TTS class (``EspeakTTS``, ``PollyTTS``, ``OpenAITTS``,
 ``FallbackTTS``) is this class around a different client. The TTS object owns
-the outputs (one per sink, see :mod:`voicekit.output`) and remembers its live
-streams so ``cleanup()`` can stop them all.
+its settings and remembers its live streams so ``cleanup()`` can stop them
+all; playback belongs to the sink's process-wide line (:mod:`voicekit.playback`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from .config import StreamConfig, normalize_property
 from .engine import Engine, Voice
 from .errors import StreamError
-from .output import Output, OutputFormat
-from .stream import SpeechStream
+from .playback import PlaybackLine, line_for
+from .sinks._format import AudioFormat
+from .stream import OnChunk, OnWord, SpeechStream
 
 if TYPE_CHECKING:
     from .async_stream import AsyncSpeechStream
@@ -37,8 +38,6 @@ def set_default_output(sink: Sink | None) -> None:
     global _default_output
     _default_output = sink
 
-Callback = Callable[[dict[str, Any]], Any]
-
 log = logging.getLogger("voicekit")
 
 
@@ -47,8 +46,8 @@ class BaseTTS:
         self.client = client
         self._config = StreamConfig()
         self._sink: Sink | None = None
-        self._outputs: dict[int, Output] = {}
         self._streams: weakref.WeakSet[SpeechStream] = weakref.WeakSet()
+        self._lines: weakref.WeakSet[PlaybackLine] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -86,23 +85,24 @@ class BaseTTS:
         self,
         *,
         sink: Sink | None = None,
-        on_chunk_processed: Callback | None = None,
-        on_word: Callback | None = None,
+        on_chunk_processed: OnChunk | None = None,
+        on_word: OnWord | None = None,
     ) -> SpeechStream:
         return self._create(sink, on_chunk_processed, on_word, loop=None)
 
     def _create(
         self,
         sink: Sink | None,
-        on_chunk_processed: Callback | None,
-        on_word: Callback | None,
+        on_chunk_processed: OnChunk | None,
+        on_word: OnWord | None,
         loop: asyncio.AbstractEventLoop | None,
     ) -> SpeechStream:
         with self._lock:
-            output, config = self._output_for(sink)
-            stream = SpeechStream(
-                self.client, output, config, on_chunk_processed=on_chunk_processed, on_word=on_word, loop=loop
-            )
+            line, fmt, config = self._line_for(sink)
+        stream = SpeechStream(
+            self.client, line, fmt, config, on_chunk_processed=on_chunk_processed, on_word=on_word, loop=loop
+        )
+        with self._lock:
             self._streams.add(stream)
         return stream
 
@@ -110,8 +110,8 @@ class BaseTTS:
         self,
         *,
         sink: Sink | None = None,
-        on_chunk_processed: Callback | None = None,
-        on_word: Callback | None = None,
+        on_chunk_processed: OnChunk | None = None,
+        on_word: OnWord | None = None,
     ) -> AsyncSpeechStream:
         from .async_stream import AsyncSpeechStream
 
@@ -123,7 +123,7 @@ class BaseTTS:
         self,
         text: str,
         *,
-        on_chunk_processed: Callback | None = None,
+        on_chunk_processed: OnChunk | None = None,
         wait: bool = True,
         sink: Sink | None = None,
     ) -> SpeechStream:
@@ -177,7 +177,10 @@ class BaseTTS:
         self.client.set_property(name, normalize_property(name, value))
 
     def cleanup(self) -> None:
-        """Stop every stream of this TTS now and release outputs and the engine."""
+        """Stop every stream of this TTS now and release the engine.
+
+        Returns at once: nothing waits for audio, a device or the network.
+        """
         streams = list(self._streams)
         for stream in streams:
             stream.interrupt()
@@ -187,10 +190,10 @@ class BaseTTS:
             except StreamError as exc:
                 log.warning("voicekit: %r ended with an error during cleanup: %s", stream, exc)
         with self._lock:
-            outputs = list(self._outputs.values())
-            self._outputs.clear()
-        for output in outputs:
-            output.join()
+            lines = list(self._lines)
+        for line in lines:
+            # only a line with nothing left to play: its sink is closed (a WAV file complete) on return
+            line.wait_released(timeout=1.0)
         self.client.close()
 
     def __enter__(self) -> BaseTTS:
@@ -200,8 +203,8 @@ class BaseTTS:
         self.cleanup()
 
     # -- internals --------------------------------------------------------------------------
-    def _output_for(self, sink: Sink | None) -> tuple[Output, StreamConfig]:
-        """The Output playing to ``sink`` (lock held); idle one-off sinks are forgotten."""
+    def _line_for(self, sink: Sink | None) -> tuple[PlaybackLine, AudioFormat, StreamConfig]:
+        """The playback line of ``sink`` and the format to play there (lock held)."""
         config = self._config
         if sink is None:
             if self._sink is None:
@@ -209,19 +212,10 @@ class BaseTTS:
 
                 self._sink = _default_output or DeviceSink()
             sink = self._sink
-        for key, idle in [(k, o) for k, o in self._outputs.items() if o.idle and o.sink is not self._sink]:
-            if idle.sink is not sink:
-                del self._outputs[key]
         rate = config.samplerate or sink.preferred_samplerate or self.client.samplerate
-        fmt = OutputFormat(
+        fmt = AudioFormat(
             rate, config.channels, config.dtype or "float32", config.block_frames(rate), config.buffer_frames(rate)
         )
-        output = self._outputs.get(id(sink))
-        if output is None or (output.format != fmt and output.idle):
-            output = self._outputs[id(sink)] = Output(sink, fmt)
-        elif output.format != fmt:
-            raise StreamError(
-                "the output format changed while streams are still playing on this sink; "
-                "finish or close them before setup_stream()/set_stream_config()"
-            )
-        return output, config
+        line = line_for(sink)
+        self._lines.add(line)
+        return line, fmt, config
