@@ -12,7 +12,6 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
