@@ -118,7 +118,7 @@ class Reply:
         self,
         fmt: AudioFormat,
         hold: threading.Event,
-        on_word: Callable[[WordInfo], Any] | None = None,
+        on_word: Callable[[Any], Any] | None = None,
     ):
         self.format = fmt
         self.samplerate = fmt.samplerate

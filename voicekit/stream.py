@@ -42,8 +42,9 @@ __all__ = ["SpeechStream"]
 
 log = logging.getLogger("voicekit")
 
-OnChunk = Callable[[ChunkInfo], Any]
-OnWord = Callable[[WordInfo], Any]
+# typed payloads; callbacks written against plain dicts (the guide's style) are accepted too
+OnChunk = Callable[[ChunkInfo], Any] | Callable[[dict[str, Any]], Any]
+OnWord = Callable[[WordInfo], Any] | Callable[[dict[str, Any]], Any]
 
 # how much queued text the worker takes per turn; bounds how long the lock is held
 _SLICE = 16_384
