@@ -4,6 +4,7 @@ Fixture modules live in tests/fixtures/ and are registered here, one per
 concern: real audio devices (jackd), fake cloud servers, fake LLM servers.
 """
 
+import os
 import threading
 
 import pytest
@@ -13,6 +14,18 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.llm",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """User caches (Piper's patched model, 63 MB) go to a temporary folder, removed with it."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
 
 
 def voicekit_threads():

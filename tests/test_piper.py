@@ -444,3 +444,12 @@ def test_the_command_line_speaks_with_piper_by_default(capsys):
     tts = cli.make_tts(cli.default_engine())
     assert isinstance(tts, voicekit.PiperTTS)
     tts.cleanup()
+
+
+def test_a_deleted_current_directory_only_means_no_voices_there(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.delenv("VOICEKIT_PIPER_VOICES", raising=False)
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert [v.id for v in PiperClient().voices()] == ["en_US-joe-medium"]

@@ -105,7 +105,10 @@ def voices_directories() -> list[Path]:
     configured = os.environ.get("VOICEKIT_PIPER_VOICES")
     if configured:
         return [Path(p).expanduser() for p in configured.split(os.pathsep) if p]
-    return [Path.cwd()]
+    try:
+        return [Path.cwd()]
+    except OSError:  # the current directory was deleted
+        return []
 
 
 def _package_voices() -> list[_VoiceFile]:
