@@ -253,6 +253,7 @@ class _Model:
             import onnxruntime
             from piper import PiperVoice
             from piper.config import PhonemeType, PiperConfig
+            from piper.const import BOS, EOS, PAD
         except ImportError as exc:
             raise EngineError(f"Piper is not installed ({exc}); {_INSTALL_HINT}", engine="piper") from exc
         with open(voice.config, encoding="utf-8") as f:
@@ -267,6 +268,7 @@ class _Model:
         self.session, self.has_durations = _session(data, sha256)
         self.new_run_options = onnxruntime.RunOptions
         self.config = config
+        self._bos, self._eos, self._pad = (list(config.phoneme_id_map[s]) for s in (BOS, EOS, PAD))
         self.piper = PiperVoice(session=self.session, config=config)
         self._warm_up()
 
@@ -281,16 +283,14 @@ class _Model:
 
     def ids(self, phonemes: Sequence[str]) -> tuple[list[int], list[int]]:
         """Phoneme ids of one run (BOS, each phoneme + PAD, EOS), and where each phoneme's ids start."""
-        from piper.const import BOS, EOS, PAD
-
-        id_map = self.config.phoneme_id_map
-        ids = [*id_map[BOS], *id_map[PAD]]
+        id_map, pad = self.config.phoneme_id_map, self._pad
+        ids = [*self._bos, *pad]
         starts = []
         for phoneme in phonemes:
             starts.append(len(ids))
-            if phoneme in id_map:
-                ids += [*id_map[phoneme], *id_map[PAD]]
-        ids += id_map[EOS]
+            if phoneme in id_map:  # as piper does: a phoneme the voice doesn't know is skipped
+                ids += [*id_map[phoneme], *pad]
+        ids += self._eos
         return ids, starts
 
     def run(self, ids: list[int], length_scale: float, run_options: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -332,23 +332,17 @@ def _load(voice: _VoiceFile) -> _Model:
     with _load_lock:
         try:
             stat = voice.model.stat()
-            data = None
             key = (str(voice.model.resolve()), stat.st_size, stat.st_mtime_ns)
             model = _by_file.get(key)
-            if model is None:
-                data = voice.model.read_bytes()
+            data = voice.model.read_bytes() if model is None else b""
         except OSError as exc:
             raise EngineError(f"Piper voice {voice.id!r}: cannot read {voice.model}: {exc}", engine="piper") from exc
-        if model is not None:
-            _check_integrity(voice, model.sha256)
-            return model
-        assert data is not None
-        sha256 = hashlib.sha256(data).hexdigest()
-        _check_integrity(voice, sha256)
-        model = _by_sha.get(sha256)
         if model is None:
-            model = _by_sha[sha256] = _Model(voice, data, sha256)
-        _by_file[key] = model
+            sha256 = hashlib.sha256(data).hexdigest()
+            _check_integrity(voice, sha256)
+            model = _by_sha.get(sha256) or _Model(voice, data, sha256)
+            _by_sha[sha256] = _by_file[key] = model
+        _check_integrity(voice, model.sha256)
         return model
 
 
