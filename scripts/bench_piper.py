@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import narration_lines, row  # noqa: E402
+from bench_core import FirstWrite, narration_lines, row  # noqa: E402
+from bench_core import _attempt as attempt  # noqa: E402
 from benchutil import jack_server, summarize  # noqa: E402
 
 Row = dict[str, Any]
@@ -91,40 +92,14 @@ def measure_load(runs: int) -> tuple[list[Row], list[str]]:
 
 
 # -- 2 + 5. on the JACK device ------------------------------------------------------------------------
-class AudibleWrite:
-    """A sink wrapper noting when the first audible block after ``reset()`` was handed to the sink."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-        self.first: float | None = None
-
-    def reset(self) -> None:
-        self.first = None
-
-    @property
-    def preferred_samplerate(self) -> int | None:
-        return self.sink.preferred_samplerate
-
-    @property
-    def pending_frames(self) -> int:
-        return self.sink.pending_frames
-
-    def open(self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int) -> None:
-        self.sink.open(samplerate, channels, dtype, blocksize=blocksize, buffer_frames=buffer_frames)
+class AudibleWrite(FirstWrite):
+    """``FirstWrite`` for the first audible block, on ``time.monotonic()`` (the JACK recorder's clock)."""
 
     def write(self, frames: Any) -> None:
-        if self.first is None and np.abs(frames).max(initial=0) > AUDIBLE:
-            self.first = time.monotonic()
+        if self.first_write is None and np.abs(frames).max(initial=0) > AUDIBLE:
+            self.first_write = time.monotonic()
+            self.wrote.set()
         self.sink.write(frames)
-
-    def abort(self) -> None:
-        self.sink.abort()
-
-    def drain(self) -> None:
-        self.sink.drain()
-
-    def close(self) -> None:
-        self.sink.close()
 
 
 def _until(value: Callable[[], float | None], timeout: float, what: str) -> float:
@@ -156,7 +131,7 @@ def on_device(make_tts: Callable[[], Any], device: Any, runs: int, barge_ins: in
                 time.sleep(0.3)  # silence first, so the next sound is this run's
                 fed = time.monotonic()
                 stream.feed(REPLY)
-                handed = _until(lambda: sink.first, 10, "the first audible block")
+                handed = _until(lambda: sink.first_write, 10, "the first audible block")
                 if run == 0:
                     recorder.connect()  # the device's JACK ports exist once it is open
                     stream.interrupt()
@@ -169,7 +144,7 @@ def on_device(make_tts: Callable[[], Any], device: Any, runs: int, barge_ins: in
                 sink.reset()
                 time.sleep(0.3)
                 stream.feed(long_text)
-                _until(lambda: sink.first, 10, "the first audible block")
+                _until(lambda: sink.first_write, 10, "the first audible block")
                 time.sleep(rng.uniform(0.3, 1.5))
                 asked = time.monotonic()
                 stream.interrupt()
@@ -323,17 +298,6 @@ def _mark_errors(client: Any) -> tuple[list[float], list[float]]:
 
 
 # -- the section ---------------------------------------------------------------------------------------
-def _attempt(name: str, measure: Callable[[], tuple[list[Row], list[str]]], rows: list[Row], notes: list[str]) -> None:
-    try:
-        got_rows, got_notes = measure()
-    except Exception as exc:  # noqa: BLE001 - report any failure and go on with the next measure
-        rows.append({"measure": name, "met": "FAILED"})
-        notes.append(f"{name}: failed: {type(exc).__name__}: {exc}")
-        return
-    rows.extend(got_rows)
-    notes.extend(got_notes)
-
-
 def run(quick: bool = False) -> dict[str, Any]:
     rows: list[Row] = []
     notes: list[str] = []
@@ -342,11 +306,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         import piper  # noqa: F401
     except ImportError as exc:
         return {"section": "piper", "rows": [], "notes": [f"skipped: the piper extra is not installed ({exc})"]}
-    _attempt("voice load time", lambda: measure_load(2 if quick else 5), rows, notes)
-    _attempt("synthesis", lambda: measure_synthesis(4 if quick else 20), rows, notes)
+    attempt("voice load time", lambda: measure_load(2 if quick else 5), rows, notes)
+    attempt("synthesis", lambda: measure_synthesis(4 if quick else 20), rows, notes)
     try:
         with jack_server() as device:
-            _attempt("on the device", lambda: measure_device(device, 5 if quick else 15, 5 if quick else 15),
+            attempt("on the device", lambda: measure_device(device, 5 if quick else 15, 5 if quick else 15),
                      rows, notes)
     except RuntimeError as exc:  # JackUnavailable too: a package is missing
         notes.append(f"JACK measures (TTFA, barge-in) skipped: {exc}")

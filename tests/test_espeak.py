@@ -21,6 +21,8 @@ from voicekit.engines.espeak import EspeakClient
 from voicekit.errors import EngineError
 from voicekit.voices import EspeakTTS
 
+from .helpers import audio, marks, rms, synth
+
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it naps in the warm afternoon sun."
@@ -31,22 +33,6 @@ def client():
     c = EspeakClient()
     yield c
     c.close()
-
-
-def synth(client, text, cancel=None) -> list[AudioChunk]:
-    return list(client.synthesize(text, cancel or threading.Event()))
-
-
-def audio(chunks) -> np.ndarray:
-    return np.concatenate([c.pcm for c in chunks]) if chunks else np.zeros(0, np.float32)
-
-
-def marks(chunks):
-    return [m for c in chunks for m in c.marks]
-
-
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
 def assert_marks_are_the_words(text, found):

@@ -25,7 +25,7 @@ from voicekit.engines import piper as piper_engine  # noqa: E402
 from voicekit.engines.piper import PiperClient  # noqa: E402
 from voicekit.errors import EngineError  # noqa: E402
 
-from .helpers import words  # noqa: E402
+from .helpers import audio, marks, rms, synth, words  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -46,22 +46,6 @@ def client():
     c = PiperClient()
     yield c
     c.close()
-
-
-def synth(client, text, cancel=None):
-    return list(client.synthesize(text, cancel or Cancel()))
-
-
-def audio(chunks) -> np.ndarray:
-    return np.concatenate([c.pcm for c in chunks]) if chunks else np.zeros(0, np.float32)
-
-
-def marks(chunks):
-    return [m for c in chunks for m in c.marks]
-
-
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
 def onsets(pcm: np.ndarray, samplerate: int, pause: float = 0.12) -> list[float]:
