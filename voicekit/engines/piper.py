@@ -505,7 +505,14 @@ class PiperClient:
                     ) from exc
                 if cancel.is_set():
                     return
-                marks = _marks(words, start, end, id_starts, samples, len(audio), phonemes, produced, samplerate)
+                # between two words of one clause, the silence the model puts before BOS
+                # and after EOS would be a pause nobody makes there: it is cut out
+                head = int(samples[0]) if samples is not None and _mid_clause(phonemes, start) else 0
+                tail = int(samples[-1]) if samples is not None and _mid_clause(phonemes, end) else 0
+                marks = _marks(words, start, end, id_starts, samples, len(audio), phonemes, produced - head, samplerate)
+                audio = _trim(audio, head, tail)
+                first, last = produced / samplerate, (produced + len(audio)) / samplerate
+                marks = tuple(replace(m, time=min(max(m.time, first), last)) for m in marks)
                 produced += len(audio)
                 yield AudioChunk(audio * gain, samplerate, marks)
 
@@ -601,6 +608,29 @@ def _pairs(text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, i
     phrase_starts = [p for o, n, p in words if text[o : o + n].lower().strip(".,;:!?\"'()") in _PHRASE_STARTS]
     bounds = [0, *_cuts(phonemes, word_starts, phrase_starts), len(phonemes)]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _mid_clause(phonemes: Sequence[str], cut: int) -> bool:
+    """Whether a run boundary at ``cut`` falls between two words of one clause."""
+    if not 0 < cut < len(phonemes):
+        return False
+    before = cut - 1
+    while before > 0 and phonemes[before] == " ":
+        before -= 1
+    return phonemes[before] not in _CLAUSE_ENDS
+
+
+def _trim(audio: np.ndarray, head: int, tail: int) -> np.ndarray:
+    """``audio`` without ``head`` and ``tail`` samples, faded over 3 ms where it was cut (no click)."""
+    if not head and not tail:
+        return audio
+    kept = audio[head : len(audio) - tail].copy()
+    ramp = min(64, len(kept))
+    if head:
+        kept[:ramp] *= np.linspace(0, 1, ramp, dtype=np.float32)
+    if tail:
+        kept[len(kept) - ramp :] *= np.linspace(1, 0, ramp, dtype=np.float32)
+    return kept
 
 
 def _marks(
