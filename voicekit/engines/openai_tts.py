@@ -1,7 +1,9 @@
 """OpenAI text-to-speech (or any OpenAI-compatible server) as a voicekit engine.
 
 Audio is requested as ``response_format="pcm"`` (24 kHz, 16-bit mono) through
-``with_streaming_response`` and yielded piece by piece as the body arrives.
+``with_streaming_response`` and yielded piece by piece as the body arrives: a
+piece is what one network read delivered, so the first audio leaves at once and
+a fast body costs few hand-overs.
 OpenAI reports no word timings, so chunks carry no marks and the stream
 estimates them.
 
@@ -25,11 +27,10 @@ mid-way raises ``EngineError`` at once, for a fallback engine to continue.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from ..engine import AudioChunk, Voice, check_voice_id
@@ -39,8 +40,6 @@ from .transfer import AsyncBridge, Pcm16Decoder
 __all__ = ["OpenAIClient"]
 
 SAMPLERATE = 24000
-#: bytes per read of the body: 20 ms of audio, so the first audio leaves early.
-_PIECE_BYTES = 2 * SAMPLERATE // 50
 _VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer",
            "verse")
 _INSTALL_HINT = "OpenAI TTS needs the openai package: pip install 'voicekit[openai]'"
@@ -150,17 +149,17 @@ class OpenAIClient:
         """The request for ``text`` with the settings of now, as pieces, to run on the bridge."""
         if self._bridge.closed:
             raise EngineError("OpenAIClient is closed", engine=self.name)
-        make_client = functools.partial(_import_openai().AsyncOpenAI, **self._client_options())
-        return self._stream(make_client, self._params(text), self._gain)
+        return self._stream(self._client_options(), self._params(text), self._gain)
 
-    async def _stream(self, make_client: Callable[[], Any], params: dict[str, Any],
+    async def _stream(self, options: dict[str, Any], params: dict[str, Any],
                       gain: float) -> AsyncGenerator[AudioChunk, None]:
         if self._client is None:
-            self._client = make_client()
+            # here, on the engine's thread: importing the SDK and building a client take 0.1-1 s of CPU
+            self._client = _import_openai().AsyncOpenAI(**options)
         decoder = Pcm16Decoder()
         try:
             async with self._client.audio.speech.with_streaming_response.create(**params) as response:
-                async for data in response.iter_bytes(_PIECE_BYTES):
+                async for data in response.iter_bytes():
                     yield AudioChunk(decoder.decode(data) * gain, SAMPLERATE)
         except asyncio.CancelledError:
             raise

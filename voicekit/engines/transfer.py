@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -29,7 +29,8 @@ __all__ = ["AsyncBridge", "Pcm16Decoder", "cut_on_cancel"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-_END: Any = object()  # a finished async generator; StopAsyncIteration can't cross a Future
+#: most pieces handed over at once
+_BATCH = 32
 #: how long close() waits for cancelled transfers and the client to close
 _CLOSE_TIMEOUT = 1.0
 
@@ -142,41 +143,42 @@ class AsyncBridge:
 
     def iterate(self, agen: AsyncGenerator[T, None], cancel: threading.Event) -> Iterator[T]:
         """``agen``'s items in this thread; ``cancel`` (or closing the iterator) stops the transfer at once."""
-        step = _Step(cancel)
+        step, puller = _Step(cancel), _Puller(agen)
         try:
             while not cancel.is_set():
                 try:
-                    item = step.start(self.submit(_next(agen))).result()
+                    batch = step.start(self.submit(puller.batch())).result()
                 except concurrent.futures.CancelledError:
                     if cancel.is_set():
                         return
                     raise self._closed_error() from None
-                if item is _END:
+                if not batch:
                     return
-                yield item
+                yield from batch
         finally:
             step.cancel()
-            self._aclose(agen)
+            self._close(puller)
 
     async def aiterate(self, agen: AsyncGenerator[T, None], cancel: threading.Event) -> AsyncIterator[T]:
         """``iterate`` for a caller on another event loop: it only awaits finished pieces."""
-        step = _Step(cancel)
+        step, puller = _Step(cancel), _Puller(agen)
         try:
             while not cancel.is_set():
                 try:
-                    item = await asyncio.wrap_future(step.start(self.submit(_next(agen))))
+                    batch = await asyncio.wrap_future(step.start(self.submit(puller.batch())))
                 except asyncio.CancelledError:
                     if cancel.is_set():
                         return
                     if self._closed:
                         raise self._closed_error() from None
                     raise  # the caller's own task was cancelled
-                if item is _END:
+                if not batch:
                     return
-                yield item
+                for item in batch:
+                    yield item
         finally:
             step.cancel()
-            self._aclose(agen)
+            self._close(puller)
 
     def close(self, final: Callable[[], Awaitable[None]] | None = None) -> None:
         """Cancel every transfer, await ``final()`` (closing the client) and stop the thread. Idempotent."""
@@ -209,17 +211,47 @@ class AsyncBridge:
     def _closed_error(self) -> EngineError:
         return EngineError(f"the {self._name} engine is closed", engine=self._name)
 
-    def _aclose(self, agen: AsyncGenerator[Any, None]) -> None:
+    def _close(self, puller: _Puller[Any]) -> None:
         # a generator left mid-body closes its response there; no need to wait for it
         with contextlib.suppress(EngineError):
-            self.submit(agen.aclose())
+            self.submit(puller.aclose())
 
 
-async def _next(agen: AsyncGenerator[T, None]) -> T:
-    try:
-        return await agen.__anext__()
-    except StopAsyncIteration:
-        return _END
+class _Puller(Generic[T]):
+    """Takes an async generator's items in batches, on the bridge's loop.
+
+    A batch is the next item plus those already buffered, so a caller that
+    falls behind a fast body is woken once per batch, not once per piece.
+    The generator runs ahead by at most one pending item.
+    """
+
+    def __init__(self, agen: AsyncGenerator[T, None]) -> None:
+        self._agen = agen
+        self._next: asyncio.Future[T] | None = None
+        self._finished = False
+
+    async def batch(self) -> list[T]:
+        """At least one item, or none once the generator is finished; its error after the items before it."""
+        items: list[T] = []
+        while not self._finished and len(items) < _BATCH:
+            if self._next is None:
+                self._next = asyncio.ensure_future(self._agen.__anext__())
+            if items:
+                await asyncio.sleep(0)  # an item already buffered is ready after one turn
+                if not self._next.done() or self._next.cancelled() or self._next.exception() is not None:
+                    break  # wait for it (or raise its error) in the next batch
+            try:
+                items.append(await self._next)
+            except StopAsyncIteration:
+                self._finished = True
+            self._next = None
+        return items
+
+    async def aclose(self) -> None:
+        if self._next is not None and not self._next.done():
+            self._next.cancel()
+            await asyncio.gather(self._next, return_exceptions=True)
+        await self._agen.aclose()
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
