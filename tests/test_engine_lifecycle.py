@@ -108,15 +108,20 @@ def test_polly_stream_close_and_cleanup_after_an_interrupt_do_not_wait(fake_poll
 
 # -- after cleanup(), every engine path refuses -------------------------------------------
 
-@pytest.fixture(params=["espeak", "polly", "openai", "fallback"])
+@pytest.fixture(params=["espeak", "piper", "polly", "openai", "fallback"])
 def tts(request, fake_polly: FakePolly, fake_openai: FakeOpenAI) -> Iterator[BaseTTS]:
+    def piper() -> BaseTTS:
+        pytest.importorskip("piper", reason="needs the piper extra: pip install 'voicekit[piper]'")
+        from voicekit.voices import PiperTTS
+
+        return PiperTTS()
     def openai() -> OpenAITTS:
         return OpenAITTS(OpenAIClient(api_key="sk-fake", base_url=f"{fake_openai.url}/v1"))
 
     def polly() -> PollyTTS:
         return PollyTTS(PollyClient(CREDENTIALS, endpoint_url=fake_polly.url))
 
-    made = {"espeak": EspeakTTS, "polly": polly, "openai": openai,
+    made = {"espeak": EspeakTTS, "piper": piper, "polly": polly, "openai": openai,
             "fallback": lambda: FallbackTTS([polly(), openai(), EspeakTTS()])}[request.param]()
     yield made
     made.cleanup()
