@@ -272,14 +272,33 @@ def test_async_stream_interrupt_cancels_the_transfer(fake_openai: FakeOpenAI, op
 HOLD = 5.0  # the server holds its first byte this long
 
 
+def wait_for_requests(fake: FakeOpenAI, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(fake.speech_requests()) < count:
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.01)
+
+
+def interrupt_once_requested(fake: FakeOpenAI, cancel: Cancel) -> list[float]:
+    """Sets ``cancel`` once the request is waiting at the server; the list gets the time it did."""
+    interrupted_at: list[float] = []
+
+    def interrupt() -> None:
+        wait_for_requests(fake, 1)
+        interrupted_at.append(time.monotonic())
+        cancel.set()
+
+    threading.Thread(target=interrupt).start()
+    return interrupted_at
+
+
 def test_an_interrupt_cancels_a_request_waiting_for_its_first_byte_and_it_is_not_retried(
         fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
     fake_openai.first_byte_delay = HOLD
     cancel = Cancel()
-    threading.Timer(0.2, cancel.set).start()
-    started = time.monotonic()
+    interrupted_at = interrupt_once_requested(fake_openai, cancel)
     chunks = list(openai_client.synthesize("The server holds this answer back.", cancel))
-    assert chunks == [] and time.monotonic() - started < 1.0, "the interrupt must not wait for the first byte"
+    assert chunks == [] and time.monotonic() - interrupted_at[0] < 1.0, "the interrupt must not wait for the first byte"
     time.sleep(1.0)  # the SDK's back-off (0.5 s and up) would have retried by now
     assert len(fake_openai.speech_requests()) == 1
 
@@ -289,12 +308,10 @@ def test_an_async_interrupt_cancels_a_request_waiting_for_its_first_byte(fake_op
     fake_openai.first_byte_delay = HOLD
 
     async def interrupted() -> tuple[float, list]:
-        loop = asyncio.get_running_loop()
         cancel = Cancel()
-        loop.call_later(0.2, cancel.set)
-        started = loop.time()
+        interrupted_at = interrupt_once_requested(fake_openai, cancel)
         chunks = [c async for c in openai_client.asynthesize("Held back, async.", cancel)]
-        return loop.time() - started, chunks
+        return time.monotonic() - interrupted_at[0], chunks
 
     elapsed, chunks = asyncio.run(interrupted())
     assert chunks == [] and elapsed < 1.0
@@ -308,7 +325,8 @@ def test_cancelling_the_callers_task_cancels_the_request(fake_openai: FakeOpenAI
 
     async def cancelled() -> float:
         task = asyncio.create_task(acollect(openai_client.asynthesize("Never awaited to the end.", Cancel())))
-        await asyncio.sleep(0.2)
+        while not fake_openai.speech_requests():
+            await asyncio.sleep(0.01)
         task.cancel()
         started = asyncio.get_running_loop().time()
         with pytest.raises(asyncio.CancelledError):
@@ -320,11 +338,6 @@ def test_cancelling_the_callers_task_cancels_the_request(fake_openai: FakeOpenAI
     assert len(fake_openai.speech_requests()) == 1
 
 
-def wait_for_requests(fake: FakeOpenAI, count: int) -> None:
-    deadline = time.monotonic() + 10
-    while len(fake.speech_requests()) < count:
-        assert time.monotonic() < deadline, "the request never reached the server"
-        time.sleep(0.01)
 
 
 def test_close_cancels_requests_in_flight_and_every_path_refuses_afterwards(

@@ -379,6 +379,8 @@ class PollyClient:
         while True:
             if self._closed:  # also between retries: nothing reaches Polly after close()
                 raise EngineError("PollyClient is closed", engine=self.name)
+            if cancel.is_set():
+                return None
             try:
                 return getattr(self._polly, operation)(**params)
             except self._errors as exc:
