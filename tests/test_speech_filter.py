@@ -42,6 +42,11 @@ def said(text: str, **options) -> str:
         ("#\tA\r\n---\r\n| a | b |\r\n|---|---|\r\n| c | d |\r\n", "A a, b c, d"),
         ("| Name | Age |\n|------|:---:|\n| Bob  \t| 30 |", "Name, Age Bob, 30"),
         ("x <b>bold</b> <br/> <!-- note --> a < b and c<d", "x bold a < b and c<d"),
+        ("If a<b and c>d then stop.", "If a<b and c>d then stop."),
+        ("Press <Enter> to continue.", "Press <Enter> to continue."),
+        ("x -> y, List<String> and <T>", "x -> y, List<String> and <T>"),
+        ('<P class="x">Hi <a href="https://x.org" target=_blank>there</a><img src="a.png" alt="pic"/></P>', "Hi there"),
+        ("<span\nstyle='x'>not a tag across lines", "<span style='x'>not a tag across lines"),
         ("See [the docs](https://example.com/a_(b)) now.", "See the docs now."),
         ("![a cat](cat.png) Wow!", "a cat Wow!"),
         ("Go to https://www.example.com/path?q=1.", "Go to link to example.com."),
@@ -53,6 +58,16 @@ def said(text: str, **options) -> str:
 )
 def test_markdown_becomes_speech(markdown: str, speech: str) -> None:
     assert said(markdown) == speech
+
+
+def test_what_is_dropped_is_reported_in_order() -> None:
+    text = "**Hi** 🎉 <b>x</b> [doc](https://x.org/a) see https://example.com/p.\n```py\nsecret()\n```\nEnd."
+    for pieces in ([text], list(text)):
+        dropped: list[str] = []
+        speech = SpeechFilter(on_filtered=dropped.append)
+        out = "".join(speech.feed(p) for p in pieces) + speech.flush()
+        assert " ".join(out.split()) == "Hi x doc see link to example.com. End."
+        assert "".join(dropped).split() == ["****🎉<b></b>[](https://x.org/a)https://example.com/p```pysecret()```"]
 
 
 def test_code_blocks_are_silent_or_a_phrase() -> None:

@@ -52,11 +52,16 @@ TAGS = frozenset(
     "amazon:effect amazon:domain amazon:auto-breaths amazon:breath".split()
 )
 _BOOLEAN_ATTRIBUTES = r"(?:open|hidden|disabled|checked|selected|reversed|nowrap|async|defer)"
+# A tag lies on one line (the filter works line by line): "<a\nhref=x>" is text.
 _ATTRIBUTE = (
-    r"\s+(?:[A-Za-z_:][-\w:.]*\s*=\s*(?:\"[^\"<>\n]*\"|'[^'<>\n]*'|[^\s\"'=<>`]+)|" + _BOOLEAN_ATTRIBUTES + ")"
+    r"[ \t]+(?:[A-Za-z_:][-\w:.]*[ \t]*=[ \t]*(?:\"[^\"<>\n]*\"|'[^'<>\n]*'|[^\s\"'=<>`]+)|"
+    + _BOOLEAN_ATTRIBUTES
+    + ")"
 )
 _TAG = re.compile(
-    r"<(?:!--[^\n]{0,94}?--|/(?P<close>[A-Za-z][\w:-]*)\s*|(?P<open>[A-Za-z][\w:-]*)(?:" + _ATTRIBUTE + r")*\s*/?)>"
+    r"<(?:!--[^\n]{0,94}?--|/(?P<close>[A-Za-z][\w:-]*)[ \t]*|(?P<open>[A-Za-z][\w:-]*)(?:"
+    + _ATTRIBUTE
+    + r")*[ \t]*/?)>"
 )
 _TAG_NAME = re.compile(r"/?([A-Za-z][\w:-]*)")
 _MAX_TAG = 100  # longer "<...>" is text
