@@ -109,3 +109,166 @@ def test_openai_refuses_path_voice_ids_and_keeps_speaking(fake_openai: FakeOpenA
         assert {e.body["voice"] for e in fake_openai.speech_requests()} == {"alloy"}
     finally:
         client.close()
+
+
+# -- accounting after a failure in the middle of a chunk ----------------------------------------
+
+FOURTEEN = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen."
+
+
+def _speak_until_failure(tts, text: str) -> tuple[str, str]:
+    """(heard_text, unspoken_text) of a stream whose engine breaks off mid-chunk."""
+    from voicekit import MemorySink
+    from voicekit.errors import EngineError
+
+    stream = tts.create_stream(sink=MemorySink())
+    stream.feed(text)
+    stream.done()
+    with pytest.raises(EngineError) as info:
+        stream.wait_until_done(timeout=30)
+    stream.close()
+    return stream.heard_text, info.value.unspoken_text
+
+
+def test_polly_mid_chunk_failure_reports_each_word_once(fake_polly: FakePolly) -> None:
+    from voicekit import PollyTTS
+
+    fake_polly.faults = ["disconnect"]
+    tts = PollyTTS(PollyClient(("eu-west-1", "AKIDFAKE", "secret"), endpoint_url=fake_polly.url, max_retries=0))
+    try:
+        heard, unspoken = _speak_until_failure(tts, FOURTEEN)
+    finally:
+        tts.cleanup()
+    assert heard, "the audio before the break was played, with its words"
+    assert heard.split() + unspoken.split() == FOURTEEN.split()
+
+
+def test_openai_mid_chunk_failure_counts_the_delivered_audio_as_heard(fake_openai: FakeOpenAI) -> None:
+    from voicekit import OpenAITTS
+
+    fake_openai.faults = ["disconnect"]
+    tts = OpenAITTS(OpenAIClient(api_key="sk-test", base_url=fake_openai.url + "/v1", max_retries=0))
+    try:
+        heard, unspoken = _speak_until_failure(tts, FOURTEEN)
+    finally:
+        tts.cleanup()
+    assert heard, "half of the chunk's audio was delivered and played"
+    assert unspoken, "the other half was not"
+    assert heard.split() + unspoken.split() == FOURTEEN.split()
+
+
+# -- SSML: decided once per reply by the caller, carried with every chunk -----------------------
+
+PAD = " " * 120  # longer than any tag the old speech filter recognised, so the tags survived it
+INJECTED = f'<speak{PAD}><prosody rate="x-slow"{PAD}>Slow <break time="10s"{PAD}/> down.</prosody></speak>'
+
+
+@pytest.fixture
+def polly_tts(fake_polly: FakePolly):
+    from voicekit import PollyTTS
+
+    tts = PollyTTS(PollyClient(("eu-west-1", "AKIDFAKE", "secret"), endpoint_url=fake_polly.url, max_retries=0))
+    yield tts
+    tts.cleanup()
+
+
+def _say(tts, *pieces: str, ssml: bool | None = None):
+    from voicekit import MemorySink
+
+    stream = tts.create_stream(sink=MemorySink())
+    stream.feed(pieces[0], ssml=ssml)
+    for piece in pieces[1:]:
+        stream.feed(piece)
+    stream.done()
+    stream.close()
+    return stream
+
+
+@pytest.mark.parametrize("rate", [None, 0.9])
+def test_a_plain_reply_never_sends_ssml(fake_polly: FakePolly, polly_tts, rate: float | None) -> None:
+    if rate is not None:
+        polly_tts.set_property("rate", rate)
+    _say(polly_tts, "Hello there. ", INJECTED, " The end.")
+    requests = fake_polly.speech_requests("pcm")
+    assert len(requests) >= 2
+    for request in requests:
+        if rate is None:
+            assert request.body["TextType"] == "text"
+        else:  # only voicekit's own wrapper, the rest escaped
+            assert request.body["Text"].startswith('<speak><prosody rate="90%">')
+            assert "<break" not in request.body["Text"] and request.body["Text"].count("<speak") == 1
+
+
+def test_a_long_ssml_reply_is_split_into_well_formed_documents(fake_polly: FakePolly, polly_tts) -> None:
+    from voicekit.text.ssml import check_ssml
+
+    paragraph = '<p>Paragraph with a <break\n  time="100ms"/> pause.<s>And a sentence &amp; more.</s></p>\n'
+    document = '<speak><prosody\n rate="fast">' + paragraph * 140 + "</prosody></speak>"
+    fake_polly.piece_bytes = 64_000  # minutes of audio: send it fast
+    assert len(document) > 12_000
+    stream = _say(polly_tts, document[:5000], document[5000:])
+    requests = fake_polly.speech_requests("pcm")
+    assert len(requests) >= 5
+    for request in requests:
+        assert request.body["TextType"] == "ssml" and len(request.body["Text"]) <= 3000
+        check_ssml(request.body["Text"])
+        assert request.body["Text"].startswith('<speak><prosody rate="fast">')
+    assert stream.error is None
+
+
+def test_explicit_ssml_true_wraps_a_fragment_and_false_keeps_text(fake_polly: FakePolly, polly_tts) -> None:
+    _say(polly_tts, 'Wait <break time="300ms"/> for it.', ssml=True)
+    _say(polly_tts, "<speak>Read these tags out.</speak>", ssml=False)
+    first, second = fake_polly.speech_requests("pcm")
+    assert (first.body["TextType"], first.body["Text"]) == ("ssml", '<speak>Wait <break time="300ms"/> for it.</speak>')
+    assert second.body["TextType"] == "text"
+
+
+def test_malformed_ssml_is_refused_before_any_request(fake_polly: FakePolly, polly_tts) -> None:
+    from voicekit import MemorySink
+    from voicekit.errors import EngineError
+
+    document = "<speak><p>Unclosed paragraph <s>and more.</p></speak>"
+    stream = polly_tts.create_stream(sink=MemorySink())
+    stream.feed(document)
+    stream.done()
+    with pytest.raises(EngineError, match="malformed SSML: mismatched tag") as info:
+        stream.wait_until_done(timeout=10)
+    stream.close()
+    assert info.value.unspoken_text == document
+    assert fake_polly.exchanges == []
+
+
+# -- sanitizing and the filtered-text report ------------------------------------------------------
+
+
+def test_a_bad_character_never_ends_a_cloud_reply(fake_polly: FakePolly, fake_openai: FakeOpenAI, polly_tts) -> None:
+    from voicekit import OpenAITTS
+
+    text = "Lone \ud800 surrogate. A NUL\x00 byte and a bell\x07 too. Still here."
+    stream = _say(polly_tts, text)
+    assert stream.error is None
+    assert stream.heard_text.split()[-2:] == ["Still", "here."]
+    assert stream.filtered_text.split() == ["\ud800", "\x00", "\x07"]
+    openai = OpenAITTS(OpenAIClient(api_key="sk-test", base_url=fake_openai.url + "/v1", max_retries=0))
+    try:
+        assert _say(openai, text).error is None
+    finally:
+        openai.cleanup()
+    sent = [e.body["Text"] for e in fake_polly.speech_requests("pcm")] + [e.body["input"] for e in
+                                                                        fake_openai.speech_requests()]
+    assert sent and not any(c in "".join(sent) for c in "\ud800\x00\x07")
+
+
+def test_the_stream_reports_everything_it_does_not_say() -> None:
+    from voicekit import EspeakTTS
+
+    tts = EspeakTTS()
+    try:
+        stream = _say(tts, "**Press** <Enter> 🎉 ", "if a<b and c>d. <b>Bold</b> ", "see https://x.org/a\x1b.")
+    finally:
+        tts.cleanup()
+    assert stream.heard_text.split() == "Press <Enter> if a<b and c>d. Bold see link to x.org.".split()
+    reported = stream.filtered_text.split()
+    assert [r for r in reported if r != "\x1b"] == ["**", "**", "🎉", "<b>", "</b>", "https://x.org", "/a"]
+    assert reported.count("\x1b") == 1  # the sanitizer's report; each stage reports in input order

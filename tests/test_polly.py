@@ -86,11 +86,28 @@ def test_plain_text_is_spoken_literally(fake_polly: FakePolly, polly: PollyClien
 
 def test_ssml_passes_through_only_when_given(fake_polly: FakePolly, polly: PollyClient) -> None:
     ssml = '<speak>Hello <break time="200ms"/> world.</speak>'
-    chunks, _ = collect(polly.synthesize(ssml, threading.Event()))
+    chunks, _ = collect(polly.synthesize(ssml, threading.Event(), ssml=True))
     [audio] = fake_polly.speech_requests("pcm")
     assert (audio.body["TextType"], audio.body["Text"]) == ("ssml", ssml)
     marks = [m for c in chunks for m in c.marks]
     assert [ssml[m.offset:m.offset + m.length] for m in marks] == ["Hello", "world."]
+
+
+@pytest.mark.parametrize("rate", [None, 0.8])
+def test_text_that_looks_like_ssml_is_never_sent_as_ssml(fake_polly: FakePolly, polly: PollyClient,
+                                                          rate: float | None) -> None:
+    """The chunk's text does not decide: a later sentence of a plain reply may start with <speak."""
+    if rate is not None:
+        polly.set_property("rate", rate)
+    attack = '<speak><prosody rate="x-slow">slow <break time="10s"/></prosody></speak>'
+    collect(polly.synthesize(attack, threading.Event()))
+    [audio] = fake_polly.speech_requests("pcm")
+    if rate is None:
+        assert (audio.body["TextType"], audio.body["Text"]) == ("text", attack)
+    else:  # voicekit's own prosody, the attacker's tags escaped inside it
+        assert audio.body["TextType"] == "ssml"
+        assert audio.body["Text"].startswith('<speak><prosody rate="80%">&lt;speak&gt;&lt;prosody rate=')
+        assert "<break" not in audio.body["Text"]
 
 
 def test_properties_wrap_escaped_text_in_prosody(fake_polly: FakePolly, polly: PollyClient) -> None:

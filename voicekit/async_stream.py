@@ -23,8 +23,8 @@ class AsyncSpeechStream:
     def __repr__(self) -> str:
         return f"<AsyncSpeechStream of {self.sync!r}>"
 
-    async def feed(self, text: str) -> None:
-        self.sync.feed(text)
+    async def feed(self, text: str, *, ssml: bool | None = None) -> None:
+        self.sync.feed(text, ssml=ssml)
 
     async def done(self) -> None:
         self.sync.done()

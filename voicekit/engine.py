@@ -11,6 +11,14 @@ hold in ``finally`` (stop the C synthesizer, close the HTTP response) and stop
 promptly. An engine that blocks in I/O should register the close with
 ``cancel.call_on_set(...)`` when ``cancel`` is a :class:`Cancel` (the stream
 always passes one), so the interrupt cuts the transfer at once.
+
+SSML: an engine that reads SSML sets ``supports_ssml = True`` and takes a
+keyword ``ssml`` (``synthesize(text, cancel, *, ssml=False)``). The stream
+decides once per reply whether it is SSML and passes ``ssml=True`` with every
+chunk of an SSML reply, each one well-formed ``<speak>`` document of at most
+``max_chars`` characters; every other chunk is plain text and must be spoken as
+text, whatever it looks like. Engines without ``supports_ssml`` are never
+passed the keyword (the stream speaks an SSML reply's text through them).
 """
 
 from __future__ import annotations

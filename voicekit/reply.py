@@ -132,6 +132,8 @@ class Reply:
         #: set by playback, exactly once
         self.outcome: Future[PlaybackReport] = Future()
         self.fed: list[str] = []
+        #: what the text stages dropped, in order (``SpeechStream.filtered_text``)
+        self.filtered: list[str] = []
         self.ssml = False
         self._spoken: list[str] = []
         self._bases: list[int] = []

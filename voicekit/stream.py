@@ -19,6 +19,7 @@ import atexit
 import concurrent.futures
 import itertools
 import logging
+import re
 import threading
 import time
 import weakref
@@ -31,7 +32,8 @@ from .engine import AsyncEngine
 from .errors import BufferError, EngineError, StreamError
 from .reply import ChunkInfo, PlaybackReport, Reply, WordInfo, call_safely, in_callback
 from .resample import Resampler
-from .text import SentenceChunker, SpeechFilter
+from .text import Sanitizer, SentenceChunker, SpeechFilter
+from .text.ssml import as_document, is_ssml, split_ssml
 
 if TYPE_CHECKING:
     from .engine import AudioChunk, Engine
@@ -48,6 +50,7 @@ OnWord = Callable[[WordInfo], Any] | Callable[[dict[str, Any]], Any]
 
 # how much queued text the worker takes per turn; bounds how long the lock is held
 _SLICE = 16_384
+_WORD = re.compile(r"\S+")
 
 _live: weakref.WeakSet[SpeechStream] = weakref.WeakSet()
 
@@ -114,7 +117,10 @@ class SpeechStream:
         # SSML goes to engines that read it; for others the filter strips the tags
         self._ssml_ok = bool(getattr(engine, "supports_ssml", False))
         self._ssml: list[str] = []
-        self._filter = SpeechFilter() if config.speech_filter else None
+        # what the text stages drop goes to the reply being filtered (filtered_text)
+        self._filtered: list[str] = []
+        self._sanitizer = Sanitizer(self._report_filtered)
+        self._filter = SpeechFilter(on_filtered=self._report_filtered) if config.speech_filter else None
         self._chunker = SentenceChunker(
             first_fragment=config.first_fragment,
             max_chars=min(config.max_text_chunk, engine.max_chars),
@@ -131,11 +137,16 @@ class SpeechStream:
         return f"<SpeechStream {state} engine={self._engine.name!r}>"
 
     # -- public API -----------------------------------------------------------------
-    def feed(self, text: str) -> None:
+    def feed(self, text: str, *, ssml: bool | None = None) -> None:
         """Queue text for speech. Never blocks; safe from any thread.
 
         After ``interrupt()`` the text starts a new reply, queued behind
         whatever else plays on the sink.
+
+        Whether a reply is SSML is decided by its first ``feed``, once: ``ssml=True``
+        or ``False``, or by default whether its first non-space text is ``<speak``.
+        Every chunk of the reply carries that decision to the engine; later text
+        can't change it.
         """
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, not {type(text).__name__}")
@@ -157,7 +168,7 @@ class SpeechStream:
             if reply is None:
                 reply = new = self._start_reply()
             if not reply.fed:
-                reply.ssml = self._ssml_ok and text.lstrip().startswith("<speak")
+                reply.ssml = self._ssml_ok and (is_ssml(text) if ssml is None else bool(ssml))
             reply.fed.append(text)
             # in slices, so the worker never holds the lock over a huge piece
             self._pending.extend(text[i : i + _SLICE] for i in range(0, len(text), _SLICE))
@@ -290,6 +301,19 @@ class SpeechStream:
         return "".join(reply.fed) if reply is not None else ""
 
     @property
+    def filtered_text(self) -> str:
+        """What the text stages dropped from the current (or last) reply, in order.
+
+        Control characters and lone surrogates (the sanitizer); markup, emoji,
+        code blocks and URLs (the speech filter). Each stage reports in input
+        order, as pieces joined by spaces. With ``heard_text`` and the unheard
+        text (``interrupt()``'s result or ``EngineError.unspoken_text``), every
+        character fed is accounted for.
+        """
+        reply = self._reply or self._last_reply
+        return " ".join(reply.filtered) if reply is not None else ""
+
+    @property
     def error(self) -> StreamError | None:
         return self._error
 
@@ -311,6 +335,7 @@ class SpeechStream:
         """Begin a new reply (lock held); the caller submits it once the lock is released."""
         reply = Reply(self._format, self._hold, self._on_word)
         self._reply = self._last_reply = reply
+        self._filtered = reply.filtered
         self._replies.append(reply)
         reply.admitted.call_on_set(self._wake)
         reply.outcome.add_done_callback(self._played)
@@ -367,6 +392,9 @@ class SpeechStream:
         """
         return self._pending_chars + self._unsynth_chars
 
+    def _report_filtered(self, text: str) -> None:
+        self._filtered.append(text)
+
     def _drain_text_pipeline(self) -> str:
         """Empty the filter, chunker and queue; returns their text, in order (lock held).
 
@@ -381,6 +409,9 @@ class SpeechStream:
         return " ".join(part for part in (held, raw) if part)
 
     def _filter_and_chunk(self, text: str, final: bool) -> list[str]:
+        text = self._sanitizer.feed(text)
+        if final:
+            text += self._sanitizer.flush()
         if self._filter is not None:
             text = self._filter.feed(text)
         chunks = self._chunker.feed(text) if text else []
@@ -408,10 +439,13 @@ class SpeechStream:
         text = "".join(taken)
         final = self._done and not self._pending
         if reply.ssml:
-            # a document: speakable only whole, and only by the engine
-            self._ssml.append(text)
-            chunks = ["".join(self._ssml).strip()] if final else []
+            # a document: checked whole, then cut into documents the engine takes
+            self._ssml.append(self._sanitizer.feed(text))
+            chunks = []
             if final:
+                self._ssml.append(self._sanitizer.flush())
+                # ValueError if malformed: _run refuses the reply before any request
+                chunks = split_ssml(as_document("".join(self._ssml).strip()), self._engine.max_chars)
                 self._ssml.clear()
         else:
             chunks = self._filter_and_chunk(text, final)
@@ -435,7 +469,12 @@ class SpeechStream:
                     self._cond.wait()
                 reply = self._reply
                 assert reply is not None
-                chunks, final = self._cut(reply)
+                try:
+                    chunks, final = self._cut(reply)
+                except ValueError as exc:  # malformed SSML: refused whole, nothing was sent
+                    self._fail(reply, exc, [])
+                    self._worker = None
+                    return
                 self._busy = reply
             try:
                 spoken = self._speak(reply, resampler, chunks)
@@ -457,25 +496,26 @@ class SpeechStream:
         for index, (chunk, base, ready) in enumerate(chunks):
             if reply.cancel.is_set():
                 break
+            writer = _ChunkWriter(self, reply, resampler, chunk, base, ready)
             try:
-                self._synthesize(reply, resampler, chunk, base, ready)
+                self._synthesize(writer)
             except Exception as exc:  # noqa: BLE001 - engines fail in many ways; all are reported
                 if reply.cancel.is_set():
                     break  # an interrupted call failing is the interrupt working
-                self._fail(reply, exc, chunks[index:])
+                self._fail(reply, exc, [chunk[writer.salvage() :], *(c for c, _, _ in chunks[index + 1 :])])
                 return False
             with self._cond:
                 if self._reply is reply:
                     self._unsynth_chars = max(0, self._unsynth_chars - len(chunk))
         return True
 
-    def _synthesize(self, reply: Reply, resampler: Resampler, text: str, base: int, ready: float) -> None:
-        writer = _ChunkWriter(self, reply, resampler, text, base, ready)
+    def _synthesize(self, writer: _ChunkWriter) -> None:
+        reply, text = writer.reply, writer.text
         cancel = reply.cancel
         if self._loop is not None and isinstance(self._engine, AsyncEngine):
             self._synthesize_on_loop(self._engine, self._loop, writer, text)
         else:
-            pieces = self._engine.synthesize(text, cancel)
+            pieces = self._engine.synthesize(text, cancel, **_ssml_keyword(reply))
             try:
                 for piece in pieces:
                     if cancel.is_set():
@@ -496,7 +536,7 @@ class SpeechStream:
         reply = writer.reply
 
         async def pump() -> None:
-            pieces = engine.asynthesize(text, reply.cancel)
+            pieces = engine.asynthesize(text, reply.cancel, **_ssml_keyword(reply))
             try:
                 async for piece in pieces:
                     if reply.cancel.is_set():
@@ -515,16 +555,12 @@ class SpeechStream:
             if not reply.cancel.is_set():
                 raise
 
-    def _fail(self, reply: Reply, exc: Exception, unspoken: list[tuple[str, int, float]]) -> None:
+    def _fail(self, reply: Reply, exc: Exception, unspoken: list[str]) -> None:
         """The engine gave up: keep what was made, report the rest, accept no more text."""
         with self._cond:
-            rest = [chunk for chunk, _, _ in unspoken]
-            if isinstance(exc, EngineError) and exc.unspoken_text:
-                # the engine knows how much of the failed chunk it did produce
-                rest[0] = exc.unspoken_text
-            rest.append(self._drain_text_pipeline())
+            rest = [*unspoken, self._drain_text_pipeline()]
             engine = getattr(exc, "engine", None) or self._engine.name
-            unspoken_text = " ".join(part for part in rest if part)
+            unspoken_text = " ".join(part.strip() for part in rest if part.strip())
             if self._error is None:
                 error = EngineError(f"{engine} could not speak: {exc}", unspoken_text=unspoken_text, engine=engine)
                 error.__cause__ = exc
@@ -535,6 +571,15 @@ class SpeechStream:
             self._cond.notify_all()
 
 
+def _ssml_keyword(reply: Reply) -> dict[str, bool]:
+    """The reply's SSML decision rides with each of its chunks: engines never guess.
+
+    Only SSML chunks pass the keyword, so engines without SSML keep the
+    two-argument ``synthesize`` of the contract.
+    """
+    return {"ssml": True} if reply.ssml else {}
+
+
 class _ChunkWriter:
     """Takes one chunk's audio pieces into the reply: resample, word marks, report."""
 
@@ -542,12 +587,13 @@ class _ChunkWriter:
         self.stream = stream
         self.reply = reply
         self._resampler = resampler
-        self._text = text
+        self.text = text
         self._base = base
         self._ready = ready
         self._start = reply.frames_pushed
         self._engine = stream._engine.name
         self._marked = False
+        self._marked_end = 0  # in the chunk: where the last word with a mark ends
         self._latency: float | None = None
 
     def add(self, piece: AudioChunk) -> None:
@@ -559,20 +605,46 @@ class _ChunkWriter:
         for mark in piece.marks:
             self.reply.add_mark(self._start + round(mark.time * rate), self._base + mark.offset, mark.length)
             self._marked = True
+            self._marked_end = max(self._marked_end, mark.offset + mark.length)
         self.reply.push(pcm)
+
+    def salvage(self) -> int:
+        """The engine failed mid-chunk: where in the chunk the unspoken text starts.
+
+        The audio it delivered still plays, and a word counts as heard once its
+        start has played, so the chunk splits exactly at the end of the last word
+        that starts in that audio: heard before, unspoken after, no overlap. Engines
+        with word marks say which words those are. For engines without (OpenAI),
+        words are placed by the chunk's estimated timing: a word starts at its
+        character offset divided by the stream's ``chars_per_second``.
+        """
+        reply = self.reply
+        reply.push(self._resampler.flush())
+        if self._marked:
+            return self._marked_end
+        rate, cps = self.stream._samplerate, self.stream._config.chars_per_second
+        frames = reply.frames_pushed - self._start
+        end = 0
+        for m in _WORD.finditer(self.text):
+            frame = round(m.start() / cps * rate)
+            if frame >= frames:
+                break
+            reply.add_mark(self._start + frame, self._base + m.start(), len(m.group()))
+            end = m.end()
+        return end
 
     def finish(self) -> None:
         reply = self.reply
         reply.push(self._resampler.flush())
         frames = reply.frames_pushed - self._start
         if not self._marked:
-            reply.add_estimated_marks(self._text, self._base, self._start, frames)
-        reply.mark_synthesized(self._base + len(self._text))
+            reply.add_estimated_marks(self.text, self._base, self._start, frames)
+        reply.mark_synthesized(self._base + len(self.text))
         stream = self.stream
         call_safely(
             stream._on_chunk,
             ChunkInfo(
-                text=self._text,
+                text=self.text,
                 duration=frames / stream._samplerate,
                 index=next(stream._chunk_index),
                 engine=self._engine,

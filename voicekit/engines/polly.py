@@ -110,8 +110,9 @@ class _Request:
     length: int
 
     @classmethod
-    def build(cls, text: str, prosody: dict[str, str]) -> _Request:
-        if text.lstrip().startswith("<speak"):
+    def build(cls, text: str, prosody: dict[str, str], *, ssml: bool) -> _Request:
+        # SSML only when the caller said so: text that merely starts with "<speak" is text
+        if ssml:
             return cls(text, "ssml", _byte_starts(text, 0), len(text))
         if not prosody:
             return cls(text, "text", _byte_starts(text, 0), len(text))
@@ -201,7 +202,7 @@ class PollyClient:
 
     name = "polly"
     max_chars = 3000  # Polly's limit on billed characters per request
-    supports_ssml = True  # a stream sends a reply that starts with <speak> whole, unfiltered
+    supports_ssml = True  # synthesize() takes ssml=True for the chunks of an SSML reply
 
     def __init__(
         self,
@@ -240,12 +241,17 @@ class PollyClient:
 
     # -- Engine protocol -------------------------------------------------
 
-    def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
+    def synthesize(self, text: str, cancel: threading.Event, *, ssml: bool = False) -> Iterator[AudioChunk]:
+        """Speak ``text``; with ``ssml=True`` it is one well-formed ``<speak>`` document, sent as SSML.
+
+        Plain text is always sent as text, or escaped inside voicekit's own
+        ``<prosody>`` when ``set_property`` changed rate, volume or pitch.
+        """
         if self._closed:
             raise EngineError("PollyClient is closed", engine=self.name)
         if not text.strip():
             return
-        request = _Request.build(text, dict(self._prosody))
+        request = _Request.build(text, dict(self._prosody), ssml=ssml)
         params: dict[str, Any] = {"Engine": self.engine, "VoiceId": self.voice, "Text": request.body,
                                   "TextType": request.text_type, "SampleRate": str(self.samplerate)}
         if self.language:

@@ -25,6 +25,7 @@ __all__ = ["Sanitizer", "REPLACEMENT"]
 REPLACEMENT = "\ufffd"
 # C0 and C1 controls except \t and \n, DEL, surrogates; \r is handled as a line end
 _BAD = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_BAD_RUN = re.compile(_BAD.pattern + "+")
 _PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 
@@ -62,18 +63,12 @@ class Sanitizer:
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         text = _PAIR.sub(_join_pair, text)
-        if not _BAD.search(text):
-            return text
-        dropped: list[str] = []
+        return _BAD_RUN.sub(self._replace, text)
 
-        def replace(m: re.Match[str]) -> str:
-            dropped.append(m.group())
-            return REPLACEMENT if "\ud800" <= m.group() <= "\udfff" else ""
-
-        text = _BAD.sub(replace, text)
+    def _replace(self, run: re.Match[str]) -> str:
         if self._on_filtered is not None:
-            self._on_filtered("".join(dropped))
-        return text
+            self._on_filtered(run.group())
+        return "".join(REPLACEMENT for c in run.group() if "\ud800" <= c <= "\udfff")
 
 
 def sanitize(text: str, on_filtered: Callable[[str], None] | None = None) -> str:
