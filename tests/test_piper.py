@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import re
 import shutil
@@ -75,7 +76,7 @@ def assert_every_word_marked_in_order(text, found, duration):
 # -- the engine -----------------------------------------------------------------------------------
 def test_is_an_engine_with_a_short_repr(client):
     assert isinstance(client, Engine)
-    assert client.name == "piper" and client.samplerate == 22050
+    assert client.name == "piper" and client.samplerate == 22050 and client.language == "en-US"
     assert repr(client) == "PiperClient(voice='en_US-joe-medium', rate=1, volume=100)"
 
 
@@ -301,7 +302,25 @@ def voices_dir(tmp_path, monkeypatch):
 def test_voices_lists_packages_and_the_voices_folder(client, voices_dir):
     listed = {v.id: v for v in client.voices()}
     assert set(listed) == {"en_US-joe-medium", "en_GB-copy-low"}
-    assert listed["en_US-joe-medium"].name == "joe (medium)" and listed["en_US-joe-medium"].language == "en_US"
+    assert listed["en_US-joe-medium"].name == "joe (medium)" and listed["en_US-joe-medium"].language == "en-US"
+
+
+def test_a_voice_with_its_own_config_shares_the_session_not_the_settings(client, voices_dir):
+    config = json.loads(joe.config_path().read_text())
+    config["inference"]["length_scale"] = 2.0  # the same model, told to speak at half speed
+    (voices_dir / "en_US-slow-medium.onnx").symlink_to(joe.model_path())
+    (voices_dir / "en_US-slow-medium.onnx.json").write_text(json.dumps(config))
+    slow = PiperClient("en_US-slow-medium")
+    assert slow._model.session is client._model.session
+    ratio = len(audio(synth(slow, SENTENCE))) / len(audio(synth(client, SENTENCE)))
+    assert 1.6 < ratio < 2.4
+
+
+def test_a_broken_config_is_a_clear_error(voices_dir):
+    (voices_dir / "en_US-broken-medium.onnx").symlink_to(joe.model_path())
+    (voices_dir / "en_US-broken-medium.onnx.json").write_text('{"audio": {}}')
+    with pytest.raises(EngineError, match="en_US-broken-medium.*bad config"):
+        PiperClient("en_US-broken-medium")
 
 
 def test_set_voice_switches_to_a_voice_from_the_folder(voices_dir):
@@ -442,7 +461,7 @@ def test_the_command_line_speaks_with_piper_by_default(capsys):
 
     assert cli.default_engine() == "piper"
     assert cli.main(["voices", "--engine", "piper"]) == 0
-    assert capsys.readouterr().out.split()[:2] == ["en_US-joe-medium", "en_US"]
+    assert capsys.readouterr().out.split()[:2] == ["en_US-joe-medium", "en-US"]
     tts = cli.make_tts(cli.default_engine())
     assert isinstance(tts, voicekit.PiperTTS)
     tts.cleanup()
@@ -455,3 +474,10 @@ def test_a_deleted_current_directory_only_means_no_voices_there(tmp_path, monkey
     monkeypatch.chdir(gone)
     gone.rmdir()
     assert [v.id for v in PiperClient().voices()] == ["en_US-joe-medium"]
+
+
+@pytest.mark.parametrize("module", ["onnxruntime", "piper"])
+def test_a_missing_install_names_the_fix(monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)  # what `import` meets when the package is absent
+    with pytest.raises(EngineError, match=r"Piper is not installed.*pip install 'voicekit\[piper\]'"):
+        PiperClient()

@@ -246,18 +246,21 @@ def _session(data: bytes, digest: str) -> tuple[Any, bool]:
 
 
 class _Model:
-    """One loaded voice: the onnxruntime session and piper's phonemizer for it."""
+    """One voice: its model's shared session, with its own config (phonemes, id map, scales)."""
 
-    def __init__(self, voice: _VoiceFile, data: bytes, sha256: str) -> None:
+    def __init__(self, voice: _VoiceFile, session: Any, has_durations: bool, sha256: str) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PhonemeType, PiperConfig
+        from piper.const import BOS, EOS, PAD
+
         try:
-            import onnxruntime
-            from piper import PiperVoice
-            from piper.config import PhonemeType, PiperConfig
-            from piper.const import BOS, EOS, PAD
-        except ImportError as exc:
-            raise EngineError(f"Piper is not installed ({exc}); {_INSTALL_HINT}", engine="piper") from exc
-        with open(voice.config, encoding="utf-8") as f:
-            config = PiperConfig.from_dict(json.load(f))
+            with open(voice.config, encoding="utf-8") as f:
+                raw = json.load(f)
+            config = PiperConfig.from_dict(raw)
+            self._bos, self._eos, self._pad = (list(config.phoneme_id_map[s]) for s in (BOS, EOS, PAD))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EngineError(f"Piper voice {voice.id!r}: bad config {voice.config}: {exc!r}", engine="piper") from exc
         if config.phoneme_type not in (PhonemeType.ESPEAK, PhonemeType.TEXT):
             raise EngineError(
                 f"Piper voice {voice.id!r} uses {config.phoneme_type.value} phonemes; voicekit supports "
@@ -265,11 +268,11 @@ class _Model:
                 engine="piper",
             )
         self.sha256 = sha256
-        self.session, self.has_durations = _session(data, sha256)
+        self.session, self.has_durations = session, has_durations
         self.new_run_options = onnxruntime.RunOptions
         self.config = config
-        self._bos, self._eos, self._pad = (list(config.phoneme_id_map[s]) for s in (BOS, EOS, PAD))
-        self.piper = PiperVoice(session=self.session, config=config)
+        self.language = _language_tag(raw)
+        self.piper = PiperVoice(session=session, config=config)
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -312,9 +315,15 @@ class _Model:
 
 
 # loaded once per process: by file (path, size, mtime) and by content (SHA-256)
-_by_file: dict[tuple[str, int, int], _Model] = {}
-_by_sha: dict[str, _Model] = {}
+# loaded once per process: a session per model content (SHA-256), a voice per model and config file
+_sessions: dict[str, tuple[Any, bool]] = {}
+_models: dict[tuple[str, int, int, str, int, int], _Model] = {}
 _load_lock = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
 def _check_integrity(voice: _VoiceFile, sha256: str) -> None:
@@ -328,20 +337,26 @@ def _check_integrity(voice: _VoiceFile, sha256: str) -> None:
 
 
 def _load(voice: _VoiceFile) -> _Model:
-    """The voice's model, shared by every client; the hash is checked before onnxruntime sees the file."""
+    """The voice, its session shared with every voice of the same model; the hash is checked first."""
+    try:
+        import onnxruntime  # noqa: F401 - a missing install is reported before any file is read
+        import piper  # noqa: F401
+    except ImportError as exc:
+        raise EngineError(f"Piper is not installed ({exc}); {_INSTALL_HINT}", engine="piper") from exc
     with _load_lock:
         try:
-            stat = voice.model.stat()
-            key = (str(voice.model.resolve()), stat.st_size, stat.st_mtime_ns)
-            model = _by_file.get(key)
+            key = (*_file_key(voice.model), *_file_key(voice.config))
+            model = _models.get(key)
             data = voice.model.read_bytes() if model is None else b""
         except OSError as exc:
             raise EngineError(f"Piper voice {voice.id!r}: cannot read {voice.model}: {exc}", engine="piper") from exc
         if model is None:
             sha256 = hashlib.sha256(data).hexdigest()
             _check_integrity(voice, sha256)
-            model = _by_sha.get(sha256) or _Model(voice, data, sha256)
-            _by_sha[sha256] = _by_file[key] = model
+            session = _sessions.get(sha256)
+            if session is None:
+                session = _sessions[sha256] = _session(data, sha256)
+            model = _models[key] = _Model(voice, *session, sha256)
         _check_integrity(voice, model.sha256)
         return model
 
@@ -553,6 +568,11 @@ class PiperClient:
                 found.append(_describe(voice))
         return found
 
+    @property
+    def language(self) -> str:
+        """The current voice's language, e.g. "en-US" (the stream picks its sentence rules by it)."""
+        return self._model.language
+
     def set_voice(self, voice_id: str) -> None:
         """Switch to a voice id from ``voices()`` (loading it the first time takes about a second)."""
         model = self._resolve(voice_id)
@@ -590,16 +610,21 @@ class PiperClient:
 
 
 def _describe(voice: _VoiceFile) -> Voice:
-    """A voice as ``voices()`` lists it, from its config (name "joe (medium)", language "en_US")."""
+    """A voice as ``voices()`` lists it, from its config (name "joe (medium)", language "en-US")."""
     try:
         with open(voice.config, encoding="utf-8") as f:
             raw = json.load(f)
         quality = raw.get("audio", {}).get("quality")
         name = f"{raw.get('dataset') or voice.id}" + (f" ({quality})" if quality else "")
-        language = raw.get("language", {}).get("code") or raw.get("espeak", {}).get("voice", "")
-        return Voice(id=voice.id, name=str(name), language=str(language))
+        return Voice(id=voice.id, name=str(name), language=_language_tag(raw))
     except (OSError, ValueError, AttributeError):
         return Voice(id=voice.id, name=voice.id)
+
+
+def _language_tag(config: dict[str, Any]) -> str:
+    """The config's language as a BCP 47 tag: Piper's "en_US" is "en-US"."""
+    code = config.get("language", {}).get("code") or config.get("espeak", {}).get("voice", "")
+    return str(code).replace("_", "-")
 
 
 def _pairs(text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, int]]) -> list[tuple[int, int]]:
