@@ -8,17 +8,18 @@ default, the current directory). Ids users pass (``set_voice``) are names,
 never paths.
 
 Loading, once per model per process: the file's SHA-256 is computed (and
-compared with the value pinned here for packaged voices, before anything reads
-the model), then the model gets one more graph output, the per-phoneme frame
-counts (``w_ceil``) the VITS duration predictor already computes. That graph
-surgery uses ``onnx`` and is cached on disk, keyed by the model's hash. The
-onnxruntime session uses at most one intra-op thread per core and is shared
-by every client of that voice.
+compared with the value pinned here for packaged voices, before onnx or
+onnxruntime sees the model), then the model gets one more graph output, the
+per-phoneme frame counts (``w_ceil``) the VITS duration predictor already
+computes. That graph surgery uses ``onnx`` and is cached on disk, keyed by the
+model's hash. The onnxruntime session uses at most one intra-op thread per
+core and is shared by every client and every voice (config) of that model.
 
 Synthesis, per text chunk: piper's eSpeak phonemizer turns the text into
 phonemes per sentence; long sentences are cut at clause breaks (then at word
 boundaries) so one onnxruntime run stays short; each run's audio is yielded
-as soon as onnxruntime returns it. Word marks come from the durations: every
+as soon as onnxruntime returns it (where a cut falls inside a clause, without
+the silence the model adds around every run). Word marks come from the durations: every
 whitespace-separated word of the text is aligned to its first phoneme (its own
 phonemes, matched against the sentence's), and the word starts where the
 frame counts say that phoneme starts.
