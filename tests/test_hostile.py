@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from xml.parsers import expat
 
 import pytest
 
@@ -176,7 +177,7 @@ def _say(tts, *pieces: str, ssml: bool | None = None):
     from voicekit import MemorySink
 
     stream = tts.create_stream(sink=MemorySink())
-    stream.feed(pieces[0], ssml=ssml)
+    stream.feed(pieces[0], **({} if ssml is None else {"ssml": ssml}))
     for piece in pieces[1:]:
         stream.feed(piece)
     stream.done()
@@ -200,8 +201,6 @@ def test_a_plain_reply_never_sends_ssml(fake_polly: FakePolly, polly_tts, rate: 
 
 
 def test_a_long_ssml_reply_is_split_into_well_formed_documents(fake_polly: FakePolly, polly_tts) -> None:
-    from voicekit.text.ssml import check_ssml
-
     paragraph = '<p>Paragraph with a <break\n  time="100ms"/> pause.<s>And a sentence &amp; more.</s></p>\n'
     document = '<speak><prosody\n rate="fast">' + paragraph * 140 + "</prosody></speak>"
     fake_polly.piece_bytes = 64_000  # minutes of audio: send it fast
@@ -211,7 +210,7 @@ def test_a_long_ssml_reply_is_split_into_well_formed_documents(fake_polly: FakeP
     assert len(requests) >= 5
     for request in requests:
         assert request.body["TextType"] == "ssml" and len(request.body["Text"]) <= 3000
-        check_ssml(request.body["Text"])
+        expat.ParserCreate().Parse(request.body["Text"], True)  # well-formed
         assert request.body["Text"].startswith('<speak><prosody rate="fast">')
     assert stream.error is None
 
