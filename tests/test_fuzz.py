@@ -50,6 +50,11 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 
+def _pairs_joined(text: str) -> str:
+    """``text`` as the sanitizer passes it on: surrogate pairs are one character (nothing lost)."""
+    return _PAIR.sub(lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text)
+
+
 def _pieces(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts})
     return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
@@ -87,7 +92,7 @@ def _in_order(reports: list[str], fed: str) -> bool:
 
 def assert_spoken_or_reported(fed: str, stages: Stages) -> None:
     """Every non-space character fed is in a chunk or was reported; each stage reports in input order."""
-    fed = _PAIR.sub(lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), fed)
+    fed = _pairs_joined(fed)
     lost = _visible(fed) - _visible("".join(stages.chunks)) - _visible("".join(stages.reported))
     assert not lost, f"dropped without a report: {''.join(lost.elements())!r}"
     assert _in_order(stages.sanitized, fed) and _in_order(stages.filtered, stages.clean), "reports are out of order"
@@ -260,6 +265,22 @@ def test_a_stream_hears_or_reports_every_character(espeak_tts, text: str, cuts: 
     stream.done()
     assert stream.wait_until_done(timeout=30)
     stream.close()
-    fed = _PAIR.sub(lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text)
+    fed = _pairs_joined(text)
     lost = _visible(fed) - _visible(stream.heard_text) - _visible(stream.filtered_text)
     assert not lost, f"neither heard nor reported: {''.join(lost.elements())!r}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_texts.filter(lambda t: not t.lstrip().startswith("<speak")), cuts=_cuts, stop=st.integers(0, 12))
+def test_an_interrupt_at_any_point_loses_nothing(espeak_tts, text: str, cuts: list[int], stop: int) -> None:
+    from voicekit import MemorySink
+
+    stream = espeak_tts.create_stream(sink=MemorySink(realtime=True))
+    fed = _pieces(text, cuts)[:stop]
+    for piece in fed:
+        stream.feed(piece)
+    unheard = _pairs_joined(stream.interrupt())  # text still queued comes back as fed
+    lost = (_visible(_pairs_joined("".join(fed))) - _visible(stream.heard_text) - _visible(unheard)
+            - _visible(stream.filtered_text))
+    stream.close()
+    assert not lost, f"neither heard, unheard nor reported: {''.join(lost.elements())!r}"
