@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("prompt_toolkit", reason="needs prompt_toolkit: pip install 'voicekit[chat]'")
@@ -92,7 +93,7 @@ def session(no_thread_leak) -> Iterator[Callable[..., Session]]:
         output = Vt100_Output(screen, lambda: Size(rows=40, columns=200), term="xterm")
         pipe = stack.enter_context(create_pipe_input())
         backend = ResponderBackend(Responder(tokens_per_second=tokens_per_second, script=script))
-        s = Session(Chat(tts, backend, input=pipe, output=output, **kwargs), pipe, screen, sink)
+        s = Session(Chat(tts, backend, sink=sink, input=pipe, output=output, **kwargs), pipe, screen, sink)
         started.append(s)
         return s
 
@@ -160,10 +161,10 @@ def test_commands(session, tmp_path):
     s.command("/rate 1.5", "rate: 1.5")
     assert s.chat.rate == 1.5
     s.command("/rate fast-ish", "/rate: ")  # bad input: one line, the chat goes on
-    s.command("/voice", "en-us")
+    s.command("/voice", "voice: the default")
     s.command("/voice en-us", "voice: en-us")
     s.command("/voice no-such-voice", "/voice: ")
-    s.command("/save nothing.wav", "no reply to save yet")
+    s.command("/save nothing.wav", "nothing of the last reply was heard")
     s.command("/bogus", "unknown command /bogus")
 
     s.reply("hello")
@@ -171,7 +172,7 @@ def test_commands(session, tmp_path):
     saved = tmp_path / "last.wav"
     s.command(f"/save {saved}", "saved the last reply")
     with wave.open(str(saved)) as wav:
-        assert wav.getnframes() / wav.getframerate() > 1.0
+        assert wav.getnframes() / wav.getframerate() == pytest.approx(s.sink.seconds, abs=0.05)
 
     s.command("/mute", "muted")
     heard = s.sink.seconds
@@ -202,7 +203,7 @@ def test_llm_backend_through_an_openai_compatible_server(fake_llm, no_thread_lea
     screen = io.StringIO()
     with create_pipe_input() as pipe:
         s = Session(
-            Chat(tts, backend, input=pipe, output=Vt100_Output(screen, lambda: Size(40, 200), term="xterm")),
+            Chat(tts, backend, sink=sink, input=pipe, output=Vt100_Output(screen, lambda: Size(40, 200), term="xterm")),
             pipe, screen, sink,
         )
         assert s.reply("hi") == {"role": "assistant", "content": "Hello there. How can I help you today?"}
@@ -222,12 +223,165 @@ def test_an_unreachable_llm_is_one_error_line_and_the_chat_goes_on(no_thread_lea
     screen = io.StringIO()
     with create_pipe_input() as pipe:
         output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
-        s = Session(Chat(tts, LLMBackend(client, "fake-model"), input=pipe, output=output), pipe, screen, MemorySink())
+        sink = MemorySink()
+        chat = Chat(tts, LLMBackend(client, "fake-model"), sink=sink, input=pipe, output=output)
+        s = Session(chat, pipe, screen, sink)
         s.command("hello", "error: APIConnectionError")
         assert s.chat.history == []  # nothing unanswered left behind
         s.command("/history", "(no messages yet)")
         s.quit()
     assert "test-key" not in s.text
+
+
+def test_commands_are_echoed_and_esc_then_slash_starts_a_command(session):
+    s = session([SHORT])
+    s.command("/rate 1.2", "rate: 1.2")
+    assert "you> /rate 1.2" in s.text  # in the scrollback, like a message
+    # Esc while idle, then `/help` within a second: not Meta-/ (complete), but /help
+    s.type("\x1b")
+    time.sleep(0.05)
+    s.command("/help\r", "/save-transcript FILE")
+    assert "you> /help" in s.text
+    s.quit()
+
+
+def test_typing_over_a_reply_prints_its_tail_before_the_new_message(session):
+    s = session([LONG, SHORT], tokens_per_second=None)
+    s.type("first\r")
+    wait_for(lambda: s.sink.seconds > 0.8, what="speech to start")
+    s.type("second question\r")
+    wait_for(lambda: len(s.chat.history) == 4 and not s.chat.speaking, what="the second reply")
+    screen = s.text  # the last "you> second question" is the scrollback line; earlier ones were typed
+    assert screen.index("[interrupted]") < screen.rindex("you> second question") < screen.index("Hello **there**")
+    s.quit()
+
+
+def test_save_writes_the_audio_that_was_heard(session, tmp_path):
+    s = session([LONG], tokens_per_second=None)
+    s.type("tell me\r")
+    wait_for(lambda: s.sink.seconds > 1.5, what="speech to start")
+    s.type("\x1b")
+    wait_for(lambda: not s.chat.speaking, timeout=5, what="the interrupt")
+    heard = s.sink.seconds  # the real-time sink keeps only what was played
+    s.command("/rate 0.5", "rate: 0.5")  # a later setting must not change what is saved
+    saved = tmp_path / "heard.wav"
+    s.command(f"/save {saved}", "saved the last reply")
+    with wave.open(str(saved)) as wav:
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), "<i2") / 32767
+        assert wav.getframerate() == s.sink.samplerate
+    assert len(audio) / s.sink.samplerate == pytest.approx(heard, abs=0.03)
+    played = s.sink.audio.reshape(-1)[: len(audio)]
+    assert np.abs(audio - played).max() < 1e-3  # the very samples played, not a new synthesis
+    s.command("/save heard.txt", "is not a .wav file name")
+    s.command(f"/save {tmp_path}/no/dir/x.wav", "there is no directory")
+    s.quit()
+    assert "Errno" not in s.text and "FileNotFoundError" not in s.text
+
+
+def test_messages_read_as_words_not_python(session):
+    s = session([SHORT])
+    s.command("/rate fast-ish", "/rate: rate must be a number or one of")
+    s.command("/voice no-such-voice", "/voice: no espeak voice 'no-such-voice'; /voices lists them")
+    s.command("/save-transcript /no/such/dir/t.txt", "there is no directory '/no/such/dir'")
+    s.quit()
+    for python in ("could not convert", "voices()", "Errno", "Error:"):
+        assert python not in s.text
+
+
+def test_voices_browse_by_language_and_complete(session):
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from voicekit.chat import _Completer
+
+    s = session([SHORT])
+    completions = list(_Completer(s.chat).get_completions(Document("/voice en"), CompleteEvent()))
+    ids = [c.text for c in completions]
+    assert "gmw/en-US" in ids and "gmw/en-GB-x-rp" in ids and len(ids) < 20
+    assert all(c.start_position == -2 for c in completions)
+    s.command("/voices", "/voices LANG lists one language's")
+    assert " en " in s.text or " en\n" in s.text
+    s.command("/voices en", "English (America)")
+    assert "Afrikaans" not in s.text  # one language, not all 141 voices
+    s.command("/voice gmw/en-GB-x-rp", "voice: gmw/en-GB-x-rp")
+    s.quit()
+
+
+def test_sync_text_shows_only_heard_words(session):
+    s = session([LONG], tokens_per_second=None, sync_text=True)
+    s.type("tell me everything\r")
+    wait_for(lambda: s.sink.seconds > 1.5, what="speech to start")
+    assert "fifth" not in s.text and "**" not in s.text  # the text does not scroll ahead of the voice
+    s.type("\x1b")
+    wait_for(lambda: not s.chat.speaking, timeout=5, what="the interrupt")
+    content = s.chat.history[-1]["content"]
+    assert content.endswith("[interrupted]")
+    wait_for(lambda: content in " ".join(s.text.split()), what="the heard words on screen")
+    s.command("/sync", "sync off")
+    s.quit()
+
+
+def test_clear_system_prompt_and_transcript(session, tmp_path):
+    s = session([SHORT], system="Answer in one sentence.")
+    s.reply("hello")
+    assert s.chat.messages()[0] == {"role": "system", "content": "Answer in one sentence."}
+    transcript = tmp_path / "chat.txt"
+    s.command(f"/save-transcript {transcript}", "saved the conversation (2 messages)")
+    text = transcript.read_text(encoding="utf-8")
+    assert text.startswith("system> Answer in one sentence.\nyou> hello\nbot> ## Hi\n")
+    s.command("/clear", "history cleared")
+    assert s.chat.history == []
+    s.command("/history", "system> Answer in one sentence.")
+    s.quit()
+
+
+def test_system_prompt_reaches_the_model(fake_llm, no_thread_leak):
+    openai = pytest.importorskip("openai", reason="needs openai: pip install 'voicekit[openai]'")
+    tts = EspeakTTS()
+    sink = MemorySink()
+    backend = LLMBackend(openai.OpenAI(base_url=fake_llm.base_url, api_key="test-key"), "fake-model")
+    screen = io.StringIO()
+    with create_pipe_input() as pipe:
+        output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
+        chat = Chat(tts, backend, sink=sink, system="Be brief.", input=pipe, output=output)
+        s = Session(chat, pipe, screen, sink)
+        s.reply("hi")
+        s.quit()
+    assert fake_llm.requests[0]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+    ]
+
+
+def test_engine_without_credentials_is_refused(session, monkeypatch):
+    from voicekit.cli import ENGINES, build_parser, tts_factory
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    s = session([SHORT])
+    s.chat.make_tts = tts_factory(build_parser().parse_args(["chat"]))
+    s.chat.engines = ENGINES
+    s.command("/engine openai", "/engine: the openai engine needs an API key: set OPENAI_API_KEY")
+    assert s.chat.engine == "espeak"
+    assert s.reply("still there?")["content"] == SHORT  # spoken by eSpeak as before
+    s.quit()
+
+
+def test_failed_speech_shows_the_whole_reply_and_keeps_it(no_thread_leak):
+    from voicekit import DeviceSink
+
+    tts = EspeakTTS()
+    screen = io.StringIO()
+    with create_pipe_input() as pipe:
+        output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
+        backend = ResponderBackend(Responder(tokens_per_second=None, script=[LONG]))
+        # a device that is not there: playback fails at the first sentence
+        chat = Chat(tts, backend, sink=DeviceSink("no-such-device-anywhere"), input=pipe, output=output)
+        s = Session(chat, pipe, screen, MemorySink())
+        assert s.reply("hello") == {"role": "assistant", "content": LONG}  # the reply as shown, whole
+        wait_for(lambda: "speech failed: " in s.text, what="the failure note")
+        s.quit()
+    assert "nobody should hear to the end." in s.text  # not cut short
+    assert "Traceback" not in s.text
 
 
 def test_responder_streams_markdown_at_its_pace():
@@ -254,6 +408,7 @@ def _spawn(args: list[str], env: dict[str, str]):
     child = pexpect.spawn(
         sys.executable, ["-m", "voicekit", "chat", *args], env=env, encoding="utf-8", timeout=30, dimensions=(30, 120)
     )
+    child.logfile_read = io.StringIO()  # everything the user saw
     return pexpect, child
 
 
@@ -285,15 +440,23 @@ def test_chat_without_portaudio_says_so_and_goes_on_as_text(tmp_path):
     # A sounddevice that fails to load is exactly what a machine without libportaudio2 shows.
     (tmp_path / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
     pexpect, child = _spawn(["--tokens-per-second", "300"], _env(str(tmp_path)))
-    child.expect("no usable audio device")
+    child.expect("the PortAudio library is missing")
     child.expect("apt-get install libportaudio2")
     child.expect("/help lists the commands")
+    # /mute can't turn speech on without a device: it says why, and the reply is whole
+    child.sendline("/mute")
+    child.expect("speech stays off: the PortAudio library is missing")
     child.sendline("hello")
-    child.expect("Text arrives token by token")
+    child.expect(r"Press \*\*Esc\*\* to stop me at any time.")
+    child.sendline("/history")
+    child.expect("## Hello")  # the whole reply is in the history, not a lone "##"
+    child.expect("Each sentence is cut as soon as it ends")
     child.sendline("/quit")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+    seen = child.logfile_read.getvalue()
+    assert "Traceback" not in seen and "unmuted" not in seen
 
 
 def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path):

@@ -1,8 +1,8 @@
 """The voicekit command: say, narrate, voices, devices, and clean failures on bad input.
 
 Most runs call ``voicekit.cli.main`` in-process with real eSpeak synthesis
-writing WAV files; the runs that depend on the machine's audio stack use a
-subprocess with its own environment.
+writing WAV files; the runs that depend on the machine's audio stack, stdin
+or stdout use a subprocess with its own environment.
 """
 
 from __future__ import annotations
@@ -17,10 +17,18 @@ import time
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicekit import EspeakTTS, MemorySink
-from voicekit.cli import Narrator, main
+from voicekit.cli import (
+    Narrator,
+    Progress,
+    build_parser,
+    main,
+    narrate_lookahead,
+    speak_text,
+)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -37,16 +45,46 @@ def seconds(path: Path) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
-def run_subprocess(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run_subprocess(
+    args: list[str], env: dict[str, str] | None = None, stdin: str | bytes = ""
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "voicekit", *args], input=stdin, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "voicekit", *args], input=stdin, env=env, capture_output=True, text=isinstance(stdin, str),
+        check=False,
+        timeout=60,
     )
+
+
+def stdin_bytes(monkeypatch, data: bytes) -> None:
+    """sys.stdin as a process gets it: text over a binary buffer."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def samples(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.float64) / 32768
 
 
 @pytest.fixture
 def no_portaudio_env(tmp_path) -> dict[str, str]:
     """A subprocess environment where sounddevice fails to load, as it does without libportaudio2."""
     (tmp_path / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+
+
+@pytest.fixture
+def no_device_env(tmp_path) -> dict[str, str]:
+    """PortAudio loads but finds no output device, as on a server without a sound card.
+
+    sounddevice is replaced by a module answering as the real one does then, so
+    the test does not depend on the machine's sound cards.
+    """
+    (tmp_path / "sounddevice.py").write_text(
+        "class PortAudioError(Exception):\n    pass\n"
+        "def query_devices(device=None, kind=None):\n"
+        "    if device is None and kind is None:\n        return []\n"
+        "    raise PortAudioError('Error querying device -1')\n"
+    )
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
 
 
@@ -62,35 +100,175 @@ def test_say_long_file_shows_progress(tmp_path, capsys, no_thread_leak):
     source = tmp_path / "long.txt"
     source.write_text(text, encoding="utf-8")
     out = tmp_path / "long.wav"
-    code, _, err = run(["say", "--file", str(source), "--out", str(out), "--progress"], capsys)
+    code, _, err = run(["say", "-f", str(source), "-o", str(out), "--progress"], capsys)
     assert code == 0
     final = err.rstrip("\n").split("\r")[-1]
-    assert f"100% {len(text)}/{len(text)} chars" in final
-    assert "s audio" in final and "RTF" in final
+    assert f"100% {len(text.split())}/{len(text.split())} words" in final
+    assert "s heard" in final and "RTF" in final
     assert err.count("\r") > 2  # it moved while speaking
-    audio = float(final.split(" chars")[1].split("s audio")[0])
-    assert audio == pytest.approx(seconds(out), rel=0.05)
+    heard = float(final.split(" words")[1].split("s heard")[0])
+    assert heard == pytest.approx(seconds(out), abs=1.0)  # the last word starts just before the end
+
+
+def test_progress_shows_the_heard_position_not_synthesis(no_thread_leak):
+    # A sink that plays in real time: synthesis runs up to `lookahead` seconds ahead of it.
+    text = " ".join(f"Sentence number {i} is read aloud at the speed of speech." for i in range(30))
+    tts = EspeakTTS()
+    tts.set_output(MemorySink(realtime=True))
+    made: list[float] = []
+    progress = Progress(len(text.split()), io.StringIO())
+    speaker = threading.Thread(target=speak_text, args=(tts, text, progress), name="test-say")
+    try:
+        with tts.create_stream(on_chunk_processed=lambda info: made.append(info["duration"])) as probe:
+            probe.feed(text[:400])  # how far synthesis gets ahead on its own, for comparison
+            probe.done()
+            time.sleep(2.0)
+            probe.interrupt()
+        start = time.monotonic()
+        speaker.start()
+        time.sleep(2.0)
+        elapsed = time.monotonic() - start
+        assert sum(made) > 6.0  # synthesis was far ahead ...
+        assert 0 < progress.seconds <= elapsed + 0.5  # ... the bar is where the speaker is
+        assert progress.words < len(text.split()) // 4
+    finally:
+        tts.cleanup()
+        speaker.join(timeout=10)
 
 
 def test_say_reads_stdin(tmp_path, capsys, monkeypatch, no_thread_leak):
-    monkeypatch.setattr(sys, "stdin", io.StringIO("Read from standard input.\n"))
+    stdin_bytes(monkeypatch, "Read from standard input, café.\n".encode())
     out = tmp_path / "stdin.wav"
     code, _, _ = run(["say", "-", "--out", str(out)], capsys)
     assert code == 0
     assert seconds(out) > 1.0
 
 
+def test_echo_into_say_reads_stdin_without_a_dash(tmp_path):
+    # `echo hi | voicekit say`, as espeak-ng and macOS `say` do
+    out = tmp_path / "piped.wav"
+    result = run_subprocess(["say", "-o", str(out)], stdin="Hello from a pipe.\n")
+    assert result.returncode == 0, result.stderr
+    assert seconds(out) > 0.8
+
+
+def test_out_dash_writes_the_wav_to_stdout(tmp_path):
+    result = run_subprocess(["say", "--out", "-", "Hello there, this goes down a pipe."], stdin=b"")
+    assert result.returncode == 0, result.stderr
+    data = result.stdout
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    with wave.open(io.BytesIO(data)) as wav:  # the header says "as long as the stream"
+        rate, width = wav.getframerate(), wav.getsampwidth()
+        audio = wav.readframes(wav.getnframes())
+    assert width == 2 and len(audio) / 2 / rate > 1.0
+    out = tmp_path / "same.wav"
+    assert run_subprocess(["say", "-o", str(out), "Hello there, this goes down a pipe."]).returncode == 0
+    assert audio == samples_bytes(out)  # the same audio as a file gets
+
+
+def samples_bytes(path: Path) -> bytes:
+    with wave.open(str(path)) as wav:
+        return wav.readframes(wav.getnframes())
+
+
+@pytest.mark.parametrize("where", ["stdin", "file", "narrate"])
+def test_binary_input_is_refused_at_once(where, tmp_path):
+    binary = Path("/bin/ls").read_bytes()
+    source = tmp_path / "ls.bin"
+    source.write_bytes(binary)
+    out = tmp_path / "x.wav"
+    args = {
+        "stdin": ["say", "-", "--out", str(out)],
+        "file": ["say", "--file", str(source), "--out", str(out)],
+        "narrate": ["narrate", "--out", str(out)],
+    }[where]
+    start = time.monotonic()
+    result = run_subprocess(args, stdin=b"" if where == "file" else binary)
+    took = time.monotonic() - start
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and "binary, not text" in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == [source]
+    assert took < 10  # the process start dominates; the point is: not 25 s of speech
+
+
+def test_invalid_utf8_is_refused_with_its_offset(tmp_path, capsys, monkeypatch):
+    stdin_bytes(monkeypatch, b"Plain text, then Latin-1: caf\xe9.\n")
+    code, _, err = run(["say", "--out", str(tmp_path / "x.wav")], capsys)
+    assert code == 2 and "stdin is not UTF-8 text (invalid byte at offset 29)" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_version_and_short_flags(tmp_path, capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.startswith("voicekit 0.")
+    source = tmp_path / "in.txt"
+    source.write_text("Short flags work too.", encoding="utf-8")
+    fast, slow = tmp_path / "fast.wav", tmp_path / "slow.wav"
+    assert run(["say", "-v", "en-us", "-r", "1.8", "-f", str(source), "-o", str(fast)], capsys)[0] == 0
+    assert run(["say", "-v", "en-us", "-r", "x-slow", "-f", str(source), "-o", str(slow)], capsys)[0] == 0
+    assert seconds(slow) > 1.5 * seconds(fast)
+
+
+def test_volume_and_pitch_flags(tmp_path, capsys):
+    def say(*flags: str) -> np.ndarray:
+        out = tmp_path / f"{'_'.join(flags) or 'plain'}.wav"
+        assert run(["say", *flags, "-o", str(out), "A sentence to measure."], capsys)[0] == 0
+        return samples(out)
+
+    def rms(audio: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(audio**2)))
+
+    def crossings(audio: np.ndarray) -> int:
+        voiced = audio[np.abs(audio) > 0.01]
+        return int(np.sum(np.signbit(voiced[1:]) != np.signbit(voiced[:-1])))
+
+    assert rms(say("--volume", "20")) < 0.5 * rms(say("--volume", "100"))
+    assert crossings(say("--pitch", "90")) > crossings(say("--pitch", "10"))
+
+
+def test_rate_errors_are_one_line_about_the_rate(capsys):
+    for value in ("100", "0", "-2", "fast-ish"):
+        code, _, err = run(["say", "--rate", value, "hi"], capsys)
+        assert code == 2
+        assert err.count("\n") == 1 and "usage:" not in err, err
+        assert err.startswith("voicekit say: --rate: ") and "voices" not in err, err
+
+
+def test_a_failed_say_out_leaves_no_file_behind(tmp_path, capsys, monkeypatch, fake_openai):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake_openai.url}/v1")
+    fake_openai.faults = ["500"] * 20
+    out = tmp_path / "failed.wav"
+    code, _, err = run(["say", "--engine", "openai", "-o", str(out), "This is never spoken."], capsys)
+    assert code == 1 and "could not speak" in err
+    assert list(tmp_path.iterdir()) == []
+    # an older file of that name is left as it was
+    out.write_bytes(b"old")
+    assert run(["say", "--engine", "openai", "-o", str(out), "Nor is this."], capsys)[0] == 1
+    assert list(tmp_path.iterdir()) == [out] and out.read_bytes() == b"old"
+
+
+def test_cloud_engine_without_credentials_fails_before_speaking(tmp_path, capsys, monkeypatch, openai_env):
+    code, _, err = run(["say", "--engine", "openai", "-o", str(tmp_path / "x.wav"), "hi"], capsys)
+    assert code == 1 and err == "voicekit: the openai engine needs an API key: set OPENAI_API_KEY\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["say"], "exactly one of"),
+        (["say", "words", "--file", "x.txt"], "not both"),
         (["say", "--file", "/no/such/file.txt"], "can't read /no/such/file.txt"),
         (["say", "   "], "nothing to say"),
-        (["say", "--rate", "0", "hi"], "positive speed factor"),
-        (["say", "--rate", "fast", "hi"], "not a number"),
+        (["say", "--rate", "0", "hi"], "between 0.1 and 10"),
+        (["say", "--rate", "quick", "hi"], "must be a number or one of"),
+        (["say", "--pitch", "loud-ish", "hi"], "--pitch: pitch must be a number"),
         (["say", "--out", "speech.mp3", "hi"], "not a .wav file name"),
         (["say", "--out", "/no/such/dir/a.wav", "hi"], "does not exist"),
-        (["say", "--voice", "no-such-voice", "hi"], "voicekit voices"),
+        (["say", "--voice", "no-such-voice", "hi"], "no espeak voice 'no-such-voice'; `voicekit voices"),
+        (["narrate", "--lookahead", "0"], "must be a positive number"),
+        (["chat", "--out", "-"], "--out needs a file name"),
         (["say", "--engine", "festival", "hi"], "invalid choice"),
         (["speak", "hi"], "invalid choice"),
         (["voices", "--engine", "espeak", "--language", "zz-nowhere"], "no espeak voices for language"),
@@ -103,21 +281,20 @@ def test_bad_input_gets_one_clear_line_and_an_error_code(argv, message, capsys, 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     code, out, err = run(argv, capsys)
     assert code in (1, 2)
-    assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("voicekit") and message in last
+    assert "Traceback" not in err and "usage:" not in err and err.count("\n") == 1, err
+    assert err.startswith("voicekit") and message in err
 
 
 def test_say_rejects_a_file_that_is_not_text(tmp_path, capsys):
     binary = tmp_path / "image.bin"
-    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    binary.write_bytes(b"\xff\xfe\x81" * 10)
     code, _, err = run(["say", "--file", str(binary)], capsys)
     assert code == 2 and "is not UTF-8 text" in err
 
 
 def test_narrate_speaks_every_line(tmp_path, capsys, monkeypatch, no_thread_leak):
     lines = ["Build started", "Compiling the first module", "All tests passed"]
-    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(f"{line}\n" for line in lines)))
+    stdin_bytes(monkeypatch, "".join(f"{line}\n" for line in lines).encode())
     out = tmp_path / "narration.wav"
     code, _, _ = run(["narrate", "--out", str(out)], capsys)
     assert code == 0
@@ -166,6 +343,17 @@ def test_narrate_latest_policy_skips_to_the_newest_line(no_thread_leak):
     assert sum(f"number {n} " in heard for n in range(1, 13)) < 12
 
 
+def test_narrate_latest_keeps_the_lookahead_short():
+    # --latest skips only once the buffer is full: with the default 10 s it lagged ~10 s behind.
+    def lookahead(*argv: str) -> float | None:
+        return narrate_lookahead(build_parser().parse_args(["narrate", *argv]))
+
+    assert lookahead() is None  # --queue loses nothing; the library's default suits it
+    assert lookahead("--latest") <= 2.0
+    assert lookahead("--latest", "--lookahead", "0.5") == 0.5
+    assert lookahead("--queue", "--lookahead", "30") == 30
+
+
 def test_voices_lists_english(capsys):
     code, out, _ = run(["voices", "--engine", "espeak", "--language", "en"], capsys)
     assert code == 0
@@ -181,11 +369,29 @@ def test_devices_without_portaudio(no_portaudio_env):
     assert "PortAudio library is missing" in result.stderr and "apt-get install libportaudio2" in result.stderr
 
 
-def test_say_without_an_audio_device_names_the_fix(no_portaudio_env):
+def test_say_without_portaudio_names_the_fix(no_portaudio_env):
     result = run_subprocess(["say", "hello"], no_portaudio_env)
     assert result.returncode == 1
-    assert result.stderr.startswith("voicekit: no usable audio device")
+    assert result.stderr.startswith("voicekit: the PortAudio library is missing: install it")
     assert "--out FILE.wav" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("verb", [["say", "hello"], ["devices"]])
+def test_no_device_is_not_told_to_install_portaudio(verb, no_device_env):
+    result = run_subprocess(verb, no_device_env)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("voicekit: no audio output device found: connect a sound card")
+    assert "PortAudio" not in result.stderr and "apt-get" not in result.stderr
+    assert "voicekit devices" not in result.stderr  # `devices` must not point at itself
+    assert "--out FILE.wav" in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["say", "chat", "narrate"])
+def test_a_wrong_device_ends_every_verb_with_the_same_line(verb, alsa_null_env):
+    args = [verb, "--device", "99"] + (["hello"] if verb == "say" else [])
+    result = run_subprocess(args, alsa_null_env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "voicekit: no output device 99: `voicekit devices` lists them, or use --out FILE.wav\n"
 
 
 def test_devices_and_say_on_a_real_portaudio_device(alsa_null_env):

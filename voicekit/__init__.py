@@ -27,6 +27,9 @@ _LAZY = {
     "WavSink": ".sinks",
     "MemorySink": ".sinks",
     "NullSink": ".sinks",
+    "Recording": ".sinks",
+    "RecordingSink": ".sinks",
+    "WavPipeSink": ".sinks",
     "EspeakClient": ".engines.espeak",
     "EspeakTTS": ".voices",
     "PollyClient": ".engines.polly",
@@ -69,7 +72,7 @@ if TYPE_CHECKING:
     from .engines.openai_tts import OpenAIClient
     from .engines.piper import PiperClient
     from .engines.polly import PollyClient
-    from .sinks import DeviceSink, MemorySink, NullSink, Sink, WavSink
+    from .sinks import DeviceSink, MemorySink, NullSink, Recording, RecordingSink, Sink, WavPipeSink, WavSink
     from .stream import SpeechStream
     from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
     from .tts import BaseTTS, set_default_output

@@ -1,17 +1,20 @@
 """``voicekit chat``: the guide's ``ChatBot`` pattern as a terminal voice chat.
 
 Each reply gets its own stream (``create_stream`` ... ``done()``), fed token by
-token through ``voicekit.adapters`` while the same tokens are printed. Barge-in:
-sending a new message, or Esc / Ctrl-C while the bot speaks, interrupts the
-reply; the history then keeps only the words that were heard, marked as
-interrupted. Only voicekit's public API is used: this module doubles as a
-demonstration of it.
+token through ``voicekit.adapters`` while the same tokens are printed (or, with
+``sync_text``, while each word is printed as it is heard, from ``on_word``).
+Barge-in: sending a new message, or Esc / Ctrl-C while the bot speaks,
+interrupts the reply; the history then keeps only the words that were heard,
+marked as interrupted. The audio plays through a ``RecordingSink``, so
+``/save`` writes what was heard, not a new synthesis. Only voicekit's public
+API is used: this module doubles as a demonstration of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import shlex
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,27 +34,42 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
 
-from . import BaseTTS, VoicekitError, WavSink, clean_for_speech
+from . import (
+    BaseTTS,
+    DeviceSink,
+    Recording,
+    RecordingSink,
+    Sink,
+    SpeechStream,
+    Voice,
+    VoicekitError,
+    WavSink,
+)
 from .adapters import INTERRUPTED_MARK, SpokenText, speak_iter, stream_chat
 from .responder import Responder
 
-__all__ = ["Backend", "LLMBackend", "ResponderBackend", "Chat"]
+__all__ = ["Backend", "Chat", "LLMBackend", "ResponderBackend"]
 
 Message = Mapping[str, str]
 
 HELP = """\
 Type a message and press Enter. While the bot speaks, Esc or Ctrl-C stops it, and
 sending a new message interrupts it: the history keeps only what you heard.
-  /voice [ID]       list voices, or switch voice
-  /rate [FACTOR]    show or set the speaking rate (1.0 is normal)
-  /engine [NAME]    show or switch the speech engine
-  /mute             turn speech off or back on
-  /save FILE.wav    save the last reply as a WAV file
-  /history          show the conversation so far
-  /help             this help
-  /quit             leave (Ctrl-D works too)"""
+  /voice [ID]            show or switch the voice (Tab completes, e.g. /voice en<Tab>)
+  /voices [LANG]         list the languages, or the voices of one (/voices en)
+  /rate [FACTOR]         show or set the speaking rate (1.0 is normal)
+  /engine [NAME]         show or switch the speech engine
+  /mute                  turn speech off or back on
+  /sync                  show words as they are heard, or as they arrive
+  /save FILE.wav         save the audio of the last reply, as it was heard
+  /save-transcript FILE  save the conversation as text
+  /history               show the conversation so far
+  /clear                 forget the conversation
+  /help                  this help
+  /quit                  leave (Ctrl-D works too)"""
 
 _STYLE = Style.from_dict({"you": "ansicyan bold", "bot": "ansigreen bold", "note": "ansiyellow"})
+_WHO = {"user": "you> ", "assistant": "bot> ", "system": "system> "}
 
 
 class Backend(Protocol):
@@ -86,16 +104,50 @@ class LLMBackend:
         return stream_chat(self.client, list(messages), stream=stream, model=self.model)
 
 
-class _Silent:
-    """Stands in for a stream while muted: the text is shown, nothing is spoken."""
+class _Speech:
+    """A reply's speech, as the adapters see a stream (feed, interrupt, heard_text).
 
-    heard_text = ""
+    Speech may be off (muted: no stream) or fail midway (engine or device).
+    Either way the reply goes on as text: nothing the model said is lost.
+    """
+
+    def __init__(self, stream: SpeechStream | None) -> None:
+        self.stream = stream
+        self.error: VoicekitError | None = None
+
+    @property
+    def on(self) -> bool:
+        return self.stream is not None and self.error is None
 
     def feed(self, text: str) -> None:
-        pass
+        if self.stream is not None and self.error is None:
+            try:
+                self.stream.feed(text)
+            except VoicekitError as exc:
+                self.error = exc
 
     def interrupt(self) -> str:
-        return ""
+        return self.stream.interrupt() if self.stream is not None else ""
+
+    @property
+    def heard_text(self) -> str:
+        return self.stream.heard_text if self.stream is not None else ""
+
+    def play_out(self) -> None:
+        """Worker: the reply is complete; wait until it was heard (ChatBot.finish_response)."""
+        if self.stream is not None and self.error is None:
+            try:
+                self.stream.done()
+                self.stream.wait_until_done()
+            except VoicekitError as exc:
+                self.error = exc
+
+    def close(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.close()
+            except VoicekitError as exc:
+                self.error = self.error or exc
 
 
 @dataclass
@@ -103,16 +155,17 @@ class _Turn:
     """The bot reply in progress, fed and played on its own worker thread."""
 
     reply: SpokenText
-    stream: Any  # a SpeechStream, or _Silent while muted
-    thread: threading.Thread
-    spoken: str = ""  # what was heard (speech-filtered), for /save
+    speech: _Speech
+    recorder: RecordingSink | None
+    sync: bool  # words are shown as they are heard
+    thread: threading.Thread | None = None
 
     def interrupt(self) -> None:
         self.reply.interrupt()
 
 
 class _Completer(Completer):
-    """Completes command names, then voice ids and engine names."""
+    """Completes command names, then each command's argument (voices by id or language)."""
 
     def __init__(self, chat: Chat) -> None:
         self.chat = chat
@@ -122,24 +175,46 @@ class _Completer(Completer):
         if not text.startswith("/"):
             return
         if " " not in text:
-            candidates: Iterable[str] = (c for c in COMMANDS if c.startswith(text))
-            word = text
-        else:
-            command, _, word = text.partition(" ")
-            candidates = self.chat.arguments(command)
-        for candidate in candidates:
-            if candidate.startswith(word):
-                yield Completion(candidate, start_position=-len(word))
+            for command in COMMANDS:
+                if command.startswith(text):
+                    yield Completion(command, start_position=-len(text))
+            return
+        command, _, word = text.partition(" ")
+        for candidate, meta in self.chat.completions(command, word):
+            yield Completion(candidate, start_position=-len(word), display_meta=meta)
+
+
+class _NoteHandler(logging.Handler):
+    """voicekit's warnings as chat notes: one line, no traceback on the prompt.
+
+    Records logged with a traceback are skipped: that failure also reaches the
+    chat as an exception, which it reports itself.
+    """
+
+    def __init__(self, chat: Chat) -> None:
+        super().__init__(logging.WARNING)
+        self.chat = chat
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.exc_info:
+            try:
+                self.chat._post(self.chat._note, record.getMessage())
+            except RuntimeError:  # the chat's loop is gone: nothing to show it on
+                pass
 
 
 class Chat:
     """A terminal voice chat with barge-in.
 
-    Speech goes to ``tts``'s output (``tts.set_output``), or, with
-    ``reply_wav``, each reply is written to its own numbered WAV file
-    (``reply-1.wav``, ...). ``make_tts(name)`` builds the TTS for ``/engine``.
-    ``input``/``output`` are prompt_toolkit's (tests pass a pipe input).
-    The chat owns ``tts``: it is cleaned up when :meth:`run` returns.
+    Replies play on ``sink`` (default: the sound card), through a
+    ``RecordingSink`` that keeps what was heard for ``/save``. With
+    ``reply_wav``, each reply is written to its own numbered WAV file instead
+    (``reply-1.wav``, ...). ``audio_error`` says why there is no audio at all:
+    speech then stays off and ``/mute`` explains why. ``make_tts(name)`` builds
+    the TTS for ``/engine`` (raising ``VoicekitError`` if it can't).
+    ``system`` is sent before the history. ``input``/``output`` are
+    prompt_toolkit's (tests pass a pipe input). The chat owns ``tts``: it is
+    cleaned up when :meth:`run` returns.
     """
 
     def __init__(
@@ -147,12 +222,17 @@ class Chat:
         tts: BaseTTS,
         backend: Backend,
         *,
+        sink: Sink | None = None,
+        audio_error: str | None = None,
         make_tts: Callable[[str], BaseTTS] | None = None,
         engine: str = "espeak",
         engines: Sequence[str] = (),
-        rate: float = 1.0,
+        voice: str | None = None,
+        rate: float | str | None = None,
         reply_wav: Path | None = None,
         muted: bool = False,
+        sync_text: bool = False,
+        system: str | None = None,
         input: Input | None = None,
         output: Output | None = None,
     ) -> None:
@@ -161,18 +241,23 @@ class Chat:
         self.make_tts = make_tts
         self.engine = engine
         self.engines = tuple(engines) if make_tts else (engine,)
-        self.rate = rate
+        self.voice = voice
+        self.rate = _number_or_word(rate) if rate is not None else None
         self.reply_wav = reply_wav
-        self.muted = muted
+        self.audio_error = audio_error
+        self.muted = muted or audio_error is not None
+        self.sync_text = sync_text
+        self.system = system
         self.history: list[dict[str, str]] = []
         self._input = input
         self._output = output
+        self._recorder = None if audio_error is not None else RecordingSink(sink or DeviceSink())
         self._turn: _Turn | None = None
-        self._last_spoken = ""
+        self._last_recording: Recording | None = None
         self._replies = 0
         self._line = ""  # the reply's unfinished last line, shown above the prompt
         self._first_line = True
-        self._voices: list[str] | None = None
+        self._voices: list[Voice] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._context: contextvars.Context | None = None
         self._quit = False
@@ -183,20 +268,27 @@ class Chat:
         """A reply is being generated or is still playing."""
         return self._turn is not None
 
-    def arguments(self, command: str) -> list[str]:
-        """Completion candidates for a command's argument."""
+    def messages(self) -> list[dict[str, str]]:
+        """What the backend is sent: the system prompt, then the history."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return system + self.history
+
+    def voices(self) -> list[Voice]:
+        if self._voices is None:
+            try:
+                self._voices = self.tts.get_voices()
+            except VoicekitError:
+                self._voices = []
+        return self._voices
+
+    def completions(self, command: str, word: str) -> Iterable[tuple[str, str]]:
+        """(candidate, description) pairs for a command's argument."""
         if command == "/voice":
-            if self._voices is None:
-                try:
-                    self._voices = [v.id for v in self.tts.get_voices()]
-                except VoicekitError:
-                    self._voices = []
-            return self._voices
-        if command == "/engine":
-            return list(self.engines)
-        if command == "/rate":
-            return ["0.8", "1.0", "1.25", "1.5"]
-        return []
+            return ((v.id, f"{v.language} {v.name}") for v in self.voices() if _voice_matches(v, word))
+        if command == "/voices":
+            return ((lang, "") for lang in _languages(self.voices()) if lang.startswith(word.lower()))
+        values = {"/engine": self.engines, "/rate": ("0.8", "1.0", "1.25", "1.5")}.get(command, ())
+        return ((v, "") for v in values if v.startswith(word))
 
     # -- the REPL ----------------------------------------------------------------------
     def run(self) -> None:
@@ -221,6 +313,9 @@ class Chat:
         )
         # A lone Esc is a barge-in key: don't wait the default half second for a sequence.
         session.app.ttimeoutlen = 0.1
+        logger = logging.getLogger("voicekit")
+        notes = _NoteHandler(self)
+        logger.addHandler(notes)
         self._note(f"voicekit chat: {self.backend.name}, {self.engine} voice. /help lists the commands.")
         try:
             while not self._quit:
@@ -234,6 +329,7 @@ class Chat:
                 await self._handle(text.strip())
         finally:
             await self._stop_turn()
+            logger.removeHandler(notes)
 
     def _prompt(self) -> FormattedText:
         if not self._line:
@@ -243,11 +339,18 @@ class Chat:
 
     def _key_bindings(self) -> KeyBindings:
         keys = KeyBindings()
+        speaking = Condition(lambda: self.speaking)
 
-        @keys.add("escape", filter=Condition(lambda: self.speaking), eager=True)
-        @keys.add("c-c", filter=Condition(lambda: self.speaking))
+        @keys.add("escape", filter=speaking, eager=True)
+        @keys.add("c-c", filter=speaking)
         def _(event: KeyPressEvent) -> None:
             self._barge_in()
+
+        # Esc pressed just after a reply ended, then `/` for a command: that is not
+        # Meta-/ (complete) but the start of the command.
+        @keys.add("escape", "/", filter=~speaking)
+        def _(event: KeyPressEvent) -> None:
+            event.current_buffer.insert_text("/")
 
         return keys
 
@@ -255,80 +358,88 @@ class Chat:
         if not text:
             return
         if text.startswith("/"):
+            self._print([("class:you", "you> "), ("", text)])
             await self._command(text)
             return
+        await self._stop_turn()  # the old reply's tail goes above the new message
         self._print([("class:you", "you> "), ("", text)])
-        await self._stop_turn()
         self.history.append({"role": "user", "content": text})
         self._start_turn()
 
     # -- replies -----------------------------------------------------------------------
     def _start_turn(self) -> None:
         self._replies += 1
-        if self.muted:
-            stream: Any = _Silent()
-        else:
-            stream = self.tts.create_stream(sink=self._reply_wav())
+        recorder = None if self.muted else self._reply_recorder()
+        sync = self.sync_text and recorder is not None
+        speech = _Speech(None)
         try:
-            reply = self.backend.respond(stream, list(self.history))
+            if recorder is not None:
+                on_word = self._on_word if sync else None
+                speech = _Speech(self.tts.create_stream(sink=recorder, on_word=on_word))
+            reply = self.backend.respond(speech, self.messages())
         except Exception as exc:  # noqa: BLE001 - a failing backend must not end the chat
-            self._close_stream(stream)
+            speech.close()
             self.history.pop()  # unanswered: sending it again must not double it
             self._note(f"error: {_describe(exc)}")
             return
-        thread = threading.Thread(target=self._speak, name="voicekit-chat-reply", daemon=True)
-        self._turn = _Turn(reply, stream, thread)
-        thread.start()
+        turn = _Turn(reply, speech, recorder, sync)
+        turn.thread = threading.Thread(target=self._speak, args=(turn,), name="voicekit-chat-reply", daemon=True)
+        self._turn = turn
+        turn.thread.start()
 
-    def _reply_wav(self) -> WavSink | None:
-        return WavSink(self._wav_path()) if self.reply_wav is not None else None
+    def _reply_recorder(self) -> RecordingSink | None:
+        if self.reply_wav is not None:
+            return RecordingSink(WavSink(self._wav_path()))
+        if self._recorder is not None:
+            self._recorder.take()  # nothing else plays on it: start this reply's recording
+        return self._recorder
 
     def _wav_path(self) -> Path:
         assert self.reply_wav is not None
         return self.reply_wav.with_name(f"{self.reply_wav.stem}-{self._replies}{self.reply_wav.suffix}")
 
-    def _speak(self) -> None:
-        """Worker: feed and show the reply, then let it finish playing (ChatBot.finish_response)."""
-        turn = self._turn
-        assert turn is not None
+    def _on_word(self, info: dict[str, Any]) -> None:
+        self._post(self._show_word, info["word"])
+
+    def _speak(self, turn: _Turn) -> None:
+        """Worker: feed and show the reply, then let it finish playing."""
         error = None
         try:
             for piece in turn.reply:
-                self._post(self._show, piece)
-            if not isinstance(turn.stream, _Silent):
-                turn.stream.done()
-                turn.stream.wait_until_done()
+                if not turn.sync:
+                    self._post(self._show, piece)
+            turn.speech.play_out()
         except Exception as exc:  # noqa: BLE001 - shown in the chat, which goes on
             error = exc
         finally:
-            turn.spoken = turn.reply.heard_text if not isinstance(turn.stream, _Silent) else ""
-            self._close_stream(turn.stream)
+            turn.speech.close()
             self._post(self._finish, turn, error)
-
-    def _close_stream(self, stream: Any) -> None:
-        if not isinstance(stream, _Silent):
-            try:
-                stream.close()
-            except VoicekitError:
-                pass  # the reply's own error, if any, is what gets reported
 
     def _finish(self, turn: _Turn, error: Exception | None) -> None:
         """Back on the UI loop: record the reply once its worker is done."""
-        if turn.reply.interrupted:
+        reply, speech = turn.reply, turn.speech
+        if turn.sync and speech.error is not None:
+            # the words shown so far were the heard ones; show the reply as text instead
+            self._flush_line()
+            self._show(reply.text)
+        if reply.interrupted:
             self._line = (self._line.rstrip() + INTERRUPTED_MARK).lstrip()
         self._flush_line()
+        if speech.error is not None:
+            self._note(f"speech failed: {_describe(speech.error)}")
         if error is not None:
             self._note(f"error: {_describe(error)}")
-        silent = isinstance(turn.stream, _Silent)
-        if silent and turn.reply.interrupted:
-            # Muted, the user read what was shown: that is what "heard" means here.
-            self.history.append({"role": "assistant", "content": turn.reply.text + INTERRUPTED_MARK})
-        elif turn.reply.text:
-            self.history.append(turn.reply.as_message())
-        self._last_spoken = clean_for_speech(turn.reply.text) if silent else turn.spoken
+        if speech.on:
+            if reply.text:
+                self.history.append(reply.as_message())
+        elif reply.text:
+            # Muted or failed, the user read what was shown: that is what "heard" means here.
+            mark = INTERRUPTED_MARK if reply.interrupted else ""
+            self.history.append({"role": "assistant", "content": reply.text + mark})
+        self._last_recording = turn.recorder.take() if turn.recorder is not None and speech.stream else None
         if self._turn is turn:
             self._turn = None
-        if self.reply_wav is not None and turn.spoken:
+        if self.reply_wav is not None and self._last_recording is not None and self._last_recording.seconds:
             self._note(f"(audio: {self._wav_path()})")
         self._invalidate()
 
@@ -339,7 +450,7 @@ class Chat:
     async def _stop_turn(self) -> None:
         """Interrupt the reply in progress and wait until it is recorded."""
         turn = self._turn
-        if turn is None:
+        if turn is None or turn.thread is None:
             return
         turn.interrupt()
         await asyncio.to_thread(turn.thread.join)
@@ -360,6 +471,19 @@ class Chat:
             for line in done.split("\n"):
                 self._print(self._bot_line(line))
         self._invalidate()
+
+    def _show_word(self, word: str) -> None:
+        """A heard word; a line full to the terminal's width goes to the scrollback."""
+        line = f"{self._line} {word}" if self._line else word
+        if len(line) > self._columns() - 6 and self._line:
+            self._print(self._bot_line(self._line))
+            line = word
+        self._line = line
+        self._invalidate()
+
+    def _columns(self) -> int:
+        app = get_app_or_none()
+        return app.output.get_size().columns if app is not None else 80
 
     def _bot_line(self, line: str) -> list[tuple[str, str]]:
         prefix = [("class:bot", "bot> ")] if self._first_line else [("", "     ")]
@@ -388,7 +512,7 @@ class Chat:
         try:
             command, *args = shlex.split(text)
         except ValueError as exc:
-            self._note(f"can't parse {text!r}: {exc}")
+            self._note(f"can't read that command: {exc}")
             return
         handler = COMMANDS.get(command)
         if handler is None:
@@ -400,54 +524,97 @@ class Chat:
             self._note(f"{command}: {_describe(exc)}")
 
     async def _cmd_voice(self, args: list[str]) -> None:
+        if args:
+            try:
+                self.tts.set_voice(args[0])
+            except (VoicekitError, ValueError) as exc:
+                raise ValueError(f"no {self.engine} voice {args[0]!r}; /voices lists them") from exc
+            self.voice = args[0]
+        self._note(f"voice: {self.voice or 'the default'} (/voices lists them, Tab completes)")
+
+    async def _cmd_voices(self, args: list[str]) -> None:
+        voices = self.voices()
         if not args:
-            voices = self.tts.get_voices()
-            self._note("\n".join(f"{v.id:<20} {v.language:<8} {v.name}" for v in voices) or "no voices")
+            languages = _languages(voices)
+            self._note(
+                f"{len(voices)} {self.engine} voices in {len(languages)} languages; "
+                f"/voices LANG lists one language's:\n{_columns(languages, self._columns())}"
+            )
             return
-        self.tts.set_voice(args[0])
-        self._note(f"voice: {args[0]}")
+        chosen = [v for v in voices if _voice_matches(v, args[0])]
+        if not chosen:
+            raise ValueError(f"no {self.engine} voices for {args[0]!r}; /voices lists the languages")
+        self._note("\n".join(f"{v.id:<24} {v.language:<12} {v.name}" for v in chosen))
 
     async def _cmd_rate(self, args: list[str]) -> None:
         if args:
-            rate = float(args[0])
-            if not rate > 0:
-                raise ValueError("the rate must be a positive factor, e.g. 1.25")
-            self.tts.set_property("rate", rate)
-            self.rate = rate
-        self._note(f"rate: {self.rate:g}")
+            self.tts.set_property("rate", args[0])
+            self.rate = _number_or_word(args[0])
+        self._note(f"rate: {self.rate if self.rate is not None else 'normal (1.0)'}")
 
     async def _cmd_engine(self, args: list[str]) -> None:
         if args:
             if self.make_tts is None or args[0] not in self.engines:
                 raise ValueError(f"unknown engine {args[0]!r}; choose from {', '.join(self.engines)}")
             tts = self.make_tts(args[0])
-            if self.rate != 1.0:
+            if self.rate is not None:
                 tts.set_property("rate", self.rate)
             await self._stop_turn()
-            old, self.tts, self.engine, self._voices = self.tts, tts, args[0], None
+            old, self.tts, self.engine, self.voice, self._voices = self.tts, tts, args[0], None, None
             old.cleanup()
         self._note(f"engine: {self.engine} (available: {', '.join(self.engines)})")
 
     async def _cmd_mute(self, args: list[str]) -> None:
+        if self.audio_error is not None:
+            self._note(f"speech stays off: {self.audio_error}")
+            return
         self.muted = not self.muted
         if self.muted:
             await self._stop_turn()
         self._note("muted: replies are shown, not spoken" if self.muted else "unmuted")
 
+    async def _cmd_sync(self, args: list[str]) -> None:
+        self.sync_text = not self.sync_text
+        self._note(
+            "sync: words are shown as they are heard (from the next reply)"
+            if self.sync_text
+            else "sync off: text is shown as it arrives"
+        )
+
+    async def _cmd_clear(self, args: list[str]) -> None:
+        await self._stop_turn()
+        self.history.clear()
+        self._note("history cleared: the next message starts a new conversation")
+
     async def _cmd_save(self, args: list[str]) -> None:
         if len(args) != 1:
             raise ValueError("usage: /save FILE.wav")
-        if not self._last_spoken.strip():
-            raise ValueError("there is no reply to save yet")
-        path = Path(args[0]).expanduser()
-        self.tts.synth_to_file(self._last_spoken, str(path))
-        self._note(f"saved the last reply to {path}")
+        path = _new_file(args[0])
+        if path.suffix.lower() != ".wav":
+            raise ValueError(f"{args[0]!r} is not a .wav file name")
+        if self._last_recording is None or not self._last_recording.seconds:
+            raise ValueError("nothing of the last reply was heard, so there is no audio to save")
+        self._last_recording.save(path)
+        self._note(f"saved the last reply ({self._last_recording.seconds:.1f} s, as heard) to {path}")
+
+    async def _cmd_save_transcript(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise ValueError("usage: /save-transcript FILE")
+        path = _new_file(args[0])
+        if not self.messages():
+            raise ValueError("there is no conversation to save yet")
+        lines = []
+        for message in self.messages():
+            who = _WHO.get(message["role"], f"{message['role']}> ")
+            lines.append(who + message["content"].replace("\n", "\n" + " " * len(who)))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self._note(f"saved the conversation ({len(self.history)} messages) to {path}")
 
     async def _cmd_history(self, args: list[str]) -> None:
-        if not self.history:
+        if not self.messages():
             self._note("(no messages yet)")
-        for message in self.history:
-            who = "you> " if message["role"] == "user" else "bot> "
+        for message in self.messages():
+            who = _WHO.get(message["role"], f"{message['role']}> ")
             self._print([(f"class:{'you' if who == 'you> ' else 'bot'}", who), ("", message["content"])])
 
     async def _cmd_help(self, args: list[str]) -> None:
@@ -459,16 +626,55 @@ class Chat:
 
 COMMANDS: dict[str, Callable[[Chat, list[str]], Any]] = {
     "/voice": Chat._cmd_voice,
+    "/voices": Chat._cmd_voices,
     "/rate": Chat._cmd_rate,
     "/engine": Chat._cmd_engine,
     "/mute": Chat._cmd_mute,
+    "/sync": Chat._cmd_sync,
     "/save": Chat._cmd_save,
+    "/save-transcript": Chat._cmd_save_transcript,
     "/history": Chat._cmd_history,
+    "/clear": Chat._cmd_clear,
     "/help": Chat._cmd_help,
     "/quit": Chat._cmd_quit,
 }
 
 
+def _voice_matches(voice: Voice, prefix: str) -> bool:
+    """By id (``gmw/en-US``), the id's last part (``en-US``) or language (``en-us``), ignoring case."""
+    prefix = prefix.lower()
+    vid = voice.id.lower()
+    return vid.startswith(prefix) or vid.rpartition("/")[2].startswith(prefix) or voice.language.lower().startswith(prefix)
+
+
+def _languages(voices: Sequence[Voice]) -> list[str]:
+    return sorted({v.language.lower().split("-")[0] for v in voices if v.language})
+
+
+def _columns(words: Sequence[str], width: int) -> str:
+    cell = max((len(w) for w in words), default=0) + 2
+    per_line = max(1, (width - 2) // cell)
+    rows = [words[i : i + per_line] for i in range(0, len(words), per_line)]
+    return "\n".join("  " + "".join(w.ljust(cell) for w in row).rstrip() for row in rows)
+
+
+def _number_or_word(value: float | str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _new_file(name: str) -> Path:
+    """``name`` as a path to write, refusing a missing directory in plain words."""
+    path = Path(name).expanduser()
+    if not path.parent.is_dir():
+        raise ValueError(f"there is no directory {str(path.parent)!r}")
+    return path
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     text = str(exc).strip()
     return text if isinstance(exc, (VoicekitError, ValueError)) and text else f"{type(exc).__name__}: {text}"

@@ -1,13 +1,16 @@
 """The ``voicekit`` command: chat, say, narrate, voices, devices.
 
-User errors (bad arguments, unreadable files, no device, engine failures) end
-with one ``voicekit: ...`` line on stderr and a non-zero exit code: 2 for usage,
-1 for everything else, 130 for Ctrl-C. Tracebacks are for bugs only.
+User errors (bad arguments, unreadable or binary input, no device, engine
+failures) end with one ``voicekit: ...`` line on stderr and a non-zero exit
+code: 2 for usage and input, 1 for everything else, 130 for Ctrl-C. Tracebacks
+are for bugs only.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import logging
 import os
 import queue
 import re
@@ -15,25 +18,34 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
-from . import DeviceSink, VoicekitError, WavSink
+from . import DeviceSink, VoicekitError, WavSink, __version__
 from .errors import OutputError
+from .sinks import WavPipeSink
 
-__all__ = ["main"]
+__all__ = ["main", "make_tts", "tts_factory"]
 
 ENGINES = ("piper", "espeak", "polly", "openai")
-_NO_DEVICE_FIX = (
-    "install PortAudio (`apt-get install libportaudio2`) and a sound card or server, "
-    "pick one with --device (see `voicekit devices`), or use --out FILE.wav"
-)
+_OR_FILE = "or use --out FILE.wav"
+_STDOUT = "-"
 _FEED_PIECE = 4096  # characters fed at a time, so backpressure can act within a long file
+_READ_BLOCK = 65536  # bytes of input checked at a time: binary input is refused at its first block
 _POLL = 0.05
+_LATEST_LOOKAHEAD = 2.0  # seconds: --latest must stay close to the producer
 
 
 class UsageError(Exception):
     """Bad command-line input: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors in one line too, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 # -- building blocks shared by the verbs ---------------------------------------------------
@@ -60,17 +72,97 @@ def make_tts(engine: str) -> Any:
     raise UsageError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 
+def check_credentials(engine: str) -> None:
+    """A cloud engine without credentials fails now, not at its first sentence."""
+    if engine == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise VoicekitError("the openai engine needs an API key: set OPENAI_API_KEY")
+    if engine == "polly":
+        try:
+            import boto3
+        except ImportError:
+            return  # make_tts names the package to install
+        if boto3.session.Session().get_credentials() is None:
+            raise VoicekitError(
+                "the polly engine needs AWS credentials: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or configure a profile with `aws configure`"
+            )
+
+
+def _set_properties(tts: Any, args: argparse.Namespace) -> None:
+    for name in ("rate", "volume", "pitch"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                tts.set_property(name, value)
+            except ValueError as exc:
+                raise UsageError(f"--{name}: {exc}") from exc
+
+
+def tts_factory(args: argparse.Namespace) -> Callable[[str], Any]:
+    """Builds a TTS by engine name with the command line's volume and pitch (chat's /engine).
+
+    Raises ``VoicekitError`` when the engine lacks its credentials.
+    """
+
+    def build(engine: str) -> Any:
+        check_credentials(engine)
+        tts = make_tts(engine)
+        try:
+            _set_properties(tts, argparse.Namespace(rate=None, volume=args.volume, pitch=args.pitch))
+        except BaseException:
+            tts.cleanup()
+            raise
+        return tts
+
+    return build
+
+
 def _configured_tts(args: argparse.Namespace) -> Any:
+    check_credentials(args.engine)
     tts = make_tts(args.engine)
     try:
         if args.voice:
-            tts.set_voice(args.voice)
-        if args.rate is not None:
-            tts.set_property("rate", args.rate)
-    except (VoicekitError, ValueError, KeyError) as exc:
+            try:
+                tts.set_voice(args.voice)
+            except (VoicekitError, ValueError, KeyError) as exc:
+                raise UsageError(
+                    f"no {args.engine} voice {args.voice!r}; `voicekit voices --engine {args.engine}` lists them"
+                ) from exc
+        _set_properties(tts, args)
+    except BaseException:
         tts.cleanup()
-        raise UsageError(f"{exc} (`voicekit voices --engine {args.engine}` lists the voices)") from exc
+        raise
     return tts
+
+
+def audio_problem(device: int | str | None, exc: OutputError) -> str:
+    """Why ``exc`` left no audio, in command-line terms, with the flag or install that fixes it."""
+    try:
+        import sounddevice as sd
+    except OSError:  # sounddevice raises OSError when libportaudio is missing
+        return f"the PortAudio library is missing: install it (`apt-get install libportaudio2`), {_OR_FILE}"
+    except ImportError:
+        return f"the sounddevice package is missing: pip install sounddevice, {_OR_FILE}"
+    if not _output_devices(sd):
+        return (
+            "no audio output device found: connect a sound card or start a sound server "
+            f"(PipeWire, PulseAudio or JACK), {_OR_FILE}"
+        )
+    if device is not None:
+        try:
+            sd.query_devices(device, kind="output")
+        except (ValueError, sd.PortAudioError):
+            return f"no output device {device!r}: `voicekit devices` lists them, {_OR_FILE}"
+    # The library's message names Python fixes (WavSink...); keep only its reason.
+    reason = re.split(r"\. | \(", str(exc))[0]
+    return f"the audio device can't be used ({reason}): pick one with --device (`voicekit devices` lists them), {_OR_FILE}"
+
+
+def _output_devices(sd: Any) -> list[dict[str, Any]]:
+    try:
+        return [d for d in sd.query_devices() if d["max_output_channels"] > 0]
+    except sd.PortAudioError:
+        return []
 
 
 def check_device(device: int | str | None) -> DeviceSink:
@@ -83,35 +175,66 @@ def check_device(device: int | str | None) -> DeviceSink:
         sink.open(sink.preferred_samplerate or 48000, 1, "float32", blocksize=1024, buffer_frames=4096)
         sink.close()
     except OutputError as exc:
-        # The library's message names Python fixes (WavSink...); the CLI's fix is a flag.
-        reason = re.split(r"\. |, so |: install| \(", str(exc))[0]
-        raise OutputError(f"no usable audio device ({reason}); {_NO_DEVICE_FIX}") from exc
+        raise OutputError(audio_problem(device, exc)) from exc
     return sink
 
 
-def _set_output(tts: Any, args: argparse.Namespace) -> None:
+@contextmanager
+def _speaking(args: argparse.Namespace) -> Iterator[Any]:
+    """The configured TTS, playing where the flags say; cleaned up at the end.
+
+    A WAV file is written under a temporary name beside it and renamed only
+    when all went well: a failed run leaves no file behind, nor a broken one
+    in place of an older file.
+    """
+    tts = _configured_tts(args)
+    part: Path | None = None
+    done = False
     try:
-        tts.set_output(WavSink(args.out) if args.out else check_device(args.device))
-    except OutputError:
-        tts.cleanup()
-        raise
+        if args.out == _STDOUT:
+            if sys.stdout.isatty():
+                raise UsageError("--out - writes WAV data to stdout: pipe it (`| aplay`) or redirect it")
+            tts.set_output(WavPipeSink(sys.stdout.buffer))
+        elif args.out is not None:
+            part = args.out.with_name(f".{args.out.name}.{os.getpid()}.part")
+            tts.set_output(WavSink(part))
+        else:
+            tts.set_output(check_device(args.device))
+        yield tts
+        done = True
+    finally:
+        tts.cleanup()  # the file is complete once the TTS let go of it
+        if part is not None:
+            _keep_or_drop(part, args.out, keep=done)
+
+
+def _keep_or_drop(part: Path, out: Path, *, keep: bool) -> None:
+    try:
+        if keep:
+            os.replace(part, out)
+        else:
+            part.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"can't write {out}: {exc.strerror or exc}") from exc
 
 
 def _device(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def _rate(value: str) -> float:
+def _positive(value: str) -> float:
     try:
-        rate = float(value)
+        number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not rate > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive speed factor (1.0 is normal), got {value}")
-    return rate
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return number
 
 
-def _wav_path(value: str) -> Path:
+def _wav_path(value: str) -> Path | str:
+    if value == _STDOUT:
+        return value
     path = Path(value).expanduser()
     if path.suffix.lower() != ".wav":
         raise argparse.ArgumentTypeError(f"{value!r} is not a .wav file name")
@@ -121,15 +244,19 @@ def _wav_path(value: str) -> Path:
 
 
 def _output_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--engine", choices=ENGINES, default=default_engine(),
         help="speech engine (default: piper when installed, else espeak; both offline)",
     )
-    common.add_argument("--voice", help="voice id, see `voicekit voices`")
-    common.add_argument("--rate", type=_rate, help="speaking rate factor, 1.0 is normal")
+    common.add_argument("-v", "--voice", help="voice id or language code, see `voicekit voices`")
+    common.add_argument("-r", "--rate", help="speaking rate: a factor (1.0 is normal, 0.1-10) or x-slow..x-fast")
+    common.add_argument("--volume", help="0-100 or x-low..x-high (default: the engine's)")
+    common.add_argument("--pitch", help="0-100 (50 is normal) or x-low..x-high")
     where = common.add_mutually_exclusive_group()
-    where.add_argument("--out", type=_wav_path, metavar="FILE.wav", help="write a WAV file instead of playing")
+    where.add_argument(
+        "-o", "--out", type=_wav_path, metavar="FILE.wav", help="write a WAV file instead of playing; - for stdout"
+    )
     where.add_argument("--device", type=_device, help="output device index or name, see `voicekit devices`")
     return common
 
@@ -147,50 +274,96 @@ def while_full(stream: Any) -> Iterator[None]:
 
 # -- say ------------------------------------------------------------------------------------
 class Progress:
-    """One status line on stderr: characters done, audio seconds, real-time factor.
+    """One status line on stderr: the position HEARD, not synthesized.
 
-    The real-time factor is wall time per second of audio produced: about 1.0 when
-    playing live, far below 1 when writing a file.
+    Words and seconds come from ``on_word``, which fires as each word reaches
+    the speaker (for a file: as it is written), so the bar moves with what is
+    heard while synthesis runs up to ``lookahead`` seconds ahead. The
+    real-time factor is wall time per second heard: about 1.0 when playing,
+    far below 1 when writing a file.
     """
 
-    def __init__(self, total_chars: int, out: TextIO) -> None:
-        self.total = max(total_chars, 1)
+    def __init__(self, total_words: int, out: TextIO, every: float = 0.1) -> None:
+        self.total = max(total_words, 1)
         self.out = out
-        self.chars = 0
+        self.every = every
+        self.words = 0
         self.seconds = 0.0
-        self.start = time.monotonic()
+        self.start = self._shown = time.monotonic()
 
     def __call__(self, info: dict[str, Any]) -> None:
-        self.chars += len(info["text"])
-        self.seconds += info["duration"]
-        self.show()
+        """The ``on_word`` callback."""
+        self.words += 1
+        self.seconds = max(self.seconds, info["time"])
+        if time.monotonic() - self._shown >= self.every:
+            self.show()
 
     def show(self, final: bool = False) -> None:
-        done = self.total if final else min(self.chars, self.total)
+        self._shown = time.monotonic()
+        done = self.total if final else min(self.words, self.total)
         bar = "#" * (30 * done // self.total)
-        rtf = (time.monotonic() - self.start) / self.seconds if self.seconds else 0.0
+        rtf = (self._shown - self.start) / self.seconds if self.seconds else 0.0
         end = "\n" if final else ""
         self.out.write(
-            f"\r[{bar:<30}] {100 * done // self.total:3d}% {done}/{self.total} chars "
-            f"{self.seconds:7.1f} s audio  RTF {rtf:.2f}{end}"
+            f"\r[{bar:<30}] {100 * done // self.total:3d}% {done}/{self.total} words "
+            f"{self.seconds:7.1f} s heard  RTF {rtf:.2f}{end}"
         )
         self.out.flush()
 
 
-def _read_text(args: argparse.Namespace) -> str:
-    sources = sum(bool(s) for s in (args.text, args.file))
-    if sources != 1:
-        raise UsageError("say needs exactly one of: TEXT, --file F, or - (read stdin)")
+def decode_input(source: BinaryIO, name: str) -> Iterator[str]:
+    """Text from ``source``, block by block, as strict UTF-8 (a BOM is dropped).
+
+    Binary input (a NUL byte, invalid UTF-8) raises ``UsageError`` at the
+    first block that shows it, before anything is spoken.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    while True:
+        block = source.read(_READ_BLOCK)
+        yield _decode(decoder, block, name, offset, final=not block)
+        if not block:
+            return
+        offset += len(block)
+
+
+def _decode(decoder: codecs.IncrementalDecoder, data: bytes, name: str, offset: int, *, final: bool) -> str:
+    if b"\0" in data:
+        raise UsageError(f"{name} is binary, not text (it holds NUL bytes)")
+    held = len(decoder.getstate()[0])  # bytes of a character cut at the previous block's end
     try:
-        if args.file:
-            return Path(args.file).read_text(encoding="utf-8")
-        if args.text == ["-"]:
-            return sys.stdin.read()
-    except OSError as exc:
-        raise UsageError(f"can't read {args.file}: {exc.strerror or exc}") from exc
+        return decoder.decode(data, final)
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{args.file or 'stdin'} is not UTF-8 text ({exc.reason})") from exc
-    return " ".join(args.text)
+        raise UsageError(f"{name} is not UTF-8 text (invalid byte at offset {offset - held + exc.start})") from exc
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    if args.text and args.file:
+        raise UsageError("give the text or --file, not both")
+    if args.text and args.text != ["-"]:
+        return " ".join(args.text)
+    if args.file:
+        try:
+            with open(args.file, "rb") as source:
+                return "".join(decode_input(source, args.file))
+        except OSError as exc:
+            raise UsageError(f"can't read {args.file}: {exc.strerror or exc}") from exc
+    if not args.text and (sys.stdin is None or sys.stdin.isatty()):
+        raise UsageError("say needs TEXT, --file F, or text on stdin (`echo hi | voicekit say`)")
+    return "".join(decode_input(sys.stdin.buffer, "stdin"))
+
+
+def speak_text(tts: Any, text: str, progress: Progress | None = None) -> None:
+    """Feed ``text`` in pieces, obeying backpressure, and wait until it was heard."""
+    with tts.create_stream(on_word=progress) as stream:
+        for start in range(0, len(text), _FEED_PIECE):
+            for _ in while_full(stream):
+                pass
+            stream.feed(text[start : start + _FEED_PIECE])
+        stream.done()
+        stream.wait_until_done()
+    if progress:
+        progress.show(final=True)
 
 
 def _cmd_say(args: argparse.Namespace) -> int:
@@ -198,34 +371,33 @@ def _cmd_say(args: argparse.Namespace) -> int:
     if not text.strip():
         raise UsageError("nothing to say: the text is empty")
     show = args.progress if args.progress is not None else len(text) >= 2000 and sys.stderr.isatty()
-    progress = Progress(len(text), sys.stderr) if show else None
-    tts = _configured_tts(args)
-    try:
-        _set_output(tts, args)
-        with tts.create_stream(on_chunk_processed=progress) as stream:
-            for start in range(0, len(text), _FEED_PIECE):
-                for _ in while_full(stream):
-                    pass
-                stream.feed(text[start : start + _FEED_PIECE])
-            stream.done()
-            stream.wait_until_done()
-        if progress:
-            progress.show(final=True)
-    finally:
-        tts.cleanup()
+    with _speaking(args) as tts:
+        speak_text(tts, text, Progress(len(text.split()), sys.stderr) if show else None)
     return 0
 
 
 # -- narrate --------------------------------------------------------------------------------
 _EOF = None
+Line = str | UsageError | None  # a line, the input's error, or the end
 
 
-def _read_lines(source: TextIO, lines: queue.Queue[str | None]) -> None:
+def _read_lines(source: BinaryIO, lines: queue.Queue[Line]) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
     try:
-        for line in source:
-            lines.put(line)
+        for raw in source:
+            lines.put(_decode(decoder, raw, "stdin", offset, final=False))
+            offset += len(raw)
+    except UsageError as exc:
+        lines.put(exc)  # binary input: the narrator stops with this error
     finally:
         lines.put(_EOF)
+
+
+def _text(line: Line) -> str | None:
+    if isinstance(line, UsageError):
+        raise line
+    return line
 
 
 class Narrator:
@@ -242,8 +414,9 @@ class Narrator:
         self.report = report
         self.skipped = 0
 
-    def run(self, lines: queue.Queue[str | None]) -> None:
-        while (line := lines.get()) is not _EOF:
+    def run(self, lines: queue.Queue[Line]) -> None:
+        """Speak lines until the end of input; raises ``UsageError`` for binary input."""
+        while (line := _text(lines.get())) is not _EOF:
             line, ended = self._wait_for_room(line, lines)
             if line.strip():
                 # A blank line ends a chunk, so each line is spoken as soon as it is in.
@@ -251,12 +424,12 @@ class Narrator:
             if ended:
                 return
 
-    def _wait_for_room(self, line: str, lines: queue.Queue[str | None]) -> tuple[str, bool]:
+    def _wait_for_room(self, line: str, lines: queue.Queue[Line]) -> tuple[str, bool]:
         skipped = 0
         for _ in while_full(self.stream):
             if not self.latest:
                 continue
-            for newer in _drain(lines):
+            for newer in map(_text, _drain(lines)):
                 if newer is _EOF:
                     return self._announce(line, skipped), True
                 line, skipped = newer, skipped + 1
@@ -271,7 +444,7 @@ class Narrator:
         return f"{note[0].upper()}{note[1:]}.\n\n{line}"
 
 
-def _drain(lines: queue.Queue[str | None]) -> Iterator[str | None]:
+def _drain(lines: queue.Queue[Line]) -> Iterator[Line]:
     while True:
         try:
             yield lines.get_nowait()
@@ -279,14 +452,21 @@ def _drain(lines: queue.Queue[str | None]) -> Iterator[str | None]:
             return
 
 
+def narrate_lookahead(args: argparse.Namespace) -> float | None:
+    """``--lookahead``, else a short one for ``--latest``, which skips lines only once
+    this much audio is queued (None: the library's default)."""
+    return args.lookahead or (_LATEST_LOOKAHEAD if args.latest else None)
+
+
 def _cmd_narrate(args: argparse.Namespace) -> int:
-    tts = _configured_tts(args)
-    try:
-        _set_output(tts, args)
-        lines: queue.Queue[str | None] = queue.Queue()
+    with _speaking(args) as tts:
+        lookahead = narrate_lookahead(args)
+        if lookahead is not None:
+            tts.set_stream_config({"lookahead": lookahead})
+        lines: queue.Queue[Line] = queue.Queue()
         # Daemon: a reader blocked on a terminal must not keep the process alive after Ctrl-C.
         reader = threading.Thread(
-            target=_read_lines, args=(sys.stdin, lines), name="voicekit-narrate-reader", daemon=True
+            target=_read_lines, args=(sys.stdin.buffer, lines), name="voicekit-narrate-reader", daemon=True
         )
         reader.start()
         with tts.create_stream() as stream:
@@ -294,8 +474,6 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
             stream.done()
             stream.wait_until_done()
         reader.join()
-    finally:
-        tts.cleanup()
     return 0
 
 
@@ -318,11 +496,11 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 def _cmd_devices(args: argparse.Namespace) -> int:
     try:
         import sounddevice as sd
-    except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
-        raise OutputError(f"the PortAudio library is missing ({exc}); {_NO_DEVICE_FIX}") from exc
-    outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
+    except (OSError, ImportError) as exc:
+        raise OutputError(audio_problem(None, OutputError(str(exc)))) from exc
+    outputs = _output_devices(sd)
     if not outputs:
-        raise OutputError(f"no audio output devices found; {_NO_DEVICE_FIX}")
+        raise OutputError(audio_problem(None, OutputError("no output devices")))
     default = sd.default.device[1]
     for d in outputs:
         mark = "*" if d["index"] == default else " "
@@ -355,52 +533,60 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         if not (exc.name or "").startswith("prompt_toolkit"):
             raise
         raise VoicekitError("voicekit chat needs prompt_toolkit: pip install 'voicekit[chat]'") from exc
+    if args.out == _STDOUT:
+        raise UsageError("chat writes one WAV file per reply: --out needs a file name")
     backend = _chat_backend(args)
-    sink, muted = None, args.mute
-    if not (args.out or muted):
+    sink, audio_error = None, None
+    if args.out is None:
         try:
             sink = check_device(args.device)
         except OutputError as exc:
-            muted = True
+            if args.device is not None:
+                raise  # a device asked for by name must be there, as for `say`
+            audio_error = str(exc)
             print(f"voicekit: {exc}. Continuing with text only.", file=sys.stderr)
-
-    def tts_for(engine: str) -> Any:
-        tts = make_tts(engine)
-        if sink is not None:
-            tts.set_output(sink)
-        if args.rate is not None:
-            tts.set_property("rate", args.rate)
-        return tts
-
     tts = _configured_tts(args)
-    if sink is not None:
-        tts.set_output(sink)
     chat = Chat(
-        tts, backend, make_tts=tts_for, engine=args.engine, engines=ENGINES,
-        rate=args.rate or 1.0, reply_wav=args.out, muted=muted,
-    )
+        tts, backend, sink=sink, audio_error=audio_error, make_tts=tts_factory(args),
+        engine=args.engine, engines=ENGINES, voice=args.voice, rate=args.rate, reply_wav=args.out,
+        muted=args.mute, sync_text=args.sync_text, system=args.system,
+    )  # fmt: skip
     chat.run()
     return 0
 
 
+def _log_warnings() -> None:
+    """voicekit's warnings on stderr, one line each, and no tracebacks: a failure
+    logged with its traceback also reaches the command as an exception, which
+    ``main`` reports in one line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(lambda record: not record.exc_info)
+    logger = logging.getLogger("voicekit")
+    if not logger.handlers:
+        logger.addHandler(handler)
+
+
 # -- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voicekit", description="Streaming, interruptible text-to-speech.")
+    parser = _Parser(prog="voicekit", description="Streaming, interruptible text-to-speech.")
+    parser.add_argument("--version", action="version", version=f"voicekit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{chat,say,narrate,voices,devices,serve}")
     common = _output_options()
 
     chat = verbs.add_parser("chat", parents=[common], help="terminal voice chat with barge-in")
     chat.add_argument("--base-url", help="OpenAI-compatible server, e.g. a local llama.cpp or Ollama")
     chat.add_argument("--model", help="chat model name (default with OPENAI_API_KEY: gpt-4o-mini)")
+    chat.add_argument("--system", metavar="PROMPT", help="system prompt sent to the model before the conversation")
     chat.add_argument("--mute", action="store_true", help="start with speech off")
+    chat.add_argument("--sync-text", action="store_true", help="show each word as it is heard, not as it arrives")
     chat.add_argument(
-        "--tokens-per-second", type=_rate, default=30.0, help="pace of the offline responder (default 30)"
+        "--tokens-per-second", type=_positive, default=30.0, help="pace of the offline responder (default 30)"
     )
     chat.set_defaults(run=_cmd_chat)
 
-    say = verbs.add_parser("say", parents=[common], help="speak TEXT, a --file, or - for stdin")
-    say.add_argument("text", nargs="*", help="the text, or - to read stdin")
-    say.add_argument("--file", help="read the text from this UTF-8 file")
+    say = verbs.add_parser("say", parents=[common], help="speak TEXT, a --file, or stdin")
+    say.add_argument("text", nargs="*", help="the text; none or - reads stdin")
+    say.add_argument("-f", "--file", help="read the text from this UTF-8 file")
     say.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar (default: long text on a terminal)")
     say.set_defaults(run=_cmd_say)
 
@@ -408,6 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
     policy = narrate.add_mutually_exclusive_group()
     policy.add_argument("--queue", dest="latest", action="store_false", help="speak every line (default)")
     policy.add_argument("--latest", dest="latest", action="store_true", help="skip to the newest line when behind")
+    narrate.add_argument(
+        "--lookahead", type=_positive, metavar="SECONDS",
+        help=f"audio made ahead of the speaker (default 10, or {_LATEST_LOOKAHEAD:g} with --latest)",
+    )  # fmt: skip
     narrate.set_defaults(run=_cmd_narrate, latest=False)
 
     voices = verbs.add_parser("voices", help="list the voices of an engine")
@@ -429,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_warnings()
     try:
         return args.run(args)
     except UsageError as exc:

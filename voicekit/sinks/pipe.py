@@ -1,0 +1,83 @@
+"""WavPipeSink: stream a WAV to a pipe, such as standard output."""
+
+from __future__ import annotations
+
+import threading
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import OutputError
+from ._format import AudioFormat, ClosesOnExit, require_open
+from .wav import _header, to_int16
+
+__all__ = ["WavPipeSink"]
+
+# A pipe can't be rewound to fill in the length, so the header states the
+# largest one a WAV can hold, as sox and ffmpeg do; players read to the end.
+_UNKNOWN_LENGTH = 0xFFFFFFFF - 36
+
+
+class WavPipeSink(ClosesOnExit):
+    """Writes 16-bit PCM WAV to an open binary file that can't seek (``sys.stdout.buffer``).
+
+    The header goes out at the first ``open``, the samples as they are played,
+    so ``voicekit say -o - ... | aplay`` starts at once. Later opens append
+    (same rate and channels). ``close`` flushes but leaves the file open: it
+    belongs to the caller. A closed pipe raises ``OutputError``.
+    """
+
+    preferred_samplerate: int | None = None
+    pending_frames = 0
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self._lock = threading.Lock()
+        self._format: AudioFormat | None = None
+        self._layout: tuple[int, int] | None = None
+
+    def open(
+        self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int
+    ) -> None:
+        fmt = AudioFormat.create(samplerate, channels, dtype, blocksize, buffer_frames)
+        layout = (fmt.samplerate, fmt.channels)
+        with self._lock:
+            if self._layout is None:
+                self._out(_header(*layout, _UNKNOWN_LENGTH))
+                self._layout = layout
+            elif self._layout != layout:
+                raise OutputError(
+                    f"the WAV stream holds {self._layout[0]} Hz, {self._layout[1]}-channel audio, "
+                    f"not {fmt.samplerate} Hz, {fmt.channels}-channel"
+                )
+            self._format = fmt
+
+    def write(self, frames: np.ndarray) -> None:
+        with self._lock:
+            require_open(self._format, self).check(frames)
+            self._out(to_int16(frames).tobytes())
+
+    def abort(self) -> None:
+        """Nothing is pending: every write is already in the pipe."""
+
+    def drain(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._format is not None:
+                self._format = None
+                self._flush()
+
+    def _out(self, data: bytes) -> None:
+        try:
+            self.file.write(data)
+        except OSError as exc:
+            raise OutputError(f"writing the WAV stream failed: {exc.strerror or exc}") from exc
+
+    def _flush(self) -> None:
+        try:
+            self.file.flush()
+        except OSError as exc:
+            raise OutputError(f"writing the WAV stream failed: {exc.strerror or exc}") from exc
