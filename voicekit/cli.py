@@ -243,7 +243,7 @@ def _wav_path(value: str) -> Path | str:
     return path
 
 
-def _output_options() -> argparse.ArgumentParser:
+def _output_options() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--engine", choices=ENGINES, default=default_engine(),
