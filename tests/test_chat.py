@@ -403,11 +403,12 @@ def test_responder_streams_markdown_at_its_pace():
 
 
 # -- as a user runs it: a real pseudo-terminal ---------------------------------------------
-def _spawn(args: list[str], env: dict[str, str]):
+def _spawn(args: list[str], env: dict[str, str], cwd: str | None = None):
     pexpect = pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
     child = pexpect.spawn(
-        sys.executable, ["-m", "voicekit", "chat", *args], env=env, encoding="utf-8", timeout=30, dimensions=(30, 120)
-    )
+        sys.executable, ["-m", "voicekit", "chat", *args], env=env, encoding="utf-8", timeout=30,
+        dimensions=(80, 200), cwd=cwd,
+    )  # fmt: skip
     child.logfile_read = io.StringIO()  # everything the user saw
     return pexpect, child
 
@@ -472,3 +473,50 @@ def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path)
     child.close()
     assert child.exitstatus == 0
     assert fake_llm.requests[0]["model"] == "fake-model"
+
+
+def _normalized(line: str) -> str:
+    return re.sub(r"\(\d+\.\d s, as heard\)", "(N s, as heard)", line.rstrip())
+
+
+def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env):
+    # The README's session, replayed as typed into `voicekit chat` in a pty and rendered
+    # by a terminal emulator: every line on the screen must be the README's.
+    pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
+    pyte = pytest.importorskip("pyte", reason="needs pyte: pip install 'voicekit[test]'")
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    expected = [_normalized(line) for line in readme.split("$ scripts/demo\n", 1)[1].split("\n```\n", 1)[0].splitlines()]
+    env = {k: v for k, v in alsa_null_env.items() if k != "OPENAI_API_KEY"}
+    env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # the emulator answers no cursor-position requests
+    pexpect, child = _spawn([], env, cwd=str(tmp_path))
+    screen = pyte.Screen(200, 80)
+    terminal = pyte.Stream(screen)
+
+    def rendered() -> list[str]:
+        rows = [_normalized(row) for row in screen.display]
+        while rows and not rows[-1]:
+            rows.pop()
+        return rows
+
+    def read_until(line: str) -> None:
+        deadline = time.monotonic() + 60
+        while line not in rendered():
+            assert time.monotonic() < deadline, f"timed out waiting for {line!r}; screen:\n" + "\n".join(rendered())
+            try:
+                terminal.feed(child.read_nonblocking(65536, timeout=0.2))
+            except pexpect.TIMEOUT:
+                pass
+
+    prompts = [i for i, line in enumerate(expected) if line.startswith("you> ")]
+    read_until(expected[0])
+    for here, after in zip(prompts, [*prompts[1:], None]):
+        child.sendline(expected[here][len("you> ") :])
+        if after is not None:
+            read_until(expected[after - 1])
+    child.expect(pexpect.EOF)
+    terminal.feed(child.before or "")
+    child.close()
+    assert child.exitstatus == 0
+    assert rendered() == expected
+    with wave.open(str(tmp_path / "last.wav")) as wav:
+        assert wav.getnframes() / wav.getframerate() > 10

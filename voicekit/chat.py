@@ -544,7 +544,7 @@ class Chat:
         chosen = [v for v in voices if _voice_matches(v, args[0])]
         if not chosen:
             raise ValueError(f"no {self.engine} voices for {args[0]!r}; /voices lists the languages")
-        self._note("\n".join(f"{v.id:<24} {v.language:<12} {v.name}" for v in chosen))
+        self._note("\n".join(f"{v.id:<20} {v.language:<16} {v.name}" for v in chosen))
 
     async def _cmd_rate(self, args: list[str]) -> None:
         if args:
