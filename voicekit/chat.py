@@ -305,6 +305,7 @@ class Chat:
         self._context = contextvars.copy_context()
         session: PromptSession[str] = PromptSession(
             self._prompt,
+            rprompt=self._rprompt,
             completer=_Completer(self),
             complete_while_typing=True,
             key_bindings=self._key_bindings(),
@@ -336,6 +337,10 @@ class Chat:
             return FormattedText([("class:you", "you> ")])
         prefix = "bot> " if self._first_line else "     "
         return FormattedText([("class:bot", prefix), ("", self._line + "\n"), ("class:you", "you> ")])
+
+    def _rprompt(self) -> FormattedText:
+        # The text of a reply arrives before its speech ends: say when Esc still has something to stop.
+        return FormattedText([("class:note", "speaking (Esc stops)")] if self.speaking else [])
 
     def _key_bindings(self) -> KeyBindings:
         keys = KeyBindings()
@@ -537,7 +542,7 @@ class Chat:
         if not args:
             languages = _languages(voices)
             self._note(
-                f"{len(voices)} {self.engine} voices in {len(languages)} languages; "
+                f"{_count(len(voices), self.engine + ' voice')} in {_count(len(languages), 'language')}; "
                 f"/voices LANG lists one language's:\n{_columns(languages, self._columns())}"
             )
             return
@@ -642,13 +647,18 @@ COMMANDS: dict[str, Callable[[Chat, list[str]], Any]] = {
 
 def _voice_matches(voice: Voice, prefix: str) -> bool:
     """By id (``gmw/en-US``), the id's last part (``en-US``) or language (``en-us``), ignoring case."""
-    prefix = prefix.lower()
-    vid = voice.id.lower()
-    return vid.startswith(prefix) or vid.rpartition("/")[2].startswith(prefix) or voice.language.lower().startswith(prefix)
+    prefix = prefix.lower().replace("_", "-")
+    vid = voice.id.lower().replace("_", "-")
+    language = voice.language.lower().replace("_", "-")
+    return vid.startswith(prefix) or vid.rpartition("/")[2].startswith(prefix) or language.startswith(prefix)
 
 
 def _languages(voices: Sequence[Voice]) -> list[str]:
-    return sorted({v.language.lower().split("-")[0] for v in voices if v.language})
+    return sorted({v.language.lower().replace("_", "-").split("-")[0] for v in voices if v.language})
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _columns(words: Sequence[str], width: int) -> str:

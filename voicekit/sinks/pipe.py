@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ._format import AudioFormat, ClosesOnExit, require_open
-from .wav import _header, to_int16
+from .wav import encode, wav_header
 
 __all__ = ["WavPipeSink"]
 
@@ -43,7 +43,7 @@ class WavPipeSink(ClosesOnExit):
         layout = (fmt.samplerate, fmt.channels)
         with self._lock:
             if self._layout is None:
-                self._out(_header(*layout, _UNKNOWN_LENGTH))
+                self._out(wav_header(*layout, "int16", _UNKNOWN_LENGTH))
                 self._layout = layout
             elif self._layout != layout:
                 raise OutputError(
@@ -55,7 +55,7 @@ class WavPipeSink(ClosesOnExit):
     def write(self, frames: np.ndarray) -> None:
         with self._lock:
             require_open(self._format, self).check(frames)
-            self._out(to_int16(frames).tobytes())
+            self._out(encode(frames, "int16"))
 
     def abort(self) -> None:
         """Nothing is pending: every write is already in the pipe."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import OutputError
 from ._format import AudioFormat, ClosesOnExit
 from .base import Sink
-from .wav import WavSink
+from .wav import wav_bytes
 
 __all__ = ["Recording", "RecordingSink"]
 
@@ -31,10 +32,10 @@ class Recording:
         """Write it as a 16-bit WAV file; OutputError if it is empty or the file can't be written."""
         if not len(self.audio):
             raise OutputError("nothing was played, so there is nothing to save")
-        frames, channels = self.audio.shape
-        with WavSink(path) as wav:
-            wav.open(self.samplerate, channels, self.audio.dtype.name, blocksize=frames, buffer_frames=frames)
-            wav.write(self.audio)
+        try:
+            Path(path).write_bytes(wav_bytes(self.audio, self.samplerate))
+        except OSError as exc:
+            raise OutputError(f"writing WAV file {os.fspath(path)} failed: {exc.strerror or exc}") from exc
 
 
 class RecordingSink(ClosesOnExit):
