@@ -193,7 +193,7 @@ class SpeechFilter:
                 step = self._inline(data, i, final, out)
             if step is None:
                 break
-            if self.on_filtered is not None:
+            if self.on_filtered is not None and (len(out) != said + 1 or out[said] != data[i:step]):
                 self._report(data[i:step], "".join(out[said:]))
             i = step
         return "".join(out), i
