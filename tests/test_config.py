@@ -115,3 +115,22 @@ def test_set_property_takes_numbers_names_and_numeric_strings(tts) -> None:
     sink = MemorySink()
     tts.speak("Hello there.", sink=sink)
     assert sink.seconds > 0.2
+
+
+@pytest.mark.parametrize("kwargs, name", [({"max_retries": 2.5}, "max_retries"), ({"max_retries": True}, "max_retries"),
+                                          ({"max_retries": -1}, "max_retries"), ({"backoff": math.nan}, "backoff")])
+def test_polly_retry_settings_are_checked_when_made(aws_env, kwargs, name) -> None:
+    from voicekit import PollyClient
+
+    # max_retries=2.5 once meant endless retries: the attempt count never equals it
+    with pytest.raises(ValueError, match=name):
+        PollyClient(("eu-west-1", "AKIDFAKEKEY1234567", "secret"), endpoint_url="http://127.0.0.1:9", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"max_retries": 2.5}, "max_retries"), ({"timeout": math.nan}, "timeout"),
+                                          ({"timeout": 0}, "timeout"), ({"speed": math.inf}, "speed")])
+def test_openai_settings_are_checked_when_made(kwargs, name) -> None:
+    from voicekit import OpenAIClient
+
+    with pytest.raises(ValueError, match=name):
+        OpenAIClient(api_key="sk-fake", **kwargs)

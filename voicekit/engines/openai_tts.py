@@ -71,6 +71,10 @@ class OpenAIClient:
     ) -> None:
         if speed is not None and not 0.25 <= speed <= 4.0:
             raise ValueError("speed must be between 0.25 and 4.0")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 10:
+            raise ValueError(f"max_retries must be a whole number from 0 to 10, got {max_retries!r}")
+        if not 0 < timeout <= 600:  # also refuses NaN
+            raise ValueError(f"timeout must be above 0 and at most 600 seconds, got {timeout!r}")
         self.model, self.voice, self.instructions, self.speed = model, check_voice_id(voice), instructions, speed
         self.base_url = base_url
         self._api_key = api_key

@@ -222,8 +222,10 @@ class PollyClient:
             raise ValueError(f"Polly engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         if samplerate not in (8000, 16000):
             raise ValueError(f"Polly PCM samplerate must be 8000 or 16000, not {samplerate!r}")
-        if max_retries < 0 or backoff < 0:
-            raise ValueError("max_retries and backoff must not be negative")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 10:
+            raise ValueError(f"max_retries must be a whole number from 0 to 10, got {max_retries!r}")
+        if not 0 <= backoff <= 60:  # also refuses NaN
+            raise ValueError(f"backoff must be from 0 to 60 seconds, got {backoff!r}")
         self.voice, self.engine, self.language, self.samplerate = check_voice_id(voice), engine, language, samplerate
         self._max_retries, self._backoff = max_retries, backoff
         self._prosody: dict[str, str] = {}
