@@ -233,3 +233,31 @@ def test_threads_end_with_the_requests(server: Running) -> None:
     time.sleep(0.2)
     voicekit_threads = [t.name for t in threading.enumerate() if t.name.startswith("voicekit") and t.name not in before]
     assert not voicekit_threads, json.dumps(voicekit_threads)
+
+
+class FailsLater(Recording):
+    """Speaks the first chunk, then the engine gives out."""
+
+    def synthesize(self, text, cancel):
+        if self.synthesized_seconds:
+            raise EngineError("the engine fell over", engine="espeak")
+        yield from super().synthesize(text, cancel)
+
+
+def test_a_failure_mid_body_aborts_the_transfer() -> None:
+    with running(create_app(make_tts=lambda: BaseTTS(FailsLater()))) as srv, httpx.Client(base_url=srv.url) as http:
+        got = b""
+        with pytest.raises(httpx.RemoteProtocolError), http.stream("POST", "/v1/audio/speech", json={"input": LONG, "response_format": "pcm"}) as r:
+            assert r.status_code == 200
+            for piece in r.iter_bytes():
+                got += piece
+        assert got, "the first chunk's audio came through"
+
+
+def test_the_openai_engine_passes_openai_voices_through(fake_openai, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake_openai.url}/v1")
+    with running(create_app("openai")) as srv, openai.OpenAI(base_url=srv.url + "/v1", api_key="x") as c:
+        audio = c.audio.speech.create(model="tts-1", voice="nova", input="Hello through two servers.", response_format="pcm")
+    assert len(audio.content) > 24000
+    assert [e.body["voice"] for e in fake_openai.speech_requests()] == ["nova"]

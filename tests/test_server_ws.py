@@ -213,6 +213,24 @@ def test_bad_messages_get_errors_and_the_session_goes_on(server: Running) -> Non
     assert "Traceback" not in json.dumps(errors + reply.events("error"))
 
 
+def test_an_engine_failure_is_reported_and_the_reply_still_ends() -> None:
+    from tests.test_server_http import FailsLater
+
+    with running(create_app(make_tts=lambda: BaseTTS(FailsLater()))) as srv:
+
+        async def go():
+            async with websockets.connect(srv.ws_url + "/v1/speak") as ws:
+                await ws.recv()
+                await say(ws, "First sentence is spoken. The second one is not. Nor the third.")
+                return await read_reply(ws), await nothing_more(ws)
+
+        reply, extra = run(go())
+    assert reply.audio and not extra
+    [error] = reply.events("error")
+    assert "fell over" in error["message"] and "second one" in error["unspoken_text"]
+    assert reply.end == {"type": "reply_done", "text": "First sentence is spoken."}
+
+
 def test_config_changes_voice_and_rate_between_replies(server: Running) -> None:
     async def go():
         async with websockets.connect(server.ws_url + "/v1/speak") as ws:

@@ -168,7 +168,8 @@ def create_app(
 
     async def chat_reply(request: Request) -> Response:
         try:
-            messages = _chat_messages(await _json_body(request, config.max_message_chars))
+            # the page sends the whole conversation
+            messages = _chat_messages(await _json_body(request, config.max_session_chars))
         except ClientError as exc:
             return exc.response()
 
