@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""The server, measured from outside: one ``voicekit serve`` process (eSpeak), real clients.
+"""The server, measured from outside: one ``voicekit serve`` process, real clients; eSpeak, then Piper.
 
 - HTTP: time to first byte and total time of ``POST /v1/audio/speech`` for one
   long input, against a naive endpoint in its own process that synthesizes
   the whole input (same engine, same voicekit stream) before answering.
 - WebSocket ``/v1/speak``: time from the reply's text to its first audio byte,
-  p50/p95, with 1, 10 and 30 sessions speaking at once.
-- RSS per session: the server process's peak resident memory with 30 sessions
-  mid-reply, minus its idle RSS, divided by 30.
+  p50/p95, with 1, 10 and 30 sessions speaking at once (Piper: 1 and 10).
+- RSS per session: the server process's peak resident memory with 30 (Piper:
+  10) sessions mid-reply, minus its idle RSS, divided by the sessions.
 
     .venv/bin/python scripts/bench_server.py [--quick]
 """
@@ -41,17 +41,18 @@ STEADY = " ".join(f"Session {{i}} keeps talking, sentence {k} of a longer reply.
 
 
 # -- the naive endpoint (run in its own process by --naive PORT) -----------------------------------
-def naive_app() -> Any:
+def naive_app(engine: str) -> Any:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from voicekit import EspeakTTS, MemorySink
+    from voicekit import MemorySink
+    from voicekit.cli import make_tts
 
     def synthesize(text: str) -> bytes:
-        tts = EspeakTTS()
+        tts = make_tts(engine)
         tts.setup_stream(samplerate=24000, dtype="int16")
         sink = MemorySink()
         try:
@@ -70,10 +71,10 @@ def naive_app() -> Any:
     return Starlette(routes=[Route("/v1/audio/speech", speech, methods=["POST"]), Route("/health", health)])
 
 
-def _serve_naive(port: int) -> None:
+def _serve_naive(engine: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(naive_app(), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(naive_app(engine), host="127.0.0.1", port=port, log_level="warning")
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -94,24 +95,25 @@ def _speech_timing(url: str, text: str) -> tuple[float, float, int]:
     return first or 0.0, time.perf_counter() - started, size
 
 
-def http_rows(runs: int) -> list[dict[str, Any]]:
+def http_rows(engine: str, text: str, runs: int) -> list[dict[str, Any]]:
     rows = []
     results = {}
     servers = {
-        "voicekit serve (streams)": [sys.executable, "-m", "voicekit", "serve"],
-        "naive (whole input, then answer)": [sys.executable, __file__, "--naive"],
+        "voicekit serve (streams)": [sys.executable, "-m", "voicekit", "serve", "--engine", engine],
+        "naive (whole input, then answer)": [sys.executable, __file__, "--naive", engine],
     }
     for name, command in servers.items():
         with server_process(command) as (url, _):
             _speech_timing(url, "Warm up.")
-            timings = [_speech_timing(url, LONG) for _ in range(runs)]
+            timings = [_speech_timing(url, text) for _ in range(runs)]
         ttfb = statistics.median(t[0] for t in timings)
         total = statistics.median(t[1] for t in timings)
         audio = timings[0][2] / 2 / 24000
         results[name] = (ttfb, total)
         rows.append(
             {
-                "measure": f"POST /v1/audio/speech, {len(LONG)} chars ({audio:.0f} s of audio)",
+                "engine": engine,
+                "measure": f"POST /v1/audio/speech, {len(text)} chars ({audio:.0f} s of audio)",
                 "endpoint": name,
                 "runs": runs,
                 "ttfb_ms_p50": round(ttfb * 1000, 1),
@@ -121,6 +123,7 @@ def http_rows(runs: int) -> list[dict[str, Any]]:
     (s_ttfb, s_total), (n_ttfb, n_total) = results.values()
     rows.append(
         {
+            "engine": engine,
             "measure": "naive / streaming",
             "endpoint": "ratio",
             "ttfb_ms_p50": f"{n_ttfb / s_ttfb:.1f}x",
@@ -161,21 +164,19 @@ async def _round(url: str, texts: list[str]) -> list[float]:
     return list(await asyncio.gather(*tasks))
 
 
-def ws_rows(rounds: dict[int, int]) -> tuple[list[dict[str, Any]], list[str]]:
+def ws_rows(engine: str, rounds: dict[int, int]) -> list[dict[str, Any]]:
     rows = []
-    notes = []
-    with server_process([sys.executable, "-m", "voicekit", "serve", "--max-sessions", "100"]) as (base, proc):
-        pid = proc.pid
+    command = [sys.executable, "-m", "voicekit", "serve", "--engine", engine, "--max-sessions", "100"]
+    with server_process(command) as (base, proc):
         url = base.replace("http", "ws", 1) + "/v1/speak"
         asyncio.run(_round(url, ["Warm up."]))
         for sessions, repeat in rounds.items():
             latencies: list[float] = []
             for _ in range(repeat):
                 latencies += asyncio.run(_round(url, [REPLY.format(i=i) for i in range(sessions)]))
-            rows.append({"measure": "WS text -> first audio byte", "sessions": sessions, **summarize(latencies)})
-        rows.append(_rss_row(url, pid, 30))
-        notes.append(f"server: one `voicekit serve` process (pid {pid}), eSpeak, uvicorn; clients in this process")
-    return rows, notes
+            rows.append({"engine": engine, "measure": "WS text -> first audio byte", "sessions": sessions, **summarize(latencies)})
+        rows.append({"engine": engine, **_rss_row(url, proc.pid, max(rounds))})
+    return rows
 
 
 def _rss_row(url: str, pid: int, sessions: int) -> dict[str, Any]:
@@ -210,27 +211,33 @@ def _rss_row(url: str, pid: int, sessions: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    rows = http_rows(3 if quick else 7)
-    more, notes = ws_rows({1: 10 if quick else 30, 10: 2 if quick else 5, 30: 1 if quick else 3})
-    return {
-        "section": "server",
-        "rows": rows + more,
-        "notes": notes
-        + [
-            "the naive endpoint synthesizes with the same voicekit stream and engine, into memory, then answers",
-            "WS latency: from sending the first text message to receiving the first binary frame",
-        ],
-    }
+    from voicekit.cli import default_engine
+
+    rows = http_rows("espeak", LONG, 3 if quick else 7)
+    rows += ws_rows("espeak", {1: 10 if quick else 30, 10: 2 if quick else 5, 30: 1 if quick else 3})
+    notes = [
+        "one `voicekit serve` process per row group (uvicorn, 1 worker); clients in the bench process; "
+        "the naive endpoint synthesizes with the same voicekit stream and engine into memory, then answers",
+        "WS latency: from sending the reply's text (one message, then done) to receiving its first binary frame",
+        "RSS: the server's peak with all sessions mid-reply minus its idle RSS, per session",
+    ]
+    if default_engine() == "piper":
+        # Piper runs a neural model per sentence: fewer, shorter runs keep the section short
+        rows += http_rows("piper", LONG[: len(LONG) // 4], 1 if quick else 3)
+        rows += ws_rows("piper", {1: 3 if quick else 10, 10: 1 if quick else 2})
+    else:
+        notes.append("Piper rows skipped: the piper extra is not installed")
+    return {"section": "server", "rows": rows, "notes": notes}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--naive", metavar="ENGINE", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive:
-        _serve_naive(args.port)
+        _serve_naive(args.naive, args.port)
         return
     from bench import show
 
