@@ -67,3 +67,13 @@ def test_bad_engine_setting_fails_before_serving() -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "no-such-voice-xyz" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_chat_backend_can_be_an_openai_compatible_llm(fake_llm) -> None:
+    command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--base-url", fake_llm.base_url, "--model", "fake-model"]
+    with server_process(command, _env()) as (url, _):
+        history = [{"role": "user", "content": "Hi"}]
+        with httpx.stream("POST", url + "/v1/chat", json={"messages": history}, timeout=10) as r:
+            pieces = list(r.iter_text())
+    assert "".join(pieces) == "".join(fake_llm.pieces)
+    assert fake_llm.requests[-1]["model"] == "fake-model" and fake_llm.requests[-1]["messages"] == history
