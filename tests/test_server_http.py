@@ -179,10 +179,12 @@ def test_allowed_origin_gets_cors() -> None:
 
 def test_session_cap_answers_503() -> None:
     with running(create_app("espeak", max_sessions=1)) as srv, httpx.Client(base_url=srv.url) as http:
-        body = {"input": LONG, "voice": "alloy", "response_format": "pcm"}
+        # far more audio than the socket buffers hold, so the first request stays open while unread
+        body = {"input": LONG * 6, "voice": "alloy", "response_format": "pcm"}
         with http.stream("POST", "/v1/audio/speech", json=body) as first:
             assert first.status_code == 200
-            next(first.iter_bytes())
+            pieces = first.iter_bytes()  # kept: a dropped iterator closes the response
+            next(pieces)
             busy = http.post("/v1/audio/speech", json=body)
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
             assert "limit" in busy.json()["error"]["message"]

@@ -129,11 +129,6 @@ class Outbox:
         with self._cond:
             return self._queued >= self._capacity
 
-    @property
-    def queued_seconds(self) -> float:
-        with self._cond:
-            return self._queued / SAMPLE_RATE
-
     async def changed(self, timeout: float | None = None) -> None:
         """Wait until something was queued (or ``timeout`` seconds)."""
         try:
@@ -143,10 +138,6 @@ class Outbox:
         self._changed.clear()
         with self._cond:
             self._wake_pending = False
-
-    def wake(self) -> None:
-        """Wake the sender from the loop thread (an interrupt, a client message)."""
-        self._changed.set()
 
     # -- the Sink protocol (voicekit's playback thread) ------------------------------------
     def open(self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int) -> None:
