@@ -9,6 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voicekit import EspeakTTS, MemorySink
+from voicekit.config import StreamConfig
+from voicekit.engines.espeak import EspeakClient
+from voicekit.engines.fallback import FallbackEngine
 from voicekit.text import SentenceChunker, split_sentences
 from voicekit.text.rules import language_or_default, languages, resolve
 
@@ -334,9 +338,7 @@ def test_unknown_or_missing_voice_languages_fall_back_to_english() -> None:
 
 
 def test_espeak_reports_the_language_of_its_current_voice() -> None:
-    from voicekit.engines.espeak import EspeakClient
-
-    client = EspeakClient()
+    client, other = EspeakClient(), EspeakClient()
     try:
         assert language_or_default(client.language) == "en"
         by_code: dict[str, str] = {}
@@ -348,5 +350,41 @@ def test_espeak_reports_the_language_of_its_current_voice() -> None:
             assert language_or_default(client.language) == code, by_code[code]
         client.set_voice("de+f3")
         assert client.language == "de"
+        assert FallbackEngine([client, other]).language == "de"  # the first engine's
     finally:
         client.close()
+        other.close()
+
+
+def test_a_stream_cuts_by_its_voice_language_unless_told(no_thread_leak) -> None:
+    text = "Am 3. Oktober ist Feiertag. Dann gehen wir heim."
+    english = ["Am 3.", "Oktober ist Feiertag.", "Dann gehen wir heim."]
+    german = ["Am 3. Oktober ist Feiertag.", "Dann gehen wir heim."]
+    tts = EspeakTTS()
+
+    def chunks() -> list[str]:
+        got: list[dict] = []
+        with tts.create_stream(sink=MemorySink(), on_chunk_processed=got.append) as stream:
+            stream.feed(text)
+        return [c["text"] for c in got]
+
+    try:
+        assert chunks() == english  # eSpeak's default voice is English
+        tts.set_voice("de")
+        assert chunks() == german  # the voice's language, by default
+        tts.set_stream_config({"language": "en"})
+        assert chunks() == english  # the setting wins
+        tts.set_stream_config({"language": "de-AT"})
+        assert chunks() == german
+        with pytest.raises(ValueError, match="language: no sentence rules for language 'xx'"):
+            tts.set_stream_config({"language": "xx"})
+    finally:
+        tts.cleanup()
+
+
+def test_stream_config_language_is_checked_where_it_is_set() -> None:
+    assert StreamConfig().language is None
+    assert StreamConfig(language="pt-BR").language == "pt-BR"
+    for bad in ("xx", "", 3):
+        with pytest.raises(ValueError, match="language"):
+            StreamConfig(language=bad)  # type: ignore[arg-type]

@@ -30,6 +30,9 @@ Every knob of the guide is here with its meaning in one place:
 ``max_queued_chars`` hard cap on text fed but not yet synthesized; ``feed``
                     raises ``BufferError`` past it.
 ``speech_filter``   turn LLM markdown into speakable text before chunking.
+``language``        sentence rules for the chunker ("de", "pt-BR", "zh"...);
+                    default None: the engine's voice language when it reports
+                    one, else English.
 =================== =========================================================
 
 Settings are checked where they are set (``StreamConfig(...)``,
@@ -45,6 +48,8 @@ import math
 import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from .text.rules import resolve
 
 __all__ = ["StreamConfig", "normalize_property"]
 
@@ -106,6 +111,7 @@ class StreamConfig:
     chars_per_second: float = 15.0
     max_queued_chars: int = 16_000_000
     speech_filter: bool = True
+    language: str | None = None
 
     def __post_init__(self) -> None:
         for name, (low, high) in _INTS.items():
@@ -119,6 +125,11 @@ class StreamConfig:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.dtype is not None and self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES} (or None for the default), got {self.dtype!r}")
+        if self.language is not None:
+            try:
+                resolve(self.language)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"language: {exc} (or None for the voice's language)") from None
         if self.min_text_chunk >= self.max_text_chunk:
             raise ValueError(
                 f"min_text_chunk must be below max_text_chunk ({self.max_text_chunk}), got {self.min_text_chunk!r}"

@@ -33,6 +33,7 @@ from .errors import BufferError, EngineError, StreamError
 from .reply import ChunkInfo, PlaybackReport, Reply, WordInfo, call_safely, in_callback
 from .resample import Resampler
 from .text import Sanitizer, SentenceChunker, SpeechFilter
+from .text.rules import language_or_default
 from .text.ssml import as_document, is_ssml, split_ssml
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class SpeechStream:
             first_fragment=config.first_fragment,
             max_chars=min(config.max_text_chunk, engine.max_chars),
             min_chars=config.min_text_chunk,
+            language=config.language or language_or_default(getattr(engine, "language", None)),
         )
         # a new stream takes its place in line now, like the guide's chatbot expects
         with self._cond:
