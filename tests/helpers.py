@@ -1,4 +1,4 @@
-"""Small helpers shared by the engine tests."""
+"""Small helpers shared by the tests: engine output, text chunking."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from voicekit.engine import AudioChunk, Cancel
+from voicekit.text import SentenceChunker
 
 
 def collect(chunks):
@@ -47,3 +48,28 @@ def marks(chunks):
 
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def chunk(pieces: list[str], **options) -> list[str]:
+    """The chunks a SentenceChunker(**options) makes of ``pieces`` fed in turn, flush included."""
+    chunker = SentenceChunker(**options)
+    out: list[str] = []
+    for piece in pieces:
+        out += chunker.feed(piece)
+    return out + chunker.flush()
+
+
+def three_ways(text: str, **options) -> list[str]:
+    """Chunks of ``text`` fed whole, word by word and char by char; all three must agree."""
+    options.setdefault("first_fragment", False)
+    whole = chunk([text], **options)
+    words = text.split(" ")
+    assert chunk([w + " " for w in words[:-1]] + words[-1:], **options) == whole
+    assert chunk(list(text), **options) == whole
+    return whole
+
+
+def pieces(text: str, cuts: list[int]) -> list[str]:
+    """``text`` cut at the given points (taken modulo its length)."""
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]

@@ -9,24 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicekit.text import SentenceChunker, split_sentences
+from voicekit.text.rules import languages
 
-
-def chunk(pieces: list[str], **options) -> list[str]:
-    chunker = SentenceChunker(**options)
-    out: list[str] = []
-    for piece in pieces:
-        out += chunker.feed(piece)
-    return out + chunker.flush()
-
-
-def three_ways(text: str, **options) -> list[str]:
-    """Chunks of ``text`` fed whole, word by word and char by char; all three must agree."""
-    options.setdefault("first_fragment", False)
-    whole = chunk([text], **options)
-    words = text.split(" ")
-    assert chunk([w + " " for w in words[:-1]] + words[-1:], **options) == whole
-    assert chunk(list(text), **options) == whole
-    return whole
+from .helpers import chunk, pieces, three_ways
 
 
 def no_space(text: str) -> str:
@@ -178,39 +163,46 @@ def test_a_megabyte_fed_token_by_token_takes_time_linear_in_size() -> None:
 
 # -- properties ---------------------------------------------------------------------------
 
-# Text that exercises every rule: terminators, abbreviations, markers, newlines, clauses.
+# Text that exercises every rule: terminators, abbreviations, markers, newlines, clauses, and
+# those of every language: CJK and Indic terminators, quotes, ordinals, titles, emoji, title lines.
 _ATOMS = [
     "a", "Word", " ", "  ", "\n", "\n\n", "\t", ".", "!", "?", "…", "...", " . . . ", ",", ";", ":", "—", " - ",
     '"', "'", ")", "(", "Mr. ", "U.S. ", "e.g. ", "p. ", "I. ", "J. ", "3.14", "$1,249.99", "1. ", "2. ",
     "1) ", "2) ", "a. ", "b. ", "• ", "⁃", "\n- ", "\n1. ", "https://x.org/a.b ", "é", "😀", "\x00", "\x1f", "\u2028",
+    "。", "！", "？", "｡", "।", "॥", "؟", "¿", "¡", "«", "»", "「", "」", "“", "”", "，", "、", "،", "🎉 ", "👨‍👩‍👧",
+    " 🚀\n", "Am 3. ", "3. Oktober", "Die ", "Sr. ", "Sig. ", "z.B. ", "usw. ", "г. ", "1990 г. ", "т.д. ", "د. ",
+    "إلخ. ", "डॉ. ", "L'Avv. ", "EE. UU. ", "Inc. ", "Then ", "a.m. ", "Summary\n", "Ok. ", "你好", "はい", "नमस्ते",
 ]
 _texts = st.lists(st.sampled_from(_ATOMS) | st.text(max_size=4), max_size=60).map("".join)
 
 
-def _pieces(text: str, cuts: list[int]) -> list[str]:
-    points = sorted({c % (len(text) + 1) for c in cuts})
-    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     text=_texts,
     cuts=st.lists(st.integers(min_value=0), max_size=20),
     first_fragment=st.booleans(),
     max_chars=st.integers(1, 60),
     min_chars=st.integers(0, 6),
+    language=st.sampled_from(languages()),
 )
-def test_same_chunks_for_any_split(text, cuts, first_fragment, max_chars, min_chars) -> None:
-    options = dict(first_fragment=first_fragment, max_chars=max_chars, min_chars=min(min_chars, max_chars))
+def test_same_chunks_for_any_split(text, cuts, first_fragment, max_chars, min_chars, language) -> None:
+    options = dict(
+        first_fragment=first_fragment, max_chars=max_chars, min_chars=min(min_chars, max_chars), language=language
+    )
     whole = chunk([text], **options)
-    assert chunk(_pieces(text, cuts), **options) == whole
+    assert chunk(pieces(text, cuts), **options) == whole
     assert chunk(list(text), **options) == whole
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.text() | _texts, max_chars=st.integers(1, 300), first_fragment=st.booleans())
-def test_nothing_lost_and_every_chunk_fits(text, max_chars, first_fragment) -> None:
-    chunks = chunk([text], max_chars=max_chars, min_chars=0, first_fragment=first_fragment)
+@given(
+    text=st.text() | _texts,
+    max_chars=st.integers(1, 300),
+    first_fragment=st.booleans(),
+    language=st.sampled_from(languages()),
+)
+def test_nothing_lost_and_every_chunk_fits(text, max_chars, first_fragment, language) -> None:
+    chunks = chunk([text], max_chars=max_chars, min_chars=0, first_fragment=first_fragment, language=language)
     assert no_space("".join(chunks)) == no_space(text)
     for c in chunks:
         assert c and c == c.strip() and len(c) <= max_chars
@@ -220,7 +212,7 @@ def test_nothing_lost_and_every_chunk_fits(text, max_chars, first_fragment) -> N
 @given(unit=st.text(min_size=1, max_size=40) | _texts.filter(bool), repeat=st.integers(1000, 5000), cuts=st.lists(st.integers(0), max_size=30))
 def test_huge_inputs(unit, repeat, cuts) -> None:
     text = unit * repeat
-    chunks = chunk(_pieces(text, cuts))
+    chunks = chunk(pieces(text, cuts))
     assert chunks == chunk([text])
     assert no_space("".join(chunks)) == no_space(text)
     assert all(0 < len(c) <= 250 for c in chunks)

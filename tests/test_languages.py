@@ -1,4 +1,6 @@
-"""Sentence rules per language: our own cases, the English Golden Rules, split invariance."""
+"""Sentence rules per language: our own cases, the English Golden Rules, the chat families, the stream setting.
+
+Split invariance across languages is property-tested in test_chunker.py."""
 
 from __future__ import annotations
 
@@ -6,8 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from voicekit import EspeakTTS, MemorySink
 from voicekit.config import StreamConfig
@@ -16,6 +16,7 @@ from voicekit.engines.fallback import FallbackEngine
 from voicekit.text import SentenceChunker, split_sentences
 from voicekit.text.rules import language_or_default, languages, resolve
 
+from .helpers import chunk, three_ways
 from .language_cases import CASES, LATER_CASES
 
 REQUIRED = ["en", "de", "fr", "es", "it", "pt", "nl", "ru", "zh", "ja", "hi", "ar"]
@@ -26,20 +27,6 @@ GOLDEN_KNOWN_MISSES = {
     17: "cuts after 'a.m.' before the title 'Mr.', like after 'P.M.' in the same case; "
     "the expected sentences keep the first 'a.m. Mr.' together",
 }
-
-
-def fed(text: str, pieces: list[str], language: str) -> list[str]:
-    chunker = SentenceChunker(first_fragment=False, min_chars=0, language=language)
-    return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
-
-
-def three_ways(text: str, language: str) -> list[str]:
-    """Sentences of ``text`` fed whole, word by word and char by char; all three must agree."""
-    whole = fed(text, [text], language)
-    words = text.split(" ")
-    assert fed(text, [w + " " for w in words[:-1]] + words[-1:], language) == whole
-    assert fed(text, list(text), language) == whole
-    return whole
 
 
 def test_every_required_language_has_at_least_ten_cases_and_rules() -> None:
@@ -59,13 +46,13 @@ def test_every_required_language_has_at_least_ten_cases_and_rules() -> None:
 )
 def test_language_cases(language: str, text: str, sentences: list[str]) -> None:
     assert split_sentences(text, language=language) == sentences
-    assert three_ways(text, language) == sentences
+    assert three_ways(text, language=language, min_chars=0) == sentences
 
 
 @pytest.mark.parametrize("language", REQUIRED)
 def test_universal_terminators_end_sentences_in_every_language(language: str) -> None:
     text = "你好。再见！真的？ はい｡ ठीक है। हाँ॥ كيف حالك؟ Yes! Really? Done… Next."
-    assert three_ways(text, language) == [
+    assert three_ways(text, language=language, min_chars=0) == [
         "你好。",
         "再见！",
         "真的？",
@@ -133,11 +120,6 @@ def test_an_unknown_language_is_a_clear_error() -> None:
 # -- the three English chat families, with the chunker's default settings ----------------------
 
 
-def chat(pieces: list[str]) -> list[str]:
-    chunker = SentenceChunker()
-    return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
-
-
 @pytest.mark.parametrize(
     "text, chunks",
     [
@@ -154,8 +136,8 @@ def chat(pieces: list[str]) -> list[str]:
     ],
 )
 def test_an_emoji_can_close_a_sentence(text: str, chunks: list[str]) -> None:
-    assert chat([text]) == chunks
-    assert chat(list(text)) == chunks
+    assert chunk([text]) == chunks
+    assert chunk(list(text)) == chunks
 
 
 @pytest.mark.parametrize(
@@ -173,14 +155,14 @@ def test_an_emoji_can_close_a_sentence(text: str, chunks: list[str]) -> None:
     ],
 )
 def test_a_short_line_without_terminator_is_a_title(text: str, chunks: list[str]) -> None:
-    assert chat([text]) == chunks
-    assert chat(list(text)) == chunks
+    assert chunk([text]) == chunks
+    assert chunk(list(text)) == chunks
 
 
 @pytest.mark.parametrize("word", ["Sure.", "Okay!", "Ok.", "No.", "Hi!", "Yes?", "Right…"])
 def test_one_word_sentences_stand_alone(word: str) -> None:
     text = f"{word} Let me check that."
-    assert chat([text]) == [word, "Let me check that."]
+    assert chunk([text]) == [word, "Let me check that."]
     chunker = SentenceChunker()
     assert chunker.feed(word + " L") == [word]  # emitted as soon as the next sentence starts
 
@@ -220,110 +202,11 @@ def test_golden_rule(index: int) -> None:
 def test_golden_rules_score_and_split_invariance() -> None:
     passed = 0
     for case in _GOLDEN_CASES:
-        whole = three_ways(case["text"], "en")
+        whole = three_ways(case["text"], min_chars=0)
         assert whole == split_sentences(case["text"])
         passed += whole == case["sentences"]
     assert len(_GOLDEN_CASES) == 48
     assert passed == 48 - len(GOLDEN_KNOWN_MISSES)
-
-
-# -- split invariance across languages ---------------------------------------------------------
-
-_ATOMS = [
-    " ",
-    "  ",
-    "\n",
-    "\n\n",
-    ".",
-    "!",
-    "?",
-    "…",
-    "。",
-    "！",
-    "？",
-    "｡",
-    "।",
-    "॥",
-    "؟",
-    "¿",
-    "¡",
-    "«",
-    "»",
-    "「",
-    "」",
-    "“",
-    "”",
-    "，",
-    "、",
-    "،",
-    "—",
-    "😀",
-    "🎉 ",
-    "👨‍👩‍👧",
-    " 🚀\n",
-    "Am 3. ",
-    "3. Oktober",
-    "Die ",
-    "Sr. ",
-    "Sig. ",
-    "z.B. ",
-    "usw. ",
-    "г. ",
-    "1990 г. ",
-    "т.д. ",
-    "د. ",
-    "إلخ. ",
-    "डॉ. ",
-    "L'Avv. ",
-    "EE. UU. ",
-    "Inc. ",
-    "Then ",
-    "U.S. ",
-    "a.m. ",
-    "Mr. ",
-    "Summary\n",
-    "Ok. ",
-    "你好",
-    "はい",
-    "नमस्ते",
-    "مرحبا",
-    "Привет",
-    "word",
-    "Word",
-]
-_texts = st.lists(st.sampled_from(_ATOMS) | st.text(max_size=3), max_size=50).map("".join)
-
-
-def _pieces(text: str, cuts: list[int]) -> list[str]:
-    points = sorted({c % (len(text) + 1) for c in cuts})
-    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    text=_texts,
-    cuts=st.lists(st.integers(min_value=0), max_size=20),
-    language=st.sampled_from(REQUIRED),
-    first_fragment=st.booleans(),
-    max_chars=st.integers(1, 80),
-    min_chars=st.integers(0, 6),
-)
-def test_same_chunks_for_any_split_in_every_language(
-    text, cuts, language, first_fragment, max_chars, min_chars
-) -> None:
-    options = dict(
-        first_fragment=first_fragment, max_chars=max_chars, min_chars=min(min_chars, max_chars), language=language
-    )
-
-    def run(pieces: list[str]) -> list[str]:
-        chunker = SentenceChunker(**options)
-        return [c for p in pieces for c in chunker.feed(p)] + chunker.flush()
-
-    whole = run([text])
-    assert run(_pieces(text, cuts)) == whole
-    assert run(list(text)) == whole
-    assert "".join("".join(whole).split()) == "".join(text.split())
-    assert all(c and c == c.strip() and len(c) <= max_chars for c in whole)
 
 
 # -- the language an engine reports ------------------------------------------------------------
