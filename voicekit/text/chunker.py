@@ -326,7 +326,7 @@ class SentenceChunker:
             self._mode = _START
         elif buf[pos].isspace():
             self._mode = _AFTER
-        elif self._strong_end(pos):
+        elif _STRONG.search(buf, self._cstart, pos) and self._strong_end(pos):
             self._emit(out, pos)  # "你好。我很好": no space between sentences
             self._mode = _START
         else:
@@ -378,10 +378,8 @@ class SentenceChunker:
         return True
 
     def _strong_end(self, pos: int) -> bool:
-        """Whether a cluster with no space after it ends the sentence: "。" does, "。」と" does not."""
+        """Whether a cluster of "。" or "！" with no space after it ends the sentence: "。」と" does not."""
         buf = self._buf
-        if self._emoji or not _STRONG.search(buf, self._cstart, pos):
-            return False
         if buf[pos - 1] in rules.CLOSERS and buf[pos].isalpha():
             return False  # a quoted sentence inside a sentence: 「はい。」と彼は言った。
         return self._long_enough(pos)
@@ -404,7 +402,7 @@ class SentenceChunker:
         if self._emoji:
             return tail if rules.capital_like(following) else None
         marks = buf[cstart:cend].rstrip(rules.CLOSERS)
-        if _STRONG.search(marks):
+        if marks != "." and _STRONG.search(marks):
             return tail
         if following.islower():
             return None
