@@ -271,3 +271,14 @@ def test_stream_config_language_is_checked_where_it_is_set() -> None:
     for bad in ("xx", "", 3):
         with pytest.raises(ValueError, match="language"):
             StreamConfig(language=bad)  # type: ignore[arg-type]
+
+
+def test_piper_reports_the_language_of_its_voice() -> None:
+    pytest.importorskip("piper", reason="needs the piper extra: pip install 'voicekit[piper]'")
+    from voicekit.engines.piper import PiperClient
+
+    client = PiperClient()
+    try:
+        assert language_or_default(client.language) == "en"
+    finally:
+        client.close()
