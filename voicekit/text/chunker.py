@@ -28,6 +28,7 @@ _TERMINATOR_RUN = re.compile(f"[{_T}]*")
 _CLOSER_RUN = re.compile(f"[{_C}]*")
 _EMOJI_RUN = re.compile(f"[{_E}]*")
 _EMOJI_CHAR = re.compile(f"[{_E}]")
+_EMOJI_MIN = min(c for c in _E if c != "-")  # no character below this is an emoji
 # Closers that never open anything: after a space they still close the cluster ("Viens ? »").
 _CLOSE_ONLY = "".join(c for c in rules.CLOSERS if c not in rules.OPENERS)
 _STRONG = re.compile(f"[{_S}]")
@@ -127,11 +128,12 @@ class SentenceChunker:
         """Add text; return the chunks that are now complete."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
-        if self._plain_room >= len(text) and not self._plain.search(text):
+        n = len(text)
+        if self._plain_room >= n and not self._plain.search(text):
             # Plain text inside a sentence: nothing to decide, skip the scanner.
             self._buf += text
-            self._pos += len(text)
-            self._plain_room -= len(text)
+            self._pos += n
+            self._plain_room -= n
             return []
         if not text:
             return []
@@ -205,10 +207,10 @@ class SentenceChunker:
             if self._start == _NO_CHUNK:
                 m = _NON_SPACE.search(self._buf, self._pos)
                 if m is None:
-                    self._line_begin = self._line_begin or "\n" in self._buf[self._pos :]
+                    self._line_begin = self._line_begin or self._buf.find("\n", self._pos) >= 0
                     self._pos = len(self._buf)
                     return
-                self._line_chunk = self._line_begin or "\n" in self._buf[self._pos : m.start()]
+                self._line_chunk = self._line_begin or self._buf.find("\n", self._pos, m.start()) >= 0
                 self._line_begin = False
                 self._start = self._pos = m.start()
             if not steps[self._mode](out, final):
@@ -326,7 +328,7 @@ class SentenceChunker:
             self._mode = _START
         elif buf[pos].isspace():
             self._mode = _AFTER
-        elif _STRONG.search(buf, self._cstart, pos) and self._strong_end(pos):
+        elif buf[self._cstart] != "." and _STRONG.search(buf, self._cstart, pos) and self._strong_end(pos):
             self._emit(out, pos)  # "你好。我很好": no space between sentences
             self._mode = _START
         else:
@@ -352,7 +354,7 @@ class SentenceChunker:
                 self._closing = False
                 self._mode = _CLUSTER
                 return True
-            emoji = _EMOJI_CHAR.match(c)
+            emoji = c >= _EMOJI_MIN and _EMOJI_CHAR.match(c)
             if emoji or c in _CLOSE_ONLY:
                 # "Done! 🎉 Next" and "Tu viens ? » Oui": they belong to the sentence before.
                 run = _run_end(_EMOJI_RUN if emoji else _CLOSER_RUN, buf, stop)
@@ -365,7 +367,7 @@ class SentenceChunker:
             if cut is WAIT:
                 self._pos = stop
                 return False
-            if isinstance(cut, int) and not self._long_enough(cut):
+            if cut is not None and cut - self._start < self.min_chars and not self._one_word():
                 cut = None
         if cut is None:
             self._pos = self._tail
@@ -382,14 +384,11 @@ class SentenceChunker:
         buf = self._buf
         if buf[pos - 1] in rules.CLOSERS and buf[pos].isalpha():
             return False  # a quoted sentence inside a sentence: 「はい。」と彼は言った。
-        return self._long_enough(pos)
+        return pos - self._start >= self.min_chars or self._one_word()
 
-    def _long_enough(self, cut: int) -> bool:
-        """Whether the sentence ending at ``cut`` may stand alone: min_chars, or a one-word sentence."""
-        start = self._start
-        if cut - start >= self.min_chars:
-            return True
-        core = self._buf[start : self._cstart].strip().strip(rules.OPENERS)
+    def _one_word(self) -> bool:
+        """Whether the sentence before the cluster is one word, which stands alone whatever min_chars."""
+        core = self._buf[self._start : self._cstart].strip().strip(rules.OPENERS)
         # "Ok." or "好。" is a whole reply to a question; a lone "A." or "1." is not.
         return core.isalpha() and (len(core) > 1 or core.lower() == core.upper())
 

@@ -85,7 +85,8 @@ class Language:
         None means the next word decides: pass it to :meth:`starts_sentence`. ``following``
         is never lower case here: a lower-case continuation was already ruled out.
         """
-        token = _ELISION.split(token)[-1] or token  # "L'Avv." is "Avv."
+        if "'" in token or "’" in token:
+            token = _ELISION.split(token)[-1] or token  # "L'Avv." is "Avv."
         word = token.lower()
         if word in self.titles:
             return False
