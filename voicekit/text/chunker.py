@@ -1,7 +1,8 @@
 """Streaming sentence chunker: cuts text arriving token by token into speakable chunks.
 
 Every decision depends only on the text, never on how it was split into ``feed()`` calls,
-and is taken at the latest when the first non-space character after a terminator arrives.
+and is taken at the latest when the first non-space character after a terminator arrives
+(after an abbreviation or an ordinal: once the next word is complete, as that word decides).
 Each character is scanned once (regexes jump over plain text), so time is linear in the input.
 """
 
