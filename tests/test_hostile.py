@@ -271,3 +271,15 @@ def test_the_stream_reports_everything_it_does_not_say() -> None:
     reported = stream.filtered_text.split()
     assert [r for r in reported if r != "\x1b"] == ["**", "**", "🎉", "<b>", "</b>", "https://x.org", "/a"]
     assert reported.count("\x1b") == 1  # the sanitizer's report; each stage reports in input order
+
+
+def test_an_ssml_reply_to_an_engine_without_ssml_is_read_as_its_words() -> None:
+    from voicekit import EspeakTTS
+
+    tts = EspeakTTS()
+    try:
+        stream = _say(tts, '<speak>Tom &amp; Jerry <break time="1s"/> run.', "<p>New <emphasis>part</emphasis>.</p></speak>")
+    finally:
+        tts.cleanup()
+    assert stream.heard_text.split() == ["Tom", "&", "Jerry", "run.", "New", "part."]
+    assert stream.filtered_text.split() == ["<speak>", '<break', 'time="1s"/>', "<p>", "<emphasis>"]

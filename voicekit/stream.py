@@ -34,7 +34,7 @@ from .reply import ChunkInfo, PlaybackReport, Reply, WordInfo, call_safely, in_c
 from .resample import Resampler
 from .text import Sanitizer, SentenceChunker, SpeechFilter
 from .text.rules import language_or_default
-from .text.ssml import as_document, is_ssml, split_ssml
+from .text.ssml import as_document, is_ssml, split_ssml, ssml_words
 
 if TYPE_CHECKING:
     from .engine import AudioChunk, Engine
@@ -115,7 +115,7 @@ class SpeechStream:
         self._worker: threading.Thread | None = None
         # the reply the worker is synthesizing: an interrupted one may be stuck in the network
         self._busy: Reply | None = None
-        # SSML goes to engines that read it; for others the filter strips the tags
+        # SSML goes to engines that read it; others get an SSML reply's words
         self._ssml_ok = bool(getattr(engine, "supports_ssml", False))
         self._ssml: list[str] = []
         # what the text stages drop goes to the reply being filtered (filtered_text)
@@ -170,7 +170,7 @@ class SpeechStream:
             if reply is None:
                 reply = new = self._start_reply()
             if not reply.fed:
-                reply.ssml = self._ssml_ok and (is_ssml(text) if ssml is None else bool(ssml))
+                reply.ssml = is_ssml(text) if ssml is None else bool(ssml)
             reply.fed.append(text)
             # in slices, so the worker never holds the lock over a huge piece
             self._pending.extend(text[i : i + _SLICE] for i in range(0, len(text), _SLICE))
@@ -441,13 +441,21 @@ class SpeechStream:
         text = "".join(taken)
         final = self._done and not self._pending
         if reply.ssml:
-            # a document: checked whole, then cut into documents the engine takes
+            # a document: checked whole (ValueError if malformed: _run refuses the reply
+            # before any request), then cut into documents the engine takes, or read as
+            # its words by an engine without SSML
             self._ssml.append(self._sanitizer.feed(text))
             chunks = []
             if final:
                 self._ssml.append(self._sanitizer.flush())
-                # ValueError if malformed: _run refuses the reply before any request
-                chunks = split_ssml(as_document("".join(self._ssml).strip()), self._engine.max_chars)
+                document = as_document("".join(self._ssml).strip())
+                if self._ssml_ok:
+                    chunks = split_ssml(document, self._engine.max_chars)
+                else:
+                    words, markup = ssml_words(document)
+                    self._filtered.extend(markup)
+                    chunks = self._chunker.feed(words) + self._chunker.flush()
+                    self._chunker.reset()
                 self._ssml.clear()
         else:
             chunks = self._filter_and_chunk(text, final)
@@ -517,7 +525,7 @@ class SpeechStream:
         if self._loop is not None and isinstance(self._engine, AsyncEngine):
             self._synthesize_on_loop(self._engine, self._loop, writer, text)
         else:
-            pieces = self._engine.synthesize(text, cancel, **_ssml_keyword(reply))
+            pieces = self._engine.synthesize(text, cancel, **_ssml_keyword(reply, self._engine))
             try:
                 for piece in pieces:
                     if cancel.is_set():
@@ -538,7 +546,7 @@ class SpeechStream:
         reply = writer.reply
 
         async def pump() -> None:
-            pieces = engine.asynthesize(text, reply.cancel, **_ssml_keyword(reply))
+            pieces = engine.asynthesize(text, reply.cancel, **_ssml_keyword(reply, engine))
             try:
                 async for piece in pieces:
                     if reply.cancel.is_set():
@@ -573,13 +581,13 @@ class SpeechStream:
             self._cond.notify_all()
 
 
-def _ssml_keyword(reply: Reply) -> dict[str, bool]:
+def _ssml_keyword(reply: Reply, engine: Engine) -> dict[str, bool]:
     """The reply's SSML decision rides with each of its chunks: engines never guess.
 
     Only SSML chunks pass the keyword, so engines without SSML keep the
-    two-argument ``synthesize`` of the contract.
+    two-argument ``synthesize`` of the contract (they get an SSML reply's words).
     """
-    return {"ssml": True} if reply.ssml else {}
+    return {"ssml": True} if reply.ssml and getattr(engine, "supports_ssml", False) else {}
 
 
 class _ChunkWriter:

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["is_ssml", "check_ssml", "split_ssml", "as_document"]
+__all__ = ["is_ssml", "check_ssml", "split_ssml", "as_document", "ssml_words"]
 
 #: elements a long document may be cut inside (each part is re-wrapped in them)
 _SPLITTABLE = frozenset(
     "speak p s prosody voice lang emphasis amazon:effect amazon:domain amazon:auto-breaths".split()
 )
+_ELEMENT_END = {"p": "\n\n", "s": "\n\n", "break": " "}
 _SENTENCE_END = re.compile(r"[.!?。！？…][\"')\]]*\s+\Z")
 _WORD = re.compile(r"\s+|\S+\s*")
 
@@ -101,6 +102,30 @@ def _parse(document: str) -> _Element:
 def check_ssml(document: str) -> None:
     """Raise ``ValueError`` unless ``document`` is one well-formed ``<speak>`` element."""
     _parse(document)
+
+
+def ssml_words(document: str) -> tuple[str, list[str]]:
+    """An SSML document read by an engine without SSML: (its text, the tags left out).
+
+    Entities are decoded ("&amp;" is "&"), each ``<p>`` and ``<s>`` is a
+    paragraph (a chunk of its own) and a ``<break>`` is a space. Raises
+    ``ValueError`` if the document is malformed.
+    """
+    words: list[str] = []
+    markup: list[str] = []
+
+    def read(element: _Element) -> None:
+        markup.append(element.start() if element.children else element.serialize())
+        words.append(_ELEMENT_END.get(element.tag, ""))
+        for child in element.children:
+            if isinstance(child, str):
+                words.append(child)
+            else:
+                read(child)
+        words.append(_ELEMENT_END.get(element.tag, ""))
+
+    read(_parse(document))
+    return "".join(words), markup
 
 
 def split_ssml(document: str, max_chars: int) -> list[str]:
