@@ -16,6 +16,8 @@ from voicekit.engine import check_voice_id
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
 PATH_IDS = [
     "../" * 20 + "etc/passwd",
     "../" * 20 + "dev/zero",
