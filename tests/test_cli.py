@@ -229,6 +229,15 @@ def test_volume_and_pitch_flags(tmp_path, capsys):
     assert crossings(say("--pitch", "90")) > crossings(say("--pitch", "10"))
 
 
+def test_a_control_the_engine_lacks_is_a_usage_error(capsys):
+    from voicekit.cli import default_engine
+
+    if default_engine() != "piper":
+        pytest.skip("needs Piper, whose voices have no pitch control: pip install 'voicekit[piper]'")
+    code, _, err = run(["say", "--engine", "piper", "--pitch", "60", "hi"], capsys)
+    assert code == 2 and err.startswith("voicekit say: --pitch: ") and err.count("\n") == 1, err
+
+
 def test_rate_errors_are_one_line_about_the_rate(capsys):
     for value in ("100", "0", "-2", "fast-ish"):
         code, _, err = run(["say", "--rate", value, "hi"], capsys)

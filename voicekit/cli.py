@@ -94,7 +94,7 @@ def _set_properties(tts: Any, args: argparse.Namespace) -> None:
         if value is not None:
             try:
                 tts.set_property(name, value)
-            except ValueError as exc:
+            except (ValueError, VoicekitError) as exc:  # out of range, or the engine has no such control
                 raise UsageError(f"--{name}: {exc}") from exc
 
 
