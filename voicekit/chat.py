@@ -563,7 +563,11 @@ class Chat:
                 raise ValueError(f"unknown engine {args[0]!r}; choose from {', '.join(self.engines)}")
             tts = self.make_tts(args[0])
             if self.rate is not None:
-                tts.set_property("rate", self.rate)
+                try:
+                    tts.set_property("rate", self.rate)
+                except BaseException:
+                    tts.cleanup()
+                    raise
             await self._stop_turn()
             old, self.tts, self.engine, self.voice, self._voices = self.tts, tts, args[0], None, None
             old.cleanup()
