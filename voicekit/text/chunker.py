@@ -401,11 +401,11 @@ class SentenceChunker:
         buf, cstart, cend, tail = self._buf, self._cstart, self._cend, self._tail
         if self._emoji:
             return tail if rules.capital_like(following) else None
+        if following.islower():  # a lower-case word goes on with the sentence, unless after "。"
+            return tail if buf[cstart] != "." and _STRONG.search(buf, cstart, cend) else None
         marks = buf[cstart:cend].rstrip(rules.CLOSERS)
         if marks != "." and _STRONG.search(marks):
             return tail
-        if following.islower():
-            return None
         if " " in marks:  # spaced ellipsis: ". . ." continues, ". . . ." ends the sentence
             if marks.count(".") < 4 or not following.isupper():
                 return None
