@@ -7,15 +7,20 @@ PortAudio playback on a private JACK server (dummy driver, 48 kHz):
 1. voicekit's own overhead to first audio: text fed word by word; overhead =
    (first sink write - the feed that completed the first chunk) - (the
    engine's time from its synthesize() call to its first AudioChunk).
-2. interrupt() to the last non-silent sample DeviceSink handed to PortAudio.
+2. barge-in at the speaker: interrupt() to the end of the last audible JACK
+   cycle, recorded by the rig's JACK "speaker" (tests/fixtures/audio.py), for
+   voicekit and for RealtimeTTS's stop() on the same device in the same run;
+   also interrupt() to the last non-silent sample DeviceSink handed to
+   PortAudio, and how fast the next reply restarts the device.
 3. DeviceSink underruns while narrating for minutes.
 4. peak RSS growth while narrating a 10 MB text file into a real-time sink
-   (in a fresh subprocess, so earlier measures don't skew the baseline).
+   (in a fresh subprocess, so earlier measures don't skew the baseline), and
+   RSS over an accelerated narration of hours of speech into an unpaced sink.
 5. time to first audio against RealtimeTTS (SystemEngine: pyttsx3 over the
    same libespeak-ng) on the same device, run from its own venv.
 
-Run through ``scripts/bench [--quick] core``. Subcommands ``rss`` and
-``rtts`` are what this file runs in its subprocesses.
+Run through ``scripts/bench [--quick] core``. Subcommands ``rss``, ``hours``,
+``rtts`` and ``rtts-stop`` are what this file runs in its subprocesses.
 """
 
 from __future__ import annotations
@@ -186,52 +191,124 @@ def measure_overhead(runs: int) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-# -- 2. interrupt on the JACK device ----------------------------------------------------------
+# -- 2. barge-in at the speaker ----------------------------------------------------------------
+def at_speaker(recorder: Any, asked: list[float], quiet: float) -> list[float]:
+    """For each interrupt time: end of the last audible JACK cycle starting before ``asked + quiet``, minus ``asked``.
+
+    0 when the speaker was already quiet (the interrupt fell in a pause between words).
+    """
+    out = []
+    for t in asked:
+        audible = [start + frames / recorder.device.samplerate
+                   for start, frames in recorder.audible_cycles() if start < t + quiet]
+        out.append(max(0.0, audible[-1] - t) if audible else 0.0)
+    return out
+
+
 def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
     import voicekit
+    from tests.fixtures.audio import JACK_PERIOD, JackRecorder
 
     rng = random.Random(7)
     tts = voicekit.EspeakTTS()
     sink = voicekit.DeviceSink(device.index)
     block = tts.stream_config.block_frames(device.samplerate) / device.samplerate
-    handed, audible_end, in_pause, latency = [], [], 0, 0.0
+    handed, asked, restarts, latency = [], [], [], 0.0
     text = "".join(line for line, _ in zip(narration_lines(), range(3)))
     try:
-        for _ in range(runs):
-            stream = tts.create_stream(sink=sink)
-            started = time.monotonic()
-            stream.feed(text)
-            deadline = started + 10
-            while (sink.last_audible_time or 0) <= started:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no audible sample reached PortAudio within 10 s")
-                time.sleep(0.005)
-            latency = sink.latency
-            time.sleep(rng.uniform(0.1, 1.5))
-            asked = time.monotonic()
-            stream.interrupt()
-            stream.close()
-            time.sleep(0.1)  # let a few more callbacks run: they must all be silent
-            last = sink.last_audible_time
-            in_pause += asked - last > 2 * block
-            # negative: the last audible block was handed over before interrupt() was called
-            handed.append(max(0.0, last - asked))
-            # that block then plays for `block` seconds, after PortAudio's output latency
-            audible_end.append(last + block + latency - asked)
+        with JackRecorder(device) as recorder:
+            for run in range(runs + 1):  # run 0 opens the device
+                stream = tts.create_stream(sink=sink)
+                started = time.monotonic()
+                stream.feed(text)
+                deadline = started + 10
+                while (recorder.first_sound_time(after=started) or 0) <= started:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no sound reached the rig's speaker within 10 s")
+                    time.sleep(0.002)
+                if run:
+                    restarts.append(recorder.first_sound_time(after=started) - started)
+                latency = sink.latency
+                time.sleep(rng.uniform(0.3, 1.5))
+                asked.append(time.monotonic())
+                stream.interrupt()
+                time.sleep(0.3)  # more callbacks and JACK cycles: they must all be silent
+                handed.append(max(0.0, (sink.last_audible_time or 0.0) - asked[-1]))
+                stream.close()
+            speaker = at_speaker(recorder, asked[1:], quiet=0.25)
     finally:
         tts.cleanup()
-    stats = summarize(handed)
-    notes = [
-        f"interrupt: {runs} interrupts at random points 0.1-1.5 s into speech on DeviceSink (ALSA 'jack' PCM, "
-        f"jackd dummy {device.samplerate} Hz, {block * 1000:.0f} ms blocks, PortAudio output latency "
-        f"{latency * 1000:.0f} ms); first row: interrupt() to the last non-silent sample handed to PortAudio "
-        f"(0 = no audible block after the call); second row: to when that block has left the speaker "
-        f"(+ block + latency), an upper bound; {in_pause} interrupt(s) fell in a pause between words.",
-    ]
-    return [
+    rows = [barge_in_row("voicekit", speaker)]
+    stats = summarize(handed[1:])
+    rows += [
         row("interrupt -> last non-silent sample to PortAudio", "ms", "p95 < 25", stats["p95"] < 25, **stats),
-        row("interrupt -> end of audible output (bound)", "ms", "", None, **summarize(audible_end)),
-    ], notes
+        row("next reply: feed() -> first sound at the speaker (device restarted)", "ms", "", None,
+            **summarize(restarts)),
+    ]
+    notes = [
+        f"barge-in: {runs} interrupts at random points 0.3-1.5 s into speech on DeviceSink (ALSA PCM into jackd's "
+        f"dummy driver, {device.samplerate} Hz, {JACK_PERIOD} frames per JACK cycle, {block * 1000:.0f} ms output "
+        f"blocks, PortAudio output latency {latency * 1000:.0f} ms); 'at the speaker' = interrupt() to the end of the "
+        f"last audible JACK cycle recorded by the rig's own JACK client (0 when the interrupt fell in a pause between "
+        f"words); interrupt() aborts the PortAudio stream, so ALSA's queued buffer is dropped, and the next reply "
+        f"starts it again (last row: the next reply's feed() to its first sound, eSpeak's first chunk included)."
+    ]
+    python, why = rtts_python()
+    if python is None:
+        notes.append(f"RealtimeTTS stop(): not measured: {why}")
+        return rows, notes
+    with JackRecorder(device) as recorder:
+        result = subprocess.run(
+            [str(python), __file__, "rtts-stop", str(device.index), str(runs)],
+            capture_output=True, text=True, timeout=120 + 10 * runs, env=jack_env(device),
+        )
+        time.sleep(0.3)
+        found = [line for line in result.stdout.splitlines() if line.startswith(RTTS_MARK)]
+        if result.returncode != 0 or not found:
+            notes.append(f"RealtimeTTS stop(): run failed: {result.stderr.strip()[-300:]}")
+            return rows, notes
+        theirs = at_speaker(recorder, json.loads(found[-1][len(RTTS_MARK):]), quiet=0.45)
+    rows.append(barge_in_row("RealtimeTTS stop()", theirs))
+    ours, other = summarize(speaker), summarize(theirs)
+    if ours.get("n") and other.get("n") and ours["p95"] > 0:
+        ratio = other["p95"] / ours["p95"]
+        rows.append(row("barge-in at the speaker, ratio RealtimeTTS / voicekit (p95)", "x", "> 1", ratio > 1,
+                        value=round(ratio, 1)))
+    notes.append(
+        f"RealtimeTTS stop(): {RTTS_VENV} (SystemEngine over the same libespeak-ng), same device, same recorder, "
+        f"{runs} stop() calls at random points 0.3-1.5 s after its on_audio_stream_start."
+    )
+    return rows, notes
+
+
+def barge_in_row(who: str, figures: list[float]) -> Row:
+    stats = summarize(figures)
+    ours = who == "voicekit" and bool(stats["n"])
+    return row(f"barge-in: interrupt -> speaker quiet, {who}", "ms", "p95 <= 15" if ours else "",
+               stats["p95"] <= 15 if ours else None, **stats)
+
+
+def rtts_stop_child(device: int, runs: int) -> list[float]:
+    """In RealtimeTTS's venv: when each stop() was called (time.monotonic(), like the recorder's clock)."""
+    from RealtimeTTS import SystemEngine, TextToAudioStream
+
+    rng = random.Random(7)
+    engine = SystemEngine(voice="en")
+    text = "".join(line for line, _ in zip(narration_lines(), range(3)))
+    asked = []
+    for _ in range(runs):
+        started = threading.Event()
+        stream = TextToAudioStream(engine, on_audio_stream_start=started.set, output_device_index=device,
+                                   tokenizer="rule-based")
+        stream.feed(text)
+        stream.play_async(fast_sentence_fragment=True)
+        if not started.wait(30):
+            continue
+        time.sleep(rng.uniform(0.3, 1.5))
+        asked.append(time.monotonic())
+        stream.stop()
+        time.sleep(0.6)  # silence between runs, so each stop's last sound is its own
+    return asked
 
 
 # -- 3. underruns over a long narration -------------------------------------------------------
@@ -333,6 +410,74 @@ def measure_rss(seconds: float) -> tuple[list[Row], list[str]]:
             f"MemorySink(realtime=True); includes the {r['sink_mb']:.1f} MB of audio that sink keeps"
             + ("; the file's str is read before the baseline." if mode == "whole" else "; file read line by line.")
         )
+    return rows, notes
+
+
+def hours_child(hours: float) -> dict[str, Any]:
+    """In a fresh process: narrate ``hours`` of speech as `voicekit narrate` does (one stream, a
+    line at a time, buffer_full() backpressure) into an unpaced NullSink; RSS as the audio grows."""
+    import psutil
+
+    import voicekit
+
+    process = psutil.Process()
+    tts = voicekit.EspeakTTS()
+    tts.speak("Warming up.", sink=voicekit.NullSink())
+    target = hours * 3600
+    spoken = [0.0]
+    samples: list[tuple[float, float]] = []
+    lines = narration_lines()
+    chars = 0
+    started = time.monotonic()
+    try:
+        with tts.create_stream(sink=voicekit.NullSink(),
+                               on_chunk_processed=lambda info: spoken.__setitem__(0, spoken[0] + info["duration"])
+                               ) as stream:
+            next_sample = 0.0
+            while spoken[0] < target:
+                if spoken[0] >= next_sample:
+                    samples.append((spoken[0] / 3600, process.memory_info().rss / 1e6))
+                    next_sample += target / 40
+                if stream.buffer_full():
+                    time.sleep(0.005)
+                    continue
+                line = next(lines)
+                chars += len(line)
+                stream.feed(line.strip() + "\n\n")
+            samples.append((spoken[0] / 3600, process.memory_info().rss / 1e6))
+            kept = len(stream.heard_text) + len(stream.fed_text)
+            stream.interrupt()
+    finally:
+        tts.cleanup()
+    return {"samples": samples, "chars": chars, "kept_chars": kept, "wall_s": time.monotonic() - started}
+
+
+def measure_hours(hours: float) -> tuple[list[Row], list[str]]:
+    import numpy as np
+
+    result = subprocess.run([sys.executable, __file__, "hours", str(hours)], capture_output=True, text=True,
+                            timeout=7200)
+    if result.returncode != 0:
+        raise RuntimeError(f"hours child failed: {result.stderr.strip()[-500:]}")
+    r = json.loads(result.stdout.strip().splitlines()[-1])
+    samples = [(h, mb) for h, mb in r["samples"] if h >= 0.1 * hours]  # after the first 10%: warm
+    first, last = samples[0][1], samples[-1][1]
+    xs, ys = zip(*samples)
+    slope = float(np.polyfit(xs, ys, 1)[0]) if len(samples) > 2 else 0.0
+    spread = max(ys) - min(ys)
+    rows = [
+        row(f"RSS growth narrating {hours:g} h of speech (from 10% to the end)", "MB", "< 10",
+            last - first < 10, value=round(last - first, 1)),
+        row("RSS range over that narration / slope", "MB, MB/h", "", None,
+            value=f"{spread:.1f} / {slope:+.2f}"),
+    ]
+    notes = [
+        f"hours: fresh process; {r['chars'] / 1e6:.1f} MB of text narrated as `voicekit narrate` does (one stream, "
+        f"a line at a time with buffer_full() backpressure) into an unpaced NullSink, so {hours:g} h of eSpeak speech "
+        f"took {r['wall_s'] / 60:.1f} min; RSS sampled every {hours * 60 / 40:.1f} min of speech, from "
+        f"{samples[0][1]:.0f} MB to {samples[-1][1]:.0f} MB; heard_text + fed_text held {r['kept_chars']:,} "
+        f"characters at the end (Reply.HISTORY_CHARS each)."
+    ]
     return rows, notes
 
 
@@ -480,6 +625,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     notes: list[str] = []
     _attempt("overhead to first audio", lambda: measure_overhead(10 if quick else 30), rows, notes)
     _attempt("peak RSS growth", lambda: measure_rss(10 if quick else 60), rows, notes)
+    _attempt("narration for hours", lambda: measure_hours(1.0 if quick else 8.0), rows, notes)
     try:
         with jack_server() as device:
             _attempt("interrupt latency", lambda: measure_interrupt(device, 8 if quick else 20), rows, notes)
@@ -494,10 +640,15 @@ def main(argv: list[str]) -> None:
     command, *args = argv
     if command == "rss":
         print(json.dumps(rss_child(args[0], float(args[1]))))
+    elif command == "hours":
+        print(json.dumps(hours_child(float(args[0]))))
     elif command == "rtts":
         print(RTTS_MARK + json.dumps(rtts_child(int(args[0]), int(args[1]), float(args[2]))))
+    elif command == "rtts-stop":
+        print(RTTS_MARK + json.dumps(rtts_stop_child(int(args[0]), int(args[1]))))
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} rss lines|whole SECONDS | rtts DEVICE RUNS GAP")
+        raise SystemExit(f"usage: {sys.argv[0]} rss lines|whole SECONDS | hours HOURS | rtts DEVICE RUNS GAP | "
+                         "rtts-stop DEVICE RUNS")
 
 
 if __name__ == "__main__":

@@ -597,3 +597,142 @@ def test_callback_payloads_are_typed_and_subscriptable(tts):
     stream.close()
     assert set(chunks[0]) == set(get_type_hints(ChunkInfo)) and set(words[0]) == set(get_type_hints(WordInfo))
     assert isinstance(chunks[0]["duration"], float) and isinstance(words[0]["offset"], int)
+
+
+def test_an_endless_reply_keeps_bounded_text(tts, monkeypatch):
+    from voicekit.reply import Reply
+
+    monkeypatch.setattr(Reply, "HISTORY_CHARS", 400)
+    line = "The narrator reads entry {n} of the endless log, and then moves on. "
+    stream = tts.create_stream(sink=NullSink())
+    longest_heard = longest_fed = 0
+    for n in range(60):  # about 4,000 characters, ten times the history kept
+        stream.feed(line.format(n=n))
+        longest_heard = max(longest_heard, len(stream.heard_text))
+        longest_fed = max(longest_fed, len(stream.fed_text))
+        while stream.buffer_full():
+            time.sleep(0.01)
+    stream.done()
+    assert stream.wait_until_done(timeout=60)
+    # the newest 400 characters, plus at most one chunk / one feed() piece
+    assert longest_fed <= 400 + len(line) + 2 and len(stream.fed_text) <= 400 + len(line) + 2
+    assert longest_heard <= 400 + 250 and 400 <= len(stream.heard_text) <= 400 + 250
+    assert stream.heard_text.endswith("entry 59 of the endless log, and then moves on.")
+    assert stream.fed_text.endswith(line.format(n=59))
+    stream.close()
+
+
+class _StalledServer:
+    """A TCP server on 127.0.0.1 that accepts and then says nothing until released."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connected = threading.Event()
+        self.release = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="test-stalled-server", daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        conn, _ = self.sock.accept()
+        self.connected.set()
+        self.release.wait(30)
+        conn.close()
+
+    def close(self):
+        self.release.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+class _BlockingNetworkEngine:
+    """An engine written without cancel support: its network read blocks until the server answers."""
+
+    name, samplerate, max_chars = "blocking-net", 22050, 500
+
+    def __init__(self, port):
+        self.port = port
+
+    def synthesize(self, text, cancel):
+        import socket
+
+        with socket.create_connection(("127.0.0.1", self.port)) as conn:
+            conn.sendall(text.encode())
+            conn.recv(1)  # the stalled server never answers
+        raise ConnectionError("the server hung up")
+
+    def voices(self):
+        return []
+
+    def set_voice(self, voice_id):
+        pass
+
+    def set_property(self, name, value):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_close_and_cleanup_after_interrupt_never_wait_for_the_network():
+    from tests.conftest import voicekit_threads
+    from voicekit import BaseTTS
+
+    server = _StalledServer()
+    before = set(voicekit_threads())
+    try:
+        tts = BaseTTS(_BlockingNetworkEngine(server.port))
+        stream = tts.create_stream(sink=NullSink())
+        stream.feed("A sentence the server will never speak.")
+        stream.done()
+        assert server.connected.wait(10)
+        assert run_briefly(stream.interrupt) < 1.0
+        assert run_briefly(stream.close) < 1.0  # the worker is still stuck in recv()
+        other = tts.create_stream(sink=NullSink())
+        other.feed("Another one.")
+        assert run_briefly(other.interrupt) < 1.0
+        assert run_briefly(tts.cleanup) < 1.0
+    finally:
+        server.close()  # the stuck read returns; the abandoned worker ends by itself
+    for thread in set(voicekit_threads()) - before:
+        thread.join(5)
+        assert not thread.is_alive(), thread.name
+
+
+def test_cancelling_async_close_is_honoured_and_never_stalls_the_loop(tts):
+    sink = MemorySink(realtime=True)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        gaps = []
+
+        async def ticker():
+            last = loop.time()
+            while True:
+                await asyncio.sleep(0.005)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        stream = await tts.create_async_stream(sink=sink)
+        await stream.feed("This reply takes several seconds to say out loud, which is far too long to wait. " * 2)
+        closing = asyncio.create_task(stream.close())
+        await asyncio.sleep(0.5)
+        asked = loop.time()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        took = loop.time() - asked
+        ticking.cancel()
+        return took, max(gaps), stream
+
+    took, worst_gap, stream = asyncio.run(main())
+    assert took < 0.5
+    assert worst_gap < 0.25  # a blocked loop shows up here as seconds
+    at = sink.seconds
+    time.sleep(0.2)
+    assert sink.seconds - at < 0.05  # cancelling close() stopped the speech
+    assert sink.seconds < 5.0 and stream.heard_text

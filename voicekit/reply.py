@@ -113,7 +113,33 @@ def call_safely(callback: Callable[[Any], Any] | None, info: Mapping[str, Any]) 
         log.exception("voicekit: callback %r raised", callback)
 
 
+class RecentText:
+    """Text pieces in order, keeping about the newest ``limit`` characters (whole pieces)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pieces: deque[str] = deque()
+        self._chars = 0
+
+    def append(self, text: str) -> None:
+        self._pieces.append(text)
+        self._chars += len(text)
+        while len(self._pieces) > 1 and self._chars - len(self._pieces[0]) >= self._limit:
+            self._chars -= len(self._pieces.popleft())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._pieces))
+
+    def __bool__(self) -> bool:
+        return bool(self._pieces)
+
+
 class Reply:
+    #: how much of an endless reply ``heard_text`` and ``fed_text`` keep: about the
+    #: newest this many characters (whole chunks / whole ``feed()`` pieces), so a
+    #: narration that runs for hours holds the current chunk and lookahead, not its past
+    HISTORY_CHARS = 100_000
+
     def __init__(
         self,
         fmt: AudioFormat,
@@ -131,10 +157,12 @@ class Reply:
         self.admitted = Cancel()
         #: set by playback, exactly once
         self.outcome: Future[PlaybackReport] = Future()
-        self.fed: list[str] = []
+        #: what was fed, as given (``SpeechStream.fed_text``)
+        self.fed = RecentText(self.HISTORY_CHARS)
         #: what the text stages dropped, in order (``SpeechStream.filtered_text``)
-        self.filtered: list[str] = []
+        self.filtered = RecentText(self.HISTORY_CHARS)
         self.ssml = False
+        # the spoken text: chunks with their offsets; fully heard chunks past HISTORY_CHARS are dropped
         self._spoken: list[str] = []
         self._bases: list[int] = []
         self._spoken_len = 0
@@ -151,7 +179,7 @@ class Reply:
         self._reported = False
         self.frames_pushed = 0
 
-    # -- producer side (synthesis worker) -------------------------------------------
+    # -- producer side (the stream) -------------------------------------------------
     def add_chunk_text(self, text: str) -> int:
         """Append a chunk to the spoken text; returns its offset there."""
         with self._lock:
@@ -197,6 +225,20 @@ class Reply:
             if self._on_word is not None:
                 word = self._word_at(offset, length)
                 self._unfired.append({"word": word, "offset": offset, "time": frame / self.samplerate})
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop the oldest fully heard chunks beyond ``HISTORY_CHARS`` (lock held)."""
+        drop = 0
+        bases, spoken = self._bases, self._spoken
+        while (
+            drop + 1 < len(spoken)
+            and bases[drop] + len(spoken[drop]) <= self._heard_end
+            and self._heard_end - bases[drop + 1] >= self.HISTORY_CHARS
+        ):
+            drop += 1
+        if drop:
+            del bases[:drop], spoken[:drop]
 
     def advance(self, played: int) -> None:
         """The playback clock reached frame ``played`` of this reply: fire the words passed.
@@ -231,6 +273,7 @@ class Reply:
             self._reported = True
             if not result.interrupted and result.error is None:
                 self._heard_end = max(self._heard_end, self._synth_end)
+                self._forget()
         # outside the lock: the future runs the stream's done-callback
         self.outcome.set_result(result)
 
@@ -242,8 +285,12 @@ class Reply:
     @property
     def heard_text(self) -> str:
         with self._lock:
-            return " ".join(self._spoken)[: self._heard_end].rstrip()
+            return " ".join(self._spoken)[: self._heard_end - self._first()].rstrip()
 
     def unheard_text(self) -> str:
         with self._lock:
-            return " ".join(self._spoken)[self._heard_end :].strip()
+            return " ".join(self._spoken)[self._heard_end - self._first() :].strip()
+
+    def _first(self) -> int:
+        """Offset of the oldest chunk still kept (lock held)."""
+        return self._bases[0] if self._bases else 0

@@ -292,13 +292,18 @@ class SpeechStream:
 
     @property
     def heard_text(self) -> str:
-        """Words actually played in the current (or last) reply, in spoken form."""
+        """Words actually played in the current (or last) reply, in spoken form.
+
+        An endless reply (a narration) keeps only its newest ~100,000 characters
+        here (``Reply.HISTORY_CHARS``), so memory stays flat however long it runs.
+        """
         reply = self._reply or self._last_reply
         return reply.heard_text if reply is not None else ""
 
     @property
     def fed_text(self) -> str:
-        """Everything fed to the current (or last) reply, as given."""
+        """Everything fed to the current (or last) reply, as given (the newest
+        ~100,000 characters of an endless one, like ``heard_text``)."""
         reply = self._reply or self._last_reply
         return "".join(reply.fed) if reply is not None else ""
 

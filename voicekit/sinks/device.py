@@ -47,8 +47,13 @@ class DeviceSink(ClosesOnExit):
     ``blocksize`` frames, pulling from a ring buffer of ``buffer_frames`` frames
     allocated at ``open``; when the ring is empty it plays silence. ``write``
     blocks while the ring is full, which paces the writer to real time.
-    ``abort()`` empties the ring, so the next block is silent. ``pending_frames``
-    counts frames in the ring; PortAudio's own ``latency`` (seconds) comes on top.
+    ``abort()`` empties the ring and, if audio may still be on its way to the
+    speaker, closes the PortAudio stream (on a helper thread, so ``abort``
+    returns at once): closing drops what the host audio API still holds. Merely
+    aborting is not enough: with ALSA plugins such as ``jack``, PortAudio's abort
+    leaves the plugin playing its buffer. The next ``write`` opens the stream
+    again. ``pending_frames`` counts frames in the ring; PortAudio's own
+    ``latency`` (seconds) comes on top.
     Devices usually accept only their own rate (``preferred_samplerate``): the
     stream resamples to it.
 
@@ -68,6 +73,8 @@ class DeviceSink(ClosesOnExit):
         self._stream: Any = None
         self._format: AudioFormat | None = None
         self._lock = threading.Lock()  # writer commits vs abort(); the callback never takes it
+        self._control = threading.Lock()  # PortAudio open/close, never two at once
+        self._closing: threading.Thread | None = None  # a stream dropped by abort(), being closed
         self._space = threading.Event()  # set by the callback whenever it frees ring space
         self._reset(np.zeros((1, 1), np.float32))
 
@@ -127,13 +134,22 @@ class DeviceSink(ClosesOnExit):
         self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int
     ) -> None:
         fmt = AudioFormat.create(samplerate, channels, dtype, blocksize, buffer_frames)
-        if self._stream is not None:
+        if self._format is not None:
             if fmt == self._format:
                 return
             self.close()
+        self._reset(np.zeros((max(fmt.buffer_frames, fmt.blocksize), fmt.channels), fmt.dtype))
+        with self._control:
+            self._stream = self._start_stream(fmt)
+            self._format = fmt
+
+    def _start_stream(self, fmt: AudioFormat) -> Any:
+        """A started PortAudio stream for ``fmt`` (control lock held)."""
+        if self._closing is not None:
+            self._closing.join()  # an exclusive device opens only once the old stream is closed
+            self._closing = None
         sd = _portaudio()
         info = self._device_info(sd)
-        self._reset(np.zeros((max(fmt.buffer_frames, fmt.blocksize), fmt.channels), fmt.dtype))
         stream = None
         try:
             stream = sd.OutputStream(
@@ -154,7 +170,7 @@ class DeviceSink(ClosesOnExit):
                 f"{info['default_samplerate']:.0f} Hz and it has {info['max_output_channels']} "
                 f"output channel(s)"
             ) from e
-        self._format, self._stream = fmt, stream
+        return stream
 
     def _callback(self, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
         # Runs on PortAudio's thread every block: no locks, no new arrays.
@@ -193,6 +209,7 @@ class DeviceSink(ClosesOnExit):
         """
         require_open(self._format, self).check(frames)
         generation = self._generation
+        self._start()
         ring = self._ring
         done = 0
         while done < len(frames):
@@ -209,6 +226,12 @@ class DeviceSink(ClosesOnExit):
                     return
                 self._written += n
             done += n
+
+    def _start(self) -> None:
+        """Open the PortAudio stream again after an ``abort()`` closed it."""
+        with self._control:
+            if self._stream is None and self._format is not None:
+                self._stream = self._start_stream(self._format)
 
     def _wait_for_space(self, generation: int) -> int:
         """Free frames in the ring once there are some; 0 if aborted meanwhile."""
@@ -234,6 +257,28 @@ class DeviceSink(ClosesOnExit):
             self._end_mark = self._written  # before _flush_to: the callback reads them in this order
             self._flush_to = self._written
         self._space.set()
+        with self._control:
+            stream = self._stream
+            if stream is None or not self._may_sound(stream):
+                return
+            self._stream = None
+            if self._closing is not None:
+                self._closing.join()
+            # closing deactivates the host API's side at once; the rest of the close is slow (~30 ms)
+            self._closing = threading.Thread(
+                target=stream.close, kwargs={"ignore_errors": True}, name="voicekit-device-close", daemon=True
+            )
+            self._closing.start()
+
+    def _may_sound(self, stream: Any) -> bool:
+        """Whether the host API may still hold audible frames (so abort must drop them)."""
+        last = self.last_audible_time
+        held = float(stream.latency) + 2 * self._ring_seconds()
+        return last is not None and time.monotonic() - last < held
+
+    def _ring_seconds(self) -> float:
+        fmt = self._format
+        return fmt.buffer_frames / fmt.samplerate if fmt is not None else 0.0
 
     def drain(self) -> None:
         """Wait until the ring is empty and its last block has left the speaker."""
@@ -252,9 +297,13 @@ class DeviceSink(ClosesOnExit):
 
     def close(self) -> None:
         """Stop the PortAudio stream at once (unplayed audio is dropped); idempotent."""
-        stream = self._stream
-        if stream is None:
+        if self._format is None:
             return
         self.abort()
-        self._stream = self._format = None
-        stream.close(ignore_errors=True)
+        with self._control:
+            stream, self._stream, self._format = self._stream, None, None
+            if stream is not None:
+                stream.close(ignore_errors=True)
+            if self._closing is not None:
+                self._closing.join()
+                self._closing = None
