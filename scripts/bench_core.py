@@ -523,8 +523,12 @@ def rtts_python() -> tuple[Path | None, str]:
         return python, ""
     import shutil
 
+    apt = ["ffmpeg", "portaudio19-dev"]  # ffprobe for its SystemEngine; PortAudio headers to build PyAudio
+    if shutil.which("ffprobe") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *apt], capture_output=True,
+                       timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     if shutil.which("ffprobe") is None:
-        return None, "RealtimeTTS's SystemEngine needs ffprobe (apt-get install ffmpeg), which is missing"
+        return None, f"RealtimeTTS's SystemEngine needs ffprobe (apt-get install {' '.join(apt)}), which is missing"
     steps = [[sys.executable, "-m", "venv", str(RTTS_VENV)],
              [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "realtimetts[system]"]]
     for step in steps:

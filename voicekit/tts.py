@@ -116,7 +116,9 @@ class BaseTTS:
 
         # engines with ``asynthesize`` (OpenAI) then do their I/O on this loop
         loop = asyncio.get_running_loop()
-        return AsyncSpeechStream(self._create(sink, on_chunk_processed, on_word, loop=loop))
+        # off the loop: the first stream on the default device initialises PortAudio (~100 ms)
+        stream = await asyncio.to_thread(self._create, sink, on_chunk_processed, on_word, loop)
+        return AsyncSpeechStream(stream)
 
     def speak_streamed(
         self,

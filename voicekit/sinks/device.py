@@ -144,10 +144,7 @@ class DeviceSink(ClosesOnExit):
             self._format = fmt
 
     def _start_stream(self, fmt: AudioFormat) -> Any:
-        """A started PortAudio stream for ``fmt`` (control lock held)."""
-        if self._closing is not None:
-            self._closing.join()  # an exclusive device opens only once the old stream is closed
-            self._closing = None
+        """A started PortAudio stream for ``fmt``."""
         sd = _portaudio()
         info = self._device_info(sd)
         stream = None
@@ -228,10 +225,29 @@ class DeviceSink(ClosesOnExit):
             done += n
 
     def _start(self) -> None:
-        """Open the PortAudio stream again after an ``abort()`` closed it."""
+        """Have a PortAudio stream again after an ``abort()`` closed it (usually reopened already)."""
+        if self._stream is not None:
+            return
+        closing = self._closing
+        if closing is not None:
+            closing.join()  # it reopens the stream; an exclusive device opens only once closed
         with self._control:
             if self._stream is None and self._format is not None:
                 self._stream = self._start_stream(self._format)
+
+    def _reopen(self, old: Any) -> None:
+        """On a helper thread: close the stream abort() dropped, then open the next one ahead
+        of the next reply, so its first block plays at once."""
+        old.close(ignore_errors=True)
+        with self._control:
+            if self._closing is not threading.current_thread():
+                return
+            self._closing = None
+            if self._stream is None and self._format is not None:
+                try:
+                    self._stream = self._start_stream(self._format)
+                except OutputError:
+                    pass  # the next write tries again and reports it
 
     def _wait_for_space(self, generation: int) -> int:
         """Free frames in the ring once there are some; 0 if aborted meanwhile."""
@@ -262,11 +278,9 @@ class DeviceSink(ClosesOnExit):
             if stream is None or not self._may_sound(stream):
                 return
             self._stream = None
-            if self._closing is not None:
-                self._closing.join()
             # closing deactivates the host API's side at once; the rest of the close is slow (~30 ms)
             self._closing = threading.Thread(
-                target=stream.close, kwargs={"ignore_errors": True}, name="voicekit-device-close", daemon=True
+                target=self._reopen, args=(stream,), name="voicekit-device-reopen", daemon=True
             )
             self._closing.start()
 
@@ -302,8 +316,8 @@ class DeviceSink(ClosesOnExit):
         self.abort()
         with self._control:
             stream, self._stream, self._format = self._stream, None, None
-            if stream is not None:
-                stream.close(ignore_errors=True)
-            if self._closing is not None:
-                self._closing.join()
-                self._closing = None
+            closing, self._closing = self._closing, None
+        if closing is not None:
+            closing.join()  # it sees the sink closed and opens nothing
+        if stream is not None:
+            stream.close(ignore_errors=True)
