@@ -93,7 +93,7 @@ class FirstWrite:
 
     def write(self, frames: Any) -> None:
         if self.first_write is None:
-            self.first_write = time.perf_counter()
+            self.first_write = time.monotonic()
             self.wrote.set()
         self.sink.write(frames)
 
@@ -111,7 +111,7 @@ def feed_words(stream: Any, text: str, gap: float) -> list[float]:
     """Feed ``text`` word by word as an LLM would; returns when each word arrived."""
     arrivals = []
     for i, word in enumerate(text.split(" ")):
-        arrivals.append(time.perf_counter())
+        arrivals.append(time.monotonic())
         stream.feed(word if i == 0 else " " + word)
         time.sleep(gap)
     return arrivals
@@ -135,12 +135,12 @@ def measure_overhead(runs: int) -> tuple[list[Row], list[str]]:
         """Notes, per synthesize() call, when it was called and when its first chunk came."""
 
         def synthesize(self, text: str, cancel: threading.Event) -> Iterator[Any]:
-            called = time.perf_counter()
+            called = time.monotonic()
             pieces = super().synthesize(text, cancel)
             try:
                 for i, piece in enumerate(pieces):
                     if i == 0:
-                        calls.append((text, called, time.perf_counter()))
+                        calls.append((text, called, time.monotonic()))
                     yield piece
             finally:
                 pieces.close()
@@ -171,10 +171,10 @@ def measure_overhead(runs: int) -> tuple[list[Row], list[str]]:
     direct = []
     client = voicekit.EspeakClient()
     for text in chunks:
-        start = time.perf_counter()
+        start = time.monotonic()
         pieces = client.synthesize(text, threading.Event())
         next(pieces)
-        direct.append(time.perf_counter() - start)
+        direct.append(time.monotonic() - start)
         pieces.close()
     over = summarize(overheads)
     rows = [
@@ -212,13 +212,15 @@ def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
     rng = random.Random(7)
     tts = voicekit.EspeakTTS()
     sink = voicekit.DeviceSink(device.index)
+    writes = FirstWrite(sink)
     block = tts.stream_config.block_frames(device.samplerate) / device.samplerate
     handed, asked, restarts, latency = [], [], [], 0.0
     text = "".join(line for line, _ in zip(narration_lines(), range(3)))
     try:
         with JackRecorder(device) as recorder:
             for run in range(runs + 1):  # run 0 opens the device
-                stream = tts.create_stream(sink=sink)
+                writes.reset()
+                stream = tts.create_stream(sink=writes)
                 started = time.monotonic()
                 stream.feed(text)
                 deadline = started + 10
@@ -226,8 +228,8 @@ def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("no sound reached the rig's speaker within 10 s")
                     time.sleep(0.002)
-                if run:
-                    restarts.append(recorder.first_sound_time(after=started) - started)
+                if run and writes.first_write is not None:
+                    restarts.append(recorder.first_sound_time(after=started) - writes.first_write)
                 latency = sink.latency
                 time.sleep(rng.uniform(0.3, 1.5))
                 asked.append(time.monotonic())
@@ -242,7 +244,7 @@ def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
     stats = summarize(handed[1:])
     rows += [
         row("interrupt -> last non-silent sample to PortAudio", "ms", "p95 < 25", stats["p95"] < 25, **stats),
-        row("next reply: feed() -> first sound at the speaker (device restarted)", "ms", "", None,
+        row("next reply after an interrupt: first block written -> first sound at the speaker", "ms", "", None,
             **summarize(restarts)),
     ]
     notes = [
@@ -250,8 +252,9 @@ def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
         f"dummy driver, {device.samplerate} Hz, {JACK_PERIOD} frames per JACK cycle, {block * 1000:.0f} ms output "
         f"blocks, PortAudio output latency {latency * 1000:.0f} ms); 'at the speaker' = interrupt() to the end of the "
         f"last audible JACK cycle recorded by the rig's own JACK client (0 when the interrupt fell in a pause between "
-        f"words); interrupt() aborts the PortAudio stream, so ALSA's queued buffer is dropped, and the next reply "
-        f"starts it again (last row: the next reply's feed() to its first sound, eSpeak's first chunk included)."
+        f"words); interrupt() closes the PortAudio stream, which drops ALSA's queued buffer (PortAudio's abort alone "
+        f"leaves the ALSA jack plugin playing it), and reopens it at once for the next reply (last row: that "
+        f"reply's first block handed to the sink -> its first sound at the speaker, ring + host buffers included)."
     ]
     python, why = rtts_python()
     if python is None:
@@ -306,7 +309,10 @@ def rtts_stop_child(device: int, runs: int) -> list[float]:
             continue
         time.sleep(rng.uniform(0.3, 1.5))
         asked.append(time.monotonic())
-        stream.stop()
+        try:
+            stream.stop()
+        except OSError as exc:  # PyAudio's "Invalid stream pointer": stop() racing its own player thread
+            print(f"stop() raised {exc}", file=sys.stderr)
         time.sleep(0.6)  # silence between runs, so each stop's last sound is its own
     return asked
 
@@ -383,9 +389,9 @@ def poll_buffer_full(stream: Any, seconds: float) -> float:
     deadline = time.monotonic() + seconds
     slowest = 0.0
     while time.monotonic() < deadline:
-        start = time.perf_counter()
+        start = time.monotonic()
         stream.buffer_full()
-        slowest = max(slowest, time.perf_counter() - start)
+        slowest = max(slowest, time.monotonic() - start)
         time.sleep(0.02)
     return slowest
 
@@ -462,14 +468,14 @@ def measure_hours(hours: float) -> tuple[list[Row], list[str]]:
     r = json.loads(result.stdout.strip().splitlines()[-1])
     samples = [(h, mb) for h, mb in r["samples"] if h >= 0.1 * hours]  # after the first 10%: warm
     first, last = samples[0][1], samples[-1][1]
-    xs, ys = zip(*samples)
-    slope = float(np.polyfit(xs, ys, 1)[0]) if len(samples) > 2 else 0.0
-    spread = max(ys) - min(ys)
+    # the second half: heard_text and fed_text are full (HISTORY_CHARS) by then
+    xs, ys = zip(*[(h, mb) for h, mb in samples if h >= hours / 2])
+    slope = float(np.polyfit(xs, ys, 1)[0]) if len(xs) > 2 else 0.0
     rows = [
         row(f"RSS growth narrating {hours:g} h of speech (from 10% to the end)", "MB", "< 10",
             last - first < 10, value=round(last - first, 1)),
-        row("RSS range over that narration / slope", "MB, MB/h", "", None,
-            value=f"{spread:.1f} / {slope:+.2f}"),
+        row(f"RSS over the second half ({hours / 2:g} h): range / slope", "MB, MB/h", "", None,
+            value=f"{max(ys) - min(ys):.1f} / {slope:+.2f}"),
     ]
     notes = [
         f"hours: fresh process; {r['chars'] / 1e6:.1f} MB of text narrated as `voicekit narrate` does (one stream, "
@@ -494,12 +500,12 @@ def rtts_child(device: int, runs: int, gap: float) -> list[float | None]:
 
         # both closures are used within this run only, so late binding of stamps/started is fine
         def on_start() -> None:
-            stamps["audio"] = time.perf_counter()  # noqa: B023
+            stamps["audio"] = time.monotonic()  # noqa: B023
             started.set()  # noqa: B023
 
         def tokens() -> Iterator[str]:
             for i, word in enumerate(REPLY.split(" ")):
-                stamps.setdefault("first", time.perf_counter())  # noqa: B023
+                stamps.setdefault("first", time.monotonic())  # noqa: B023
                 yield word if i == 0 else " " + word
                 time.sleep(gap)
 
@@ -570,10 +576,10 @@ def naive_ttfa(runs: int) -> list[float]:
     reply_time = len(REPLY.split(" ")) * TOKEN_GAP
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = time.monotonic()
         for _piece in client.synthesize(REPLY, threading.Event()):
             pass
-        times.append(reply_time + time.perf_counter() - start)
+        times.append(reply_time + time.monotonic() - start)
     return times
 
 
