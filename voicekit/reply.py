@@ -29,7 +29,7 @@ from .buffer import AudioBuffer
 from .engine import Cancel
 from .sinks._format import AudioFormat
 
-__all__ = ["Reply", "PlaybackReport", "WordInfo", "ChunkInfo", "call_safely", "in_callback"]
+__all__ = ["Reply", "RecentText", "PlaybackReport", "WordInfo", "ChunkInfo", "call_safely", "in_callback"]
 
 log = logging.getLogger("voicekit")
 
@@ -135,9 +135,9 @@ class RecentText:
 
 
 class Reply:
-    #: how much of an endless reply ``heard_text`` and ``fed_text`` keep: about the
-    #: newest this many characters (whole chunks / whole ``feed()`` pieces), so a
-    #: narration that runs for hours holds the current chunk and lookahead, not its past
+    #: how much of an endless reply ``heard_text``, ``fed_text`` and ``filtered_text``
+    #: keep: about the newest this many characters (whole chunks / whole pieces), so
+    #: a narration that runs for hours holds the current chunk and lookahead, not its past
     HISTORY_CHARS = 100_000
 
     def __init__(

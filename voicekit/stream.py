@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .config import StreamConfig
 from .engine import AsyncEngine
 from .errors import BufferError, EngineError, StreamError
-from .reply import ChunkInfo, PlaybackReport, Reply, WordInfo, call_safely, in_callback
+from .reply import ChunkInfo, PlaybackReport, RecentText, Reply, WordInfo, call_safely, in_callback
 from .resample import Resampler
 from .text import Sanitizer, SentenceChunker, SpeechFilter
 from .text.rules import language_or_default
@@ -119,7 +119,7 @@ class SpeechStream:
         self._ssml_ok = bool(getattr(engine, "supports_ssml", False))
         self._ssml: list[str] = []
         # what the text stages drop goes to the reply being filtered (filtered_text)
-        self._filtered: list[str] = []
+        self._filtered = RecentText(0)
         self._sanitizer = Sanitizer(self._report_filtered)
         self._filter = SpeechFilter(on_filtered=self._report_filtered) if config.speech_filter else None
         self._chunker = SentenceChunker(
