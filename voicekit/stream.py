@@ -488,7 +488,8 @@ class SpeechStream:
                     chunks, final = self._cut(reply)
                 except ValueError as exc:  # malformed SSML: refused whole, nothing was sent
                     self._fail(reply, exc, [])
-                    self._worker = None
+                    if self._worker is me:
+                        self._worker = None
                     return
                 self._busy = reply
             try:
