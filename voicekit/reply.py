@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -126,6 +126,10 @@ class RecentText:
         self._chars += len(text)
         while len(self._pieces) > 1 and self._chars - len(self._pieces[0]) >= self._limit:
             self._chars -= len(self._pieces.popleft())
+
+    def extend(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.append(text)
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._pieces))
