@@ -409,3 +409,31 @@ def test_stream_close_and_cleanup_after_an_interrupt_do_not_wait_for_the_server(
         list(openai_client.synthesize("After cleanup.", Cancel()))
     time.sleep(1.0)
     assert len(fake_openai.speech_requests()) == 1
+
+
+def test_the_callers_event_loop_runs_no_sdk_code(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
+    """What stalled the loop (a client built per chunk, the SDK's request work) runs on the engine's thread."""
+    from voicekit.sinks import MemorySink
+
+    tts = OpenAITTS(openai_client)
+    ran: set[str] = set()
+
+    def profile(frame, event: str, arg: object) -> None:
+        if event == "call":
+            ran.add(frame.f_code.co_filename)
+
+    async def speak() -> None:
+        async with await tts.create_async_stream(sink=MemorySink()) as stream:
+            await stream.feed("The loop only waits. It never builds a client or a request.")
+            await stream.done()
+            assert await stream.wait_until_done(timeout=60)
+
+    sys.setprofile(profile)  # this thread only: the one running the caller's loop
+    try:
+        asyncio.run(speak())
+    finally:
+        sys.setprofile(None)
+    sdk = sorted(f for f in ran if re.search(r"[/\\](openai|httpx2?|httpcore2?|anyio|h11)[/\\]", f))
+    assert not sdk, sdk[:5]
+    assert len(fake_openai.speech_requests()) >= 2
+    tts.cleanup()
