@@ -44,7 +44,6 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
 
 from ..engine import AsyncEngine, AudioChunk, Engine, Voice, WordMark
 from ..errors import EngineError
@@ -240,9 +239,10 @@ class _Run:
 
 
 def _ssml_text(document: str) -> str:
-    """The words of an SSML document, for an engine that reads none (the stream checked it is well-formed)."""
+    """The words of an SSML document, for an engine that reads none, read as the stream reads them."""
+    from ..text.ssml import ssml_words  # only for this case, so engine modules load no text stage
+
     try:
-        words = ElementTree.fromstring(document).itertext()
-    except ElementTree.ParseError:
+        return ssml_words(document)[0]
+    except ValueError:  # the stream refuses malformed SSML before this; a direct caller gets it spoken as is
         return document
-    return " ".join(" ".join(words).split())
