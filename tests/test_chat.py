@@ -17,6 +17,7 @@ import wave
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -396,14 +397,24 @@ def test_responder_streams_markdown_at_its_pace():
 
 
 # -- as a user runs it: a real pseudo-terminal ---------------------------------------------
-def _spawn(args: list[str], env: dict[str, str], cwd: str | None = None):
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., tuple[Any, Any]]]:
+    """Starts `voicekit chat` in a real pseudo-terminal; every child is ended at teardown."""
     pexpect = pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
-    child = pexpect.spawn(
-        sys.executable, ["-m", "voicekit", "chat", *args], env=env, encoding="utf-8", timeout=30,
-        dimensions=(80, 200), cwd=cwd,
-    )  # fmt: skip
-    child.logfile_read = io.StringIO()  # everything the user saw
-    return pexpect, child
+    children = []
+
+    def start(args: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[Any, Any]:
+        child = pexpect.spawn(
+            sys.executable, ["-m", "voicekit", "chat", *args], env=env, encoding="utf-8", timeout=30,
+            dimensions=(80, 200), cwd=cwd,
+        )  # fmt: skip
+        child.logfile_read = io.StringIO()  # everything the user saw
+        children.append(child)
+        return pexpect, child
+
+    yield start
+    for child in children:
+        child.close(force=True)
 
 
 def _env(*pythonpath: str) -> dict[str, str]:
@@ -413,9 +424,9 @@ def _env(*pythonpath: str) -> dict[str, str]:
     return env
 
 
-def test_chat_in_a_terminal_writes_each_reply_to_wav(tmp_path):
+def test_chat_in_a_terminal_writes_each_reply_to_wav(tmp_path, spawn):
     out = tmp_path / "x.wav"
-    pexpect, child = _spawn(["--out", str(out), "--tokens-per-second", "300"], _env())
+    pexpect, child = spawn(["--out", str(out), "--tokens-per-second", "300"], _env())
     child.expect("/help lists the commands")
     child.sendline("tell me about streams")
     child.expect("Each sentence is cut")
@@ -430,10 +441,10 @@ def test_chat_in_a_terminal_writes_each_reply_to_wav(tmp_path):
         assert wav.getnframes() / wav.getframerate() > 5.0
 
 
-def test_chat_without_portaudio_says_so_and_goes_on_as_text(tmp_path):
+def test_chat_without_portaudio_says_so_and_goes_on_as_text(tmp_path, spawn):
     # A sounddevice that fails to load is exactly what a machine without libportaudio2 shows.
     (tmp_path / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
-    pexpect, child = _spawn(["--tokens-per-second", "300"], _env(str(tmp_path)))
+    pexpect, child = spawn(["--tokens-per-second", "300"], _env(str(tmp_path)))
     child.expect("the PortAudio library is missing")
     child.expect("apt-get install libportaudio2")
     child.expect("/help lists the commands")
@@ -453,10 +464,10 @@ def test_chat_without_portaudio_says_so_and_goes_on_as_text(tmp_path):
     assert "Traceback" not in seen and "unmuted" not in seen
 
 
-def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path):
+def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path, spawn):
     pytest.importorskip("openai", reason="needs openai: pip install 'voicekit[openai]'")
     args = ["--base-url", fake_llm.base_url, "--model", "fake-model", "--out", str(tmp_path / "llm.wav")]
-    pexpect, child = _spawn(args, _env())
+    pexpect, child = spawn(args, _env())
     child.expect("fake-model at")
     child.sendline("hi")
     child.expect("How can I help you today")
@@ -472,7 +483,7 @@ def _normalized(line: str) -> str:
     return re.sub(r"\(\d+\.\d s, as heard\)", "(N s, as heard)", line.rstrip())
 
 
-def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env):
+def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env, spawn):
     # The README's session, replayed as typed into `voicekit chat` in a pty and rendered
     # by a terminal emulator: every line on the screen must be the README's.
     pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
@@ -485,7 +496,7 @@ def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env):
     expected = [_normalized(line) for line in readme.split("$ scripts/demo\n", 1)[1].split("\n```\n", 1)[0].splitlines()]
     env = {k: v for k, v in alsa_null_env.items() if k != "OPENAI_API_KEY"}
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # the emulator answers no cursor-position requests
-    pexpect, child = _spawn([], env, cwd=str(tmp_path))
+    pexpect, child = spawn([], env, cwd=str(tmp_path))
     screen = pyte.Screen(200, 80)
     terminal = pyte.Stream(screen)
 
