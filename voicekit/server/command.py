@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     ws_max_size = 4 * app.state.voicekit.settings.max_message_chars + 1024
     # audio does not compress: per-message deflate would only burn CPU
     common: dict[str, Any] = {
-        "host": args.host, "port": args.port, "ws_max_size": ws_max_size, "ws_per_message_deflate": False, "log_level": "info",
+        "host": args.host, "port": args.port, "ws_max_size": ws_max_size, "ws_per_message_deflate": False,
+        "log_level": "info", "lifespan": "off",  # no startup hooks; and Ctrl-C then ends without a traceback
     }  # fmt: skip
     if args.workers == 1:
         uvicorn.run(app, **common)
