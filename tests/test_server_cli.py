@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,3 +78,12 @@ def test_the_chat_backend_can_be_an_openai_compatible_llm(fake_llm) -> None:
             pieces = list(r.iter_text())
     assert "".join(pieces) == "".join(fake_llm.pieces)
     assert fake_llm.requests[-1]["model"] == "fake-model" and fake_llm.requests[-1]["messages"] == history
+
+
+def test_ctrl_c_stops_the_server_without_a_traceback() -> None:
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--engine", "espeak"], _env()) as (url, proc):
+        assert httpx.get(url + "/health").status_code == 200
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # an impatient user presses it twice
+        output, _ = proc.communicate(timeout=15)
+    assert "Shutting down" in output and "Traceback" not in output, output
