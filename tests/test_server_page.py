@@ -90,13 +90,17 @@ def test_page_plays_highlights_heard_words_and_barges_in(server: Running, browse
 
     # it plays: the worklet renders the reply's samples in real time
     wait_for(lambda: stats()["rendered"] > 24000 * 2.0, what="two seconds of rendered audio")
-    # it shows the words as they are heard: those that started before the played position, not the rest
-    words = browser.execute_script(
-        "return [...document.querySelectorAll('.bot .spoken span')].map(e => [e.textContent, e.classList.contains('heard')])"
+    # it shows the words as they are heard: lit exactly when they started before the worklet's played position
+    seen = browser.execute_script(
+        "const spans = [...document.querySelectorAll('.bot .spoken span')];"
+        "return {heard: window.voicekitStats.heard,"
+        " words: spans.map(e => [e.textContent, Number(e.dataset.start), e.classList.contains('heard')])}"
     )
-    heard = [w for w, lit in words if lit]
-    assert heard and len(heard) < len(words), words
-    assert [w for w, _ in words[: len(heard)]] == heard, "heard words must be the leading ones"
+    words = seen["words"]
+    heard = [w for w, _, lit in words if lit]
+    assert seen["heard"] > 1.5 and heard and len(heard) < len(words), seen
+    assert all(lit == (start < seen["heard"]) for _, start, lit in words), seen
+    assert [w for w, _, _ in words[: len(heard)]] == heard, "heard words must be the leading ones"
     assert "now" in browser.execute_script("return document.querySelector('.bot .spoken').innerHTML")
 
     # barge-in: Esc stops local playback at once and the server reports what was heard

@@ -13,7 +13,7 @@ const input = document.getElementById("input");
 const statusLine = document.getElementById("status");
 
 // for tests and the curious: what the worklet rendered and what the page showed
-const stats = (window.voicekitStats = { rendered: 0, played: 0, replies: 0, ends: [], errors: [] });
+const stats = (window.voicekitStats = { rendered: 0, played: 0, heard: 0, replies: 0, ends: [], errors: [] });
 
 const history = [];
 let socket = null;
@@ -54,7 +54,8 @@ class Player {
       this.buffered = m.buffered;
       stats.rendered = m.rendered;
       stats.played = m.played;
-      if (reply) reply.highlight(this.heardSeconds());
+      stats.heard = this.heardSeconds();
+      if (reply) reply.highlight(stats.heard);
     };
   }
 
@@ -127,6 +128,7 @@ class Reply {
   addWord(event) {
     const el = document.createElement("span");
     el.textContent = event.word;
+    el.dataset.start = event.start;
     this.spokenEl.append(el, " ");
     this.words.push({ ...event, el });
   }
