@@ -129,19 +129,18 @@ def on_device(make_tts: Callable[[], Any], device: Any, runs: int, barge_ins: in
     rng = random.Random(7)
     long_text = _text(3)
     try:
-        with JackRecorder(device) as recorder:
+        with JackRecorder(device) as recorder:  # the rig's speaker: every device stream wires itself to it
             stream = tts.create_stream(sink=sink)
-            for run in range(runs + 1):  # run 0 opens the device and warms everything up
+            for run in range(runs + 1):  # run 0 warms everything up
                 sink.reset()
                 time.sleep(0.3)  # silence first, so the next sound is this run's
                 fed = time.monotonic()
                 stream.feed(REPLY)
                 handed = _until(lambda: sink.first_write, 10, "the first audible block")
                 if run == 0:
-                    recorder.connect()  # the device's JACK ports exist once it is open
                     stream.interrupt()
                     continue
-                # a loaded machine can make jackd drop the recorder: such runs are counted, not timed
+                # should jackd drop a client on a loaded machine, such runs are counted, not timed
                 heard = _poll(lambda since=fed: recorder.first_sound_time(since, AUDIBLE), 5)
                 stream.interrupt()
                 out["handed"].append(handed - fed)
@@ -222,16 +221,16 @@ def measure_device(device: Any, runs: int, barge_ins: int) -> tuple[list[Row], l
     ]
     notes = [
         f"ttfa: {runs} runs per engine (after a warm-up run that opens the device); the {len(REPLY)}-character "
-        f"reply is given to one feed() call on a stream playing to DeviceSink (ALSA 'jack' PCM, jackd dummy "
+        f"reply is given to one feed() call on a stream playing to DeviceSink (ALSA PCM into jackd's dummy driver, "
         f"{device.samplerate} Hz); 'audible' means a sample above {AUDIBLE:g} (-60 dBFS); 'at the JACK device' is "
-        "when a JACK client wired to the device's output received it (10 ms periods), so PortAudio's and JACK's "
+        "the start of the first audible JACK cycle the rig's speaker client recorded, so PortAudio's and JACK's "
         "buffering are included. The voice is loaded before (see load time).",
         "naive: the same reply through piper's own PiperVoice.synthesize() (per sentence, whole text) until all "
         "audio exists: a lower bound for 'synthesize, then play'.",
         f"barge-in: {barge_ins} interrupts per engine at random points 0.3-1.5 s into speech; last audible "
-        "block handed to PortAudio (DeviceSink.last_audible_time) and last audible block recorded at the device, "
-        "minus the interrupt() call (0 = nothing audible after it).",
-        f"runs the JACK recorder heard nothing of (jackd drops slow clients on a loaded machine; left out of the "
+        "block handed to PortAudio (DeviceSink.last_audible_time) and end of the last audible JACK cycle recorded "
+        "at the device, minus the interrupt() call (0 = nothing audible after it).",
+        f"runs the rig's speaker recorded nothing of (should jackd drop a slow client; left out of the "
         f"'at the JACK device' rows): Piper {len(piper['unrecorded'])}, eSpeak {len(espeak['unrecorded'])}.",
     ]
     return rows, notes
