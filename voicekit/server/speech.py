@@ -41,6 +41,7 @@ OPENAI_VOICES = frozenset(
 FORMATS = {"pcm": "audio/pcm", "wav": "audio/wav"}
 _REPLY = 1
 _PIECE = 32_768  # bytes per body chunk at most, so a fast engine still streams in pieces
+_BLOCK = SAMPLE_RATE // 10  # frames per playback block: 100 ms (a live session keeps voicekit's 20 ms)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,8 @@ async def speech(server: Server, request: Request) -> Response:
         tts = await server.new_tts()
         speaking = _Speaking(server, tts, Outbox(asyncio.get_running_loop(), capacity=settings.lookahead / 2, hold_back=False))
         await run_in_threadpool(configure, tts, req, settings.engine)
+        # nobody hears this body live, so no interrupt to be quick for: fewer, larger blocks cost less
+        tts.set_stream_config({"chunk_size": _BLOCK})
         await speaking.start(req.input)
         first = await anext(speaking.items())
         if first.kind == "end" and "error" in (first.event or {}):
