@@ -17,8 +17,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.fakes.polly import FakePolly
 from tests.fixtures.web import Recording, Running, running
-from voicekit import BaseTTS
+from voicekit import BaseTTS, PollyClient, PollyTTS
 from voicekit.cli import default_engine
 from voicekit.server import create_app
 
@@ -344,3 +345,27 @@ def test_disconnect_mid_reply_frees_the_session(server: Running) -> None:
     while httpx2.get(server.url + "/health").json()["sessions"] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert httpx2.get(server.url + "/health").json()["sessions"] == 0
+
+
+def test_client_text_is_never_ssml(fake_polly: FakePolly) -> None:
+    """Text that starts with ``<speak`` reaches Polly as plain text: a client never chooses SSML."""
+    attack = '<speak><prosody rate="x-slow">Hi there.</prosody><break time="10s"/></speak>'
+
+    def polly() -> BaseTTS:
+        return PollyTTS(PollyClient(("eu-west-1", "AKIDEXAMPLE", "secret"), endpoint_url=fake_polly.url))
+
+    async def go(srv: Running):
+        async with websockets.connect(srv.ws_url + "/v1/speak") as ws:
+            await ws.recv()
+            await say(ws, attack)
+            await ws.send(json.dumps({"type": "done"}))
+            return await read_reply(ws)
+
+    with running(create_app(make_tts=polly)) as srv:
+        reply = run(go(srv))
+        with httpx2.Client() as http:
+            r = http.post(srv.url + "/v1/audio/speech", json={"input": attack, "voice": "alloy", "response_format": "pcm"})
+            assert r.status_code == 200
+    assert reply.end is not None and reply.end["type"] == "reply_done"
+    sent = fake_polly.speech_requests()
+    assert len(sent) >= 2 and all(x.body["TextType"] == "text" for x in sent)

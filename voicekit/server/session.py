@@ -174,7 +174,8 @@ class _Session:
         if reply is None:
             reply = await self._start_reply()
         try:
-            await reply.stream.feed(text)
+            # a remote client's text is never SSML, whatever it starts with
+            await reply.stream.feed(text, ssml=False)
         except StreamError as exc:
             await self.error(f"could not take the text: {exc}")
 

@@ -119,7 +119,7 @@ class _Speaking:
     async def start(self, text: str) -> None:
         self.stream = await self.tts.create_async_stream(sink=self.outbox)
         self.outbox.start_reply(_REPLY)
-        self.stream.sync.feed(text)
+        self.stream.sync.feed(text, ssml=False)  # OpenAI's `input` is plain text
         self.stream.sync.done()
         self.finisher = asyncio.create_task(self._finish(self.stream))
 
