@@ -5,6 +5,7 @@ Split invariance across languages is property-tested in test_chunker.py."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,25 @@ def test_an_unknown_language_is_a_clear_error() -> None:
 def test_an_emoji_can_close_a_sentence(text: str, chunks: list[str]) -> None:
     assert chunk([text]) == chunks
     assert chunk(list(text)) == chunks
+
+
+def test_an_emoji_closes_a_sentence_in_a_stream_with_the_speech_filter(no_thread_leak) -> None:
+    # The speech filter drops emoji before the chunker sees them; the one that closed a sentence
+    # must still end the chunk. Fed whole, word by word and char by char, like an LLM reply.
+    text = "Let me know if you have questions 🚀 Happy coding! I love it 😍 but it is pricey. Thanks 🙏🏽 See you."
+    expected = ["Let me know if you have questions", "Happy coding!", "I love it but it is pricey.", "Thanks", "See you."]
+    tts = EspeakTTS()
+    try:
+        for pieces in ([text], re.findall(r"\S+\s*", text), list(text)):
+            got: list[dict] = []
+            with tts.create_stream(sink=MemorySink(), on_chunk_processed=got.append) as stream:
+                for piece in pieces:
+                    stream.feed(piece)
+            assert [" ".join(c["text"].split()) for c in got] == expected
+            assert "".join(stream.filtered_text.split()) == "🚀😍🙏🏽"  # still reported, in order
+            assert stream.heard_text.split() == " ".join(expected).split()
+    finally:
+        tts.cleanup()
 
 
 @pytest.mark.parametrize(

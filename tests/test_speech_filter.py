@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 
 import pytest
@@ -10,7 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicekit.text import SentenceChunker, SpeechFilter, clean_for_speech
+from voicekit.text.rules import EMOJI
 from voicekit.text.speech_filter import MAX_HOLD
+
+_NOT_EMOJI = re.compile(f"[^{EMOJI}]")
 
 
 def fed(pieces: list[str], **options) -> str:
@@ -94,6 +98,31 @@ def test_blocks_become_their_own_chunks() -> None:
     assert chunks == ["Plan", "We have steps:", "first step", "second step", "a, b", "c, d", "The end."]
 
 
+@pytest.mark.parametrize(
+    "text, speech",
+    [
+        ("Any questions 🚀 Happy coding!", "Any questions  \n\nHappy coding!"),
+        ("Nice work👏 Now run it.", "Nice work \n\nNow run it."),
+        ("Thanks 🙏🏽 🎉 See you.", "Thanks   \n\nSee you."),  # one run of emoji, spaces between
+        ("Thanks 🙏\nSee you.", "Thanks \n\n\nSee you."),
+        ("**Great** 🎉 Now `x` 🚀 Then", "Great  \n\nNow x  \n\nThen"),  # the word said before counts
+        ("Ready 🚀 ¿Vamos? Vale 👍 好的", "Ready  \n\n¿Vamos? Vale  \n\n好的"),  # capital-like, as in the chunker
+        # not closing a sentence: no break
+        ("I love it 😍 but it is pricey.", "I love it  but it is pricey."),
+        ("Done! 🎉 Next", "Done!  Next"),  # the "!" ends the sentence already
+        ("🎉 Congrats", " Congrats"),
+        ("(great 🚀) Next and 5 🚀🎉Now", "(great ) Next and 5 Now"),  # no space after the emoji
+        ("Tip 💡 https://example.com/x", "Tip  link to example.com"),
+    ],
+)
+def test_an_emoji_that_closes_a_sentence_leaves_a_paragraph_break(text: str, speech: str) -> None:
+    for pieces in ([text], re.findall(r"\s*\S+", text), list(text)):
+        dropped: list[str] = []
+        speech_filter = SpeechFilter(on_filtered=dropped.append)
+        assert "".join(speech_filter.feed(p) for p in pieces) + speech_filter.flush() == speech
+        assert _NOT_EMOJI.sub("", "".join(dropped)) == _NOT_EMOJI.sub("", text)  # still reported, in order
+
+
 def test_markers_split_across_tokens() -> None:
     assert fed(["**bo", "ld*", "*", " and `co", "de`"]) == "bold and code"
     assert fed(["Text\n``", "`py\nhidden\n`", "``\nshown"]) == "Text\n\n\nshown"
@@ -158,7 +187,7 @@ _ATOMS = [
     "*", "**", "***", "_", "__", "~", "~~", "`", "``", "```", "~~~", "\n", "\n\n", " ", "\t", "#", "## ", "- ",
     "* ", "+ ", "> ", "|", " | ", "|---|", "[", "](", ")", "(", "!", "![", "<b>", "</i>", "<", ">", "\\",
     "https://", "http://ex.com/a.", "www.", "h", "w", "ex.com", "😀", "\ufe0f", "a", "word", "1. ", "2*3", ".",
-    "---", "=", ":", "\x00", "\u2028",
+    "---", "=", ":", "\x00", "\u2028", "Next", " 🚀 ", "🙏🏽",
 ]
 _texts = st.lists(st.sampled_from(_ATOMS) | st.text(max_size=3), max_size=60).map("".join)
 
@@ -181,3 +210,21 @@ def test_same_output_for_any_split(text: str, cuts: list[int]) -> None:
 def test_huge_inputs_any_split(unit: str, repeat: int, cuts: list[int]) -> None:
     text = unit * repeat
     assert fed(_pieces(text, cuts)) == clean_for_speech(text)
+
+
+# Plain words, emoji and terminators: no markup, newlines, list markers or initials, whose context
+# the removed emoji change in other ways. Merging is off: a paragraph break is never merged across.
+_EMOJI_TEXTS = st.lists(
+    st.sampled_from(["word", "Word", "Ab", "Über", " ", " ", "🚀", "🙏🏽", "👨\u200d👩", ".", "!", "?", ","]), max_size=25
+).map("".join).filter(lambda text: not re.search(f"[.!?,] *[{EMOJI}]", text))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_EMOJI_TEXTS)
+def test_filtered_emoji_cut_where_the_chunker_cuts_them(text: str) -> None:
+    def chunks(text: str) -> list[str]:
+        chunker = SentenceChunker(first_fragment=False, min_chars=0)
+        spoken = (" ".join(re.sub(f"[{EMOJI}]", "", c).split()) for c in chunker.feed(text) + chunker.flush())
+        return [c for c in spoken if c]
+
+    assert chunks(clean_for_speech(text)) == chunks(text)

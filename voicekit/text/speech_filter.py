@@ -15,7 +15,9 @@ URLs) goes, in order, to ``on_filtered``; only dropped whitespace is not reporte
 replacement (a URL becoming "link to example.com") reports the whole original.
 
 Block structure is kept for the chunker: a heading, list item or table row becomes its own
-paragraph (a blank line), so it is spoken as a chunk of its own.
+paragraph (a blank line), so it is spoken as a chunk of its own. So does the sentence an emoji
+closes: an emoji right after a word, before a capital ("questions 🚀 Happy"), becomes a blank
+line before the capital, the cut the chunker makes of such an emoji when it sees it.
 
 The output does not depend on how the input is split into ``feed()`` calls. Only constructs
 that are still ambiguous are held back, at most ``MAX_HOLD`` characters.
@@ -26,6 +28,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+
+from .rules import capital_like
 
 MAX_HOLD = 256  # upper bound on the characters feed() keeps back
 
@@ -39,6 +43,7 @@ _URL_START = r"(?<![\w/.@-])(?:https?://|www\.|(?:h(?:t(?:t(?:p(?:s(?::/?)?|:/?)
 _SPECIAL = re.compile(r"[\n\\`*_~\[\]<!]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_TABLE = re.compile(r"[\n\\`*_~\[\]<!| \t]|" + _URL_START + "|" + _EMOJI)
 _SPECIAL_CODE = re.compile(r"[\n`]|" + _EMOJI)
+_EMOJI_RUN = re.compile(_EMOJI + "+")  # "🙏🏽" or "👨‍👩‍👧" is dropped (and reported) whole
 _TARGET = re.compile(r"[()\n]")
 _NEWLINE = re.compile(r"\n")
 #: element names whose tags are markup; any other "<name>" is spoken
@@ -67,6 +72,7 @@ _TAG_NAME = re.compile(r"/?([A-Za-z][\w:-]*)")
 _MAX_TAG = 100  # longer "<...>" is text
 _HOST = re.compile(r"[\w.-]{0,100}")
 _SPACE = re.compile(r"\s")
+_NON_SPACE = re.compile(r"\S")
 _TRAILING_PUNCT = ".,;:!?'\")]"
 _URL_LEFT = "/.@-_"  # "a/www.x" or "user@www.x" is no URL start
 
@@ -119,7 +125,7 @@ class SpeechFilter:
     def reset(self) -> None:
         """Forget everything: the next text starts a new document."""
         self._pending = ""
-        self._last = "\n"  # the input character before the pending text
+        self._last = "\n"  # ends with the input character before the pending text
         self._line_start = True
         self._fence: tuple[str, int] | None = None  # open code fence: its character and length
         self._skip_line = False  # drop the rest of this line (fence lines, rules)
@@ -130,6 +136,10 @@ class SpeechFilter:
         self._url_tail = False  # dropping a URL's path
         self._drop_run = ""  # dropping a long run of this marker character
         self._plain: re.Pattern[str] | None = None  # what plain text for feed()'s fast path must avoid
+        # The last two non-empty outputs: what was said ends with them ("after a word" in _said_end).
+        self._said = self._said_before = ""
+        self._closed: int | None = None  # emoji after a word: where in this run's output what follows starts
+        self._spaced = False  # a space has followed those emoji
 
     def feed(self, text: str) -> str:
         """Add markdown; return the speakable text that is certain now."""
@@ -137,8 +147,9 @@ class SpeechFilter:
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
         plain = self._plain
         if plain is not None and text and not plain.search(text):
-            self._last = text[-1]  # the usual token: plain text (or a line of code: nothing)
+            self._last = text  # the usual token: plain text (or a line of code: nothing)
             if not self._skip_line:
+                self._said_before, self._said = self._said, text
                 return text
             self._report(text, "")
             return ""
@@ -152,8 +163,14 @@ class SpeechFilter:
 
     def _arm_fast_path(self) -> None:
         """Let feed() pass plain text through while nothing is pending or being dropped."""
-        busy = self._pending or self._line_start or self._target or self._url_tail or self._drop_run
-        if busy:
+        if (
+            self._pending
+            or self._line_start
+            or self._target
+            or self._url_tail
+            or self._drop_run
+            or self._closed is not None
+        ):
             self._plain = None
         elif self._skip_line:
             self._plain = _NEWLINE
@@ -196,7 +213,14 @@ class SpeechFilter:
             if self.on_filtered is not None and (len(out) != said + 1 or out[said] != data[i:step]):
                 self._report(data[i:step], "".join(out[said:]))
             i = step
-        return "".join(out), i
+        if self._closed is not None:
+            self._place_break(out)
+            if self._closed is not None:
+                self._closed = None if final else 0  # still only spaces: the next output decides
+        spoken = "".join(out)
+        if spoken:
+            self._said_before, self._said = self._said, spoken
+        return spoken, i
 
     def _report(self, consumed: str, said: str) -> None:
         """Report the input a step consumed but did not say.
@@ -311,11 +335,48 @@ class SpeechFilter:
         if c == "`":
             return self._backticks(data, k, final, out)
         if self._code or c not in self._markers:
-            return m.end()  # emoji, or "[" that opens a link text
+            return k + 1 if c == "[" else self._emoji(data, k, out)  # "[" opens a link text
         return self._markers[c](data, k, final, out)
 
+    def _emoji(self, data: str, k: int, out: list[str]) -> int:
+        """Drop an emoji. After a word ("questions 🚀", "done🎉") it may close the sentence,
+        as the chunker decides: if a space and then a capital follow ("🚀 🎉 Happy" alike)."""
+        if self._closed is not None:
+            self._place_break(out)
+        if self._closed is None:
+            tail = self._said_end(out)
+            if tail[-1:].isalnum() or tail[-1:] == " " and tail[:1].isalnum():
+                self._closed, self._spaced = len(out), False
+        run = _EMOJI_RUN.match(data, k)
+        assert run is not None  # data[k] is an emoji
+        return run.end()
+
+    def _said_end(self, out: list[str]) -> str:
+        """The last two characters said so far."""
+        tail = ""
+        for piece in reversed(out):
+            tail = piece[-2:] + tail
+            if len(tail) >= 2:
+                return tail[-2:]
+        return (self._said_before[-1:] + self._said[-2:] + tail)[-2:]
+
+    def _place_break(self, out: list[str]) -> None:
+        """Once the text after closing emoji speaks: a space and a capital get a paragraph break."""
+        assert self._closed is not None
+        for j in range(self._closed, len(out)):
+            piece = out[j]
+            m = _NON_SPACE.search(piece)
+            if m is None:
+                self._spaced = self._spaced or bool(piece)
+                self._closed = j + 1
+                continue
+            if (m.start() or self._spaced) and capital_like(m.group()):
+                out[j] = piece[: m.start()] + "\n\n" + piece[m.start() :]
+            self._closed = None
+            return
+
     def _left(self, data: str, k: int) -> str:
-        return data[k - 1] if k else self._last
+        return data[k - 1] if k else self._last[-1]
 
     def _backticks(self, data: str, k: int, final: bool, out: list[str]) -> int | None:
         """Inline code is spoken as its content, without the backticks."""
