@@ -288,6 +288,17 @@ def test_wav_sink_unwritable_path(tmp_path):
         open_sink(WavSink(tmp_path / "missing-dir" / "x.wav"))
 
 
+def test_a_sink_error_is_raised_and_logged_in_one_line(tmp_path, caplog):
+    """A device or file error reaches the stream as OutputError; the log gets one line, no traceback."""
+    from voicekit import EspeakTTS, StreamError
+
+    with EspeakTTS() as tts, caplog.at_level("ERROR", logger="voicekit"):
+        with pytest.raises(StreamError, match="opening WAV file"):
+            tts.speak_streamed("Hello.", sink=WavSink(tmp_path / "missing-dir" / "x.wav"))
+    failed = [r for r in caplog.records if "playback failed" in r.getMessage()]
+    assert failed and not any(r.exc_info for r in failed)
+
+
 def soxi(path, flag: str) -> str:
     """A field of the file as sox (libsox, an independent WAV reader) sees it."""
     return subprocess.run(["soxi", flag, str(path)], capture_output=True, text=True, check=True, timeout=30).stdout.strip()

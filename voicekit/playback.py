@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import OutputError
 from .reply import PlaybackReport, Reply
 from .sinks._format import AudioFormat
 from .sinks.base import Sink
@@ -174,7 +175,8 @@ class PlaybackLine:
                 self._admit(admit)
                 self._play(playing)
         except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiting reply
-            log.exception("voicekit: playback failed")
+            # every stream raises it too; a traceback only helps when it is a bug, not a device error
+            log.error("voicekit: playback failed: %s", exc, exc_info=not isinstance(exc, OutputError))
             self._fail(exc)
 
     def _play(self, playing: _Playing) -> None:
