@@ -283,6 +283,18 @@ def test_wav_sink_refuses_another_rate_or_channel_count(tmp_path):
         open_sink(sink, channels=2)
 
 
+def test_wav_pipe_sink_refuses_another_rate_or_channel_count():
+    from voicekit.sinks.pipe import WavPipeSink
+
+    pipe = io.BytesIO()
+    sink = open_sink(WavPipeSink(pipe))
+    sink.close()
+    with pytest.raises(OutputError, match="new WavPipeSink"):
+        open_sink(sink, rate=16000)
+    open_sink(sink).write(sine(0.1))  # the same layout appends after the one header
+    assert pipe.getvalue().count(b"RIFF") == 1
+
+
 def test_wav_sink_unwritable_path(tmp_path):
     with pytest.raises(OutputError, match="opening WAV file"):
         open_sink(WavSink(tmp_path / "missing-dir" / "x.wav"))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ._format import AudioFormat, ClosesOnExit, require_open
-from .wav import encode, wav_header
+from .wav import encode, same_layout, wav_header
 
 __all__ = ["WavPipeSink"]
 
@@ -40,16 +40,11 @@ class WavPipeSink(ClosesOnExit):
         self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int
     ) -> None:
         fmt = AudioFormat.create(samplerate, channels, dtype, blocksize, buffer_frames)
-        layout = (fmt.samplerate, fmt.channels)
         with self._lock:
+            layout = same_layout(self._layout, fmt, "the WAV stream", "WavPipeSink")
             if self._layout is None:
                 self._out(wav_header(*layout, "int16", _UNKNOWN_LENGTH))
                 self._layout = layout
-            elif self._layout != layout:
-                raise OutputError(
-                    f"the WAV stream holds {self._layout[0]} Hz, {self._layout[1]}-channel audio, "
-                    f"not {fmt.samplerate} Hz, {fmt.channels}-channel"
-                )
             self._format = fmt
 
     def write(self, frames: np.ndarray) -> None:

@@ -75,6 +75,17 @@ def wav_bytes(frames: np.ndarray, samplerate: int, dtype: str = "int16") -> byte
     return wav_header(samplerate, channels, dtype, len(data)) + data
 
 
+def same_layout(held: tuple[int, int] | None, fmt: AudioFormat, holder: str, sink: str) -> tuple[int, int]:
+    """``fmt``'s (rate, channels): a WAV has one header, so a sink that already wrote one keeps its layout."""
+    layout = (fmt.samplerate, fmt.channels)
+    if held is not None and held != layout:
+        raise OutputError(
+            f"{holder} holds {held[0]} Hz, {held[1]}-channel audio; "
+            f"use a new {sink} for {fmt.samplerate} Hz, {fmt.channels}-channel audio"
+        )
+    return layout
+
+
 class WavSink(ClosesOnExit):
     """Writes everything played to ``path`` as a WAV file of ``dtype`` samples.
 
@@ -114,13 +125,8 @@ class WavSink(ClosesOnExit):
         self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int
     ) -> None:
         fmt = AudioFormat.create(samplerate, channels, dtype, blocksize, buffer_frames)
-        layout = (fmt.samplerate, fmt.channels)
         with self._lock:
-            if self._layout is not None and self._layout != layout:
-                raise OutputError(
-                    f"{self.path} holds {self._layout[0]} Hz, {self._layout[1]}-channel audio; "
-                    f"use a new WavSink for {fmt.samplerate} Hz, {fmt.channels}-channel audio"
-                )
+            layout = same_layout(self._layout, fmt, self.path, "WavSink")
             if self._file is None:
                 with self._os_errors("opening"):
                     out = open(self.path, "r+b" if self._layout else "wb")  # noqa: SIM115 - closed in close()
