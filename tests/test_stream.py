@@ -736,3 +736,104 @@ def test_cancelling_async_close_is_honoured_and_never_stalls_the_loop(tts):
     time.sleep(0.2)
     assert sink.seconds - at < 0.05  # cancelling close() stopped the speech
     assert sink.seconds < 5.0 and stream.heard_text
+
+
+def test_finished_callbacks_run_once_when_everything_was_played(tts, caplog):
+    stream = tts.create_stream(sink=MemorySink(realtime=True))
+    calls, dropped = [], []
+    stream.add_finished_callback(lambda: 1 / 0)  # a broken waiter is logged; the others still run
+    stream.add_finished_callback(dropped.append)  # removed below: never called (it would fail: no argument)
+    stream.add_finished_callback(lambda: calls.append(stream.finished))
+    stream.remove_finished_callback(dropped.append)
+    stream.feed("Short and sweet.")
+    time.sleep(0.3)
+    assert calls == []  # no done() yet: a stream that may get more text is not finished
+    stream.done()
+    assert stream.wait_until_done(timeout=30)
+    wait_until(lambda: calls)
+    assert calls == [True] and dropped == []
+    assert "finished-callback" in caplog.text and "ZeroDivisionError" in caplog.text
+    late = []
+    stream.add_finished_callback(lambda: late.append(True))
+    assert late == [True]  # already finished: at once
+    stream.close()
+    assert calls == [True]
+
+
+def test_an_async_stream_waits_without_polling_its_loop(tts):
+    """The loop is woken once when the stream finishes, not every few milliseconds while it plays."""
+    import sys
+
+    calls: list[str] = []
+
+    def profile(frame, event: str, arg: object) -> None:
+        if event == "call" and "voicekit" in frame.f_code.co_filename:
+            calls.append(frame.f_code.co_name)
+
+    async def main() -> float:
+        stream = await tts.create_async_stream(sink=MemorySink(realtime=True))
+        await stream.feed("This reply takes a couple of seconds to play out, all of it.")
+        await stream.done()
+        started = time.monotonic()
+        sys.setprofile(profile)  # this thread only: the loop's
+        try:
+            assert await stream.wait_until_done(timeout=30)
+        finally:
+            sys.setprofile(None)
+        took = time.monotonic() - started
+        await stream.close()
+        return took
+
+    took = asyncio.run(main())
+    assert took > 1.0  # it really waited for the audio
+    assert len(calls) < 40, calls  # polling every 10 ms made hundreds
+
+
+def test_feeding_on_an_event_loop_starts_no_thread(tts, monkeypatch):
+    """Thread.start() waits for the new thread to run; under load that stalled the loop for tens of ms."""
+    started_on: list[str] = []
+    start = threading.Thread.start
+
+    def recording_start(self: threading.Thread) -> None:
+        started_on.append(threading.current_thread().name)
+        start(self)
+
+    async def main() -> None:
+        stream = await tts.create_async_stream(sink=NullSink())
+        loop_thread = threading.current_thread().name
+        before = len(started_on)
+        await stream.feed("The worker was started when the stream was made. ")
+        await stream.feed("Feeding only queues text.")
+        await stream.done()
+        assert await stream.wait_until_done(timeout=30)
+        await stream.close()
+        assert loop_thread not in started_on[before:], started_on
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    asyncio.run(main())
+
+
+def test_an_idle_playback_line_sleeps_until_audio_comes(tts):
+    """A line whose audio has all been heard waits for the buffer, instead of waking 50 times a second."""
+    reads = []
+
+    def profile(frame, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "read" and frame.f_code.co_filename.endswith("buffer.py"):
+            reads.append(time.monotonic())
+
+    threading.setprofile(profile)  # threads started from now on: the playback thread
+    try:
+        stream = tts.create_stream(sink=NullSink())
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    stream.feed("One short sentence. And")  # the next word tells the chunker the sentence ended
+    wait_until(lambda: stream.heard_text == "One short sentence")  # to the end of its last word
+    time.sleep(0.2)
+    quiet_from = time.monotonic()
+    time.sleep(1.0)
+    assert len([t for t in reads if t >= quiet_from]) <= 2, len(reads)
+    stream.feed(" it still speaks when more text comes.")
+    stream.done()
+    assert stream.wait_until_done(timeout=30)
+    assert stream.heard_text == "One short sentence. And it still speaks when more text comes."
+    stream.close()

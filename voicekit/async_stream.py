@@ -1,19 +1,19 @@
 """AsyncSpeechStream: the SpeechStream API as coroutines.
 
-The work still happens on the stream's own threads; waiting is bridged to the
-event loop by polling with ``asyncio.sleep``, so no call ever blocks the loop
-and no executor thread is borrowed.
+The work happens on the stream's own threads. Waiting is bridged to the
+event loop by :meth:`SpeechStream.add_finished_callback`: the thread that
+finishes the stream wakes the loop once, so a hundred waiting streams cost
+the loop nothing while they play, and no executor thread is borrowed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from .stream import SpeechStream
 
 __all__ = ["AsyncSpeechStream"]
-
-_POLL = 0.01
 
 
 class AsyncSpeechStream:
@@ -30,13 +30,12 @@ class AsyncSpeechStream:
         self.sync.done()
 
     async def wait_until_done(self, timeout: float | None = None) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self.sync.wait_until_done(timeout=0):
-            if deadline is not None and loop.time() >= deadline:
-                return False
-            await asyncio.sleep(_POLL)
-        return True
+        # the sync call that does not wait raises what the wait would: done() missing, the stream's error
+        if self.sync.wait_until_done(timeout=0):
+            return True
+        if not await self._finished(timeout):
+            return False
+        return self.sync.wait_until_done(timeout=0)
 
     async def close(self) -> None:
         """Like :meth:`SpeechStream.close`: an error already reported is not raised again.
@@ -46,8 +45,7 @@ class AsyncSpeechStream:
         """
         self.sync.done()
         try:
-            while not self.sync.finished:
-                await asyncio.sleep(_POLL)
+            await self._finished(None)
         except asyncio.CancelledError:
             self.sync.interrupt()
             raise
@@ -82,3 +80,25 @@ class AsyncSpeechStream:
         if exc_type is not None:
             self.sync.interrupt()
         await self.close()
+
+    async def _finished(self, timeout: float | None) -> bool:
+        """Wait until the stream is finished (``done()`` called first); False on timeout."""
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def settle() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def wake() -> None:  # on a voicekit thread
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(settle)
+
+        self.sync.add_finished_callback(wake)
+        try:
+            await asyncio.wait_for(finished, timeout)
+        except asyncio.TimeoutError:  # not yet the builtin on Python 3.10
+            return False
+        finally:
+            self.sync.remove_finished_callback(wake)
+        return True

@@ -63,7 +63,7 @@ class AudioBuffer:
             while self._frames > limit and not stop.is_set() and not self._ended:
                 self._cond.wait(0.05)
 
-    def read(self, frames: int, timeout: float) -> np.ndarray | None:
+    def read(self, frames: int, timeout: float | None) -> np.ndarray | None:
         """Up to ``frames`` frames; empty on timeout; None once ended and drained.
 
         Returns a partial block rather than waiting for a full one: playing what

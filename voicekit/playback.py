@@ -188,7 +188,7 @@ class PlaybackLine:
                     self._tick()
                     reply.cancel.wait(_POLL)
                     continue
-                block = reply.buffer.read(fmt.blocksize, _POLL)
+                block = reply.buffer.read(fmt.blocksize, self._read_timeout())
                 if block is None:
                     break
                 if not len(block):
@@ -221,6 +221,15 @@ class PlaybackLine:
             reply.advance(0)  # words heard before the interrupt, in order, on this thread
             reply.report(PlaybackReport(heard, interrupted=True))
         self._tick()
+
+    def _read_timeout(self) -> float | None:
+        """Tick while written audio still sounds (its words come due); else sleep until the buffer changes.
+
+        A hundred idle lines polling would keep a hundred threads fighting an
+        event loop for the GIL.
+        """
+        with self._cond:
+            return _POLL if self._played() < self._written else None
 
     def _open(self, fmt: AudioFormat) -> None:
         if self._opened == fmt:

@@ -14,7 +14,6 @@ worker) run with no voicekit lock held; ``close()``, ``interrupt()`` and
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import concurrent.futures
 import itertools
@@ -28,7 +27,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig
-from .engine import AsyncEngine
 from .errors import BufferError, EngineError, StreamError
 from .reply import ChunkInfo, PlaybackReport, RecentText, Reply, WordInfo, call_safely, in_callback
 from .resample import Resampler
@@ -88,10 +86,8 @@ class SpeechStream:
         *,
         on_chunk_processed: OnChunk | None = None,
         on_word: OnWord | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
     ):
         self._engine = engine
-        self._loop = loop
         self._line = line
         self._format = fmt
         self._config = config
@@ -112,6 +108,7 @@ class SpeechStream:
         self._error_reported = False
         self._chunk_index = itertools.count()
         self._hold = threading.Event()  # set while paused; every reply of the stream shares it
+        self._finish_callbacks: list[Callable[[], Any]] = []
         self._worker: threading.Thread | None = None
         # the reply the worker is synthesizing: an interrupted one may be stuck in the network
         self._busy: Reply | None = None
@@ -184,6 +181,7 @@ class SpeechStream:
         with self._cond:
             self._done = True
             self._wake_worker()
+        self._check_finished()
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         """Wait until everything fed was played (or dropped by ``interrupt()``). False on timeout.
@@ -215,6 +213,24 @@ class SpeechStream:
         """True once ``done()`` was called and everything fed was played or dropped."""
         with self._cond:
             return (self._done or self._closed) and self._finished()
+
+    def add_finished_callback(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` once the stream is :attr:`finished` (at once if it is).
+
+        It runs on whichever thread finished the stream (often the playback
+        thread), with no voicekit lock held, so it must not block: hand the news
+        on, e.g. with ``loop.call_soon_threadsafe``. This is how
+        :class:`~voicekit.AsyncSpeechStream` waits without polling.
+        """
+        with self._cond:
+            self._finish_callbacks.append(callback)
+        self._check_finished()
+
+    def remove_finished_callback(self, callback: Callable[[], Any]) -> None:
+        """Forget a callback given to :meth:`add_finished_callback` that has not run yet."""
+        with self._cond:
+            if callback in self._finish_callbacks:
+                self._finish_callbacks.remove(callback)
 
     def close(self) -> None:
         """Finish speaking what was fed, then release the stream's thread.
@@ -270,6 +286,7 @@ class SpeechStream:
         # then the buffer's end cannot be mistaken for the reply's natural end
         reply.cancel.set()
         reply.buffer.clear()
+        self._check_finished()
         return " ".join(t for t in (reply.unheard_text(), unheard_tail) if t)
 
     def pause(self) -> None:
@@ -367,6 +384,19 @@ class SpeechStream:
                     reply.cancel.set()
                     reply.buffer.clear()
             self._cond.notify_all()
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        """Run the finished-callbacks if the stream just finished (the caller holds no lock)."""
+        with self._cond:
+            if not self._finish_callbacks or not ((self._done or self._closed) and self._finished()):
+                return
+            callbacks, self._finish_callbacks = self._finish_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a waiter's bug must not kill the thread that finished the stream
+                log.exception("voicekit: finished-callback %r raised", callback)
 
     def _has_work(self) -> bool:
         reply = self._reply
@@ -378,9 +408,16 @@ class SpeechStream:
         )
 
     def _wake_worker(self) -> None:
-        """Start the worker if there is work and none runs (lock held)."""
+        """Start the worker once the reply is admitted, if none runs (lock held).
+
+        It starts at admission, before any text: admission happens where the
+        stream is created or on the playback thread, so ``feed()`` (maybe on
+        an event loop) never waits for a new thread to get going, which under
+        a crowd of busy threads can take tens of milliseconds.
+        """
         self._cond.notify_all()
-        if self._worker is None and self._has_work():
+        reply = self._reply
+        if self._worker is None and reply is not None and reply.admitted.is_set() and not reply.buffer.ended:
             self._worker = threading.Thread(target=self._run, name="voicekit-synth", daemon=True)
             self._worker.start()
 
@@ -528,48 +565,19 @@ class SpeechStream:
     def _synthesize(self, writer: _ChunkWriter) -> None:
         reply, text = writer.reply, writer.text
         cancel = reply.cancel
-        if self._loop is not None and isinstance(self._engine, AsyncEngine):
-            self._synthesize_on_loop(self._engine, self._loop, writer, text)
-        else:
-            pieces = self._engine.synthesize(text, cancel, **_ssml_keyword(reply, self._engine))
-            try:
-                for piece in pieces:
-                    if cancel.is_set():
-                        return
-                    writer.add(piece)
-                    reply.buffer.wait_below(self._config.lookahead, cancel)
-            finally:
-                close = getattr(pieces, "close", None)
-                if close is not None:
-                    close()
+        pieces = self._engine.synthesize(text, cancel, **_ssml_keyword(reply, self._engine))
+        try:
+            for piece in pieces:
+                if cancel.is_set():
+                    return
+                writer.add(piece)
+                reply.buffer.wait_below(self._config.lookahead, cancel)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
         if not cancel.is_set():
             writer.finish()
-
-    def _synthesize_on_loop(
-        self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, writer: _ChunkWriter, text: str
-    ) -> None:
-        """Async engines (AsyncOpenAI) run on the event loop of the async stream."""
-        reply = writer.reply
-
-        async def pump() -> None:
-            pieces = engine.asynthesize(text, reply.cancel, **_ssml_keyword(reply, engine))
-            try:
-                async for piece in pieces:
-                    if reply.cancel.is_set():
-                        return
-                    writer.add(piece)
-                    while reply.buffer.queued_seconds > self._config.lookahead and not reply.cancel.is_set():
-                        await asyncio.sleep(0.02)
-            finally:
-                await pieces.aclose()
-
-        future = asyncio.run_coroutine_threadsafe(pump(), loop)
-        reply.cancel.call_on_set(future.cancel)
-        try:
-            future.result()
-        except concurrent.futures.CancelledError:
-            if not reply.cancel.is_set():
-                raise
 
     def _fail(self, reply: Reply, exc: Exception, unspoken: list[str]) -> None:
         """The engine gave up: keep what was made, report the rest, accept no more text."""

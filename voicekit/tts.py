@@ -87,19 +87,18 @@ class BaseTTS:
         on_chunk_processed: OnChunk | None = None,
         on_word: OnWord | None = None,
     ) -> SpeechStream:
-        return self._create(sink, on_chunk_processed, on_word, loop=None)
+        return self._create(sink, on_chunk_processed, on_word)
 
     def _create(
         self,
         sink: Sink | None,
         on_chunk_processed: OnChunk | None,
         on_word: OnWord | None,
-        loop: asyncio.AbstractEventLoop | None,
     ) -> SpeechStream:
         with self._lock:
             line, fmt, config = self._line_for(sink)
         stream = SpeechStream(
-            self.client, line, fmt, config, on_chunk_processed=on_chunk_processed, on_word=on_word, loop=loop
+            self.client, line, fmt, config, on_chunk_processed=on_chunk_processed, on_word=on_word
         )
         with self._lock:
             self._streams.add(stream)
@@ -114,10 +113,10 @@ class BaseTTS:
     ) -> AsyncSpeechStream:
         from .async_stream import AsyncSpeechStream
 
-        # engines with ``asynthesize`` (OpenAI) then do their I/O on this loop
-        loop = asyncio.get_running_loop()
-        # off the loop: the first stream on the default device initialises PortAudio (~100 ms)
-        stream = await asyncio.to_thread(self._create, sink, on_chunk_processed, on_word, loop)
+        # off the loop: the first stream on the default device initialises PortAudio (~100 ms);
+        # the stream's worker starts there too. Its engine's network I/O never runs on this loop
+        # (OpenAI's runs on the engine's own loop thread), so the loop only awaits the finish.
+        stream = await asyncio.to_thread(self._create, sink, on_chunk_processed, on_word)
         return AsyncSpeechStream(stream)
 
     def speak_streamed(
