@@ -37,8 +37,8 @@ def polly(fake_polly: FakePolly) -> Iterator[PollyClient]:
     client.close()
 
 
-def wait_for(predicate, what: str) -> None:
-    deadline = time.monotonic() + 10
+def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
@@ -61,10 +61,11 @@ def test_polly_interrupt_does_not_wait_for_the_first_byte(fake_polly: FakePolly,
     threading.Thread(target=interrupt).start()
     assert list(polly.synthesize("Polly holds this answer back.", cancel)) == []
     assert time.monotonic() - interrupted_at[0] < SOON
-    fake_polly.release()  # the answer comes: the abandoned request hangs up at once
+    # the request thread hung up while the server still held the answer back
+    wait_for(lambda: not request_threads(), "the request thread outlived the interrupt", timeout=SOON)
+    fake_polly.release()
     [request] = fake_polly.speech_requests("pcm")
     assert request.finished.wait(5) and request.last_byte_at is None
-    wait_for(lambda: not request_threads(), "the request thread ends once the headers came")
     assert len(fake_polly.speech_requests("pcm")) == 1 and not fake_polly.speech_requests("json")
 
 
@@ -89,8 +90,8 @@ def test_polly_close_wakes_a_waiting_call_and_nothing_reaches_the_server_after(f
     assert len(outcome) == 1 and "closed" in str(outcome[0])
     with pytest.raises(EngineError, match="closed"):
         polly.voices()  # describe_voices is a request too
+    wait_for(lambda: not request_threads(), "the request thread outlived close()", timeout=SOON)
     fake_polly.release()
-    wait_for(lambda: not request_threads(), "the request thread ends once the headers came")
     assert len(fake_polly.speech_requests("pcm")) == 1 and len(fake_polly.exchanges) == 1
 
 
@@ -107,8 +108,8 @@ def test_polly_stream_close_and_cleanup_after_an_interrupt_do_not_wait(fake_poll
     stream.close()
     tts.cleanup()
     assert time.monotonic() - started < SOON
+    wait_for(lambda: not request_threads(), "the request thread outlived cleanup()", timeout=SOON)
     fake_polly.release()
-    wait_for(lambda: not request_threads(), "the request thread ends once the headers came")
     assert len(fake_polly.exchanges) == 1
 
 

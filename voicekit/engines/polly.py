@@ -13,9 +13,14 @@ their time, so late ones still fire on time or, at worst, as they arrive.
 An interrupt cuts the transfer at once: from the interrupting thread
 (:func:`~voicekit.engines.transfer.cut_on_cancel`), or by closing the generator.
 botocore hides the socket until the response headers arrive, so the audio
-request waits for them on a ``voicekit-polly-request`` thread: an interrupt or
-``close()`` returns at once, and that thread hangs up as soon as the headers
-come (or botocore's read timeout ends it). Nothing is sent after ``close()``.
+request waits for them on a ``voicekit-polly-request`` thread, and an
+interrupt or ``close()`` returns at once. That thread and the marks thread
+end at once too: the client's connections report the socket a request is
+sent on (:class:`_Watch`), and an interrupt or ``close()`` shuts it down while
+the headers are awaited. Only a ``client=`` whose connection pools botocore
+made before voicekit saw it, or a botocore whose internals differ, keeps such
+a thread until the headers come or botocore's read timeout ends it. Nothing is
+sent after ``close()``.
 
 Retries: throttling and 5xx answers get ``max_retries`` retries with jittered
 exponential backoff, always before any audio of the chunk was yielded (the
@@ -233,9 +238,11 @@ class PollyClient:
         self._polly = client if client is not None else _make_client(credentials, session, endpoint_url)
         _install_log_redaction()
         self._errors = self._polly.exceptions.ClientError
+        _watch_connections(self._polly)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voicekit-polly-marks")
         self._closed = False
         self._waiting: set[Future[None]] = set()  # synthesize calls waiting for response headers
+        self._watches: set[_Watch] = set()  # requests not yet answered: close() hangs them up
         self._waiting_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -330,9 +337,12 @@ class PollyClient:
                 return
             self._closed = True
             waiting, self._waiting = self._waiting, set()
+            watches, self._watches = self._watches, set()
         for woken in waiting:
             _wake(woken)
-        # never wait: a request thread may be stuck until botocore's read timeout
+        for watch in watches:
+            watch.cut()
+        # never wait: a request thread whose socket could not be watched is stuck until the read timeout
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._owns_client:
             self._polly.close()
@@ -340,7 +350,9 @@ class PollyClient:
     # -- internals -------------------------------------------------------
 
     def _fetch_marks(self, params: dict[str, Any], request: _Request, cancel: threading.Event) -> list[WordMark]:
-        response = self._call("synthesize_speech", cancel, OutputFormat="json", SpeechMarkTypes=["word"], **params)
+        with self._watched(cancel):
+            response = self._call("synthesize_speech", cancel, OutputFormat="json", SpeechMarkTypes=["word"],
+                                  **params)
         if response is None:
             return []
         body = response["AudioStream"]
@@ -362,7 +374,8 @@ class PollyClient:
 
         def request() -> None:
             try:
-                response.set_result(self._call("synthesize_speech", cancel, **params))
+                with self._watched(cancel):
+                    response.set_result(self._call("synthesize_speech", cancel, **params))
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 response.set_exception(exc)
 
@@ -378,6 +391,25 @@ class PollyClient:
                 return None
             raise EngineError("PollyClient is closed", engine=self.name)
         return response.result()
+
+    @contextlib.contextmanager
+    def _watched(self, cancel: threading.Event) -> Iterator[None]:
+        """While the block runs, ``cancel`` or ``close()`` hangs up the request this thread sends."""
+        watch = _Watch()
+        with self._waiting_lock:
+            if self._closed:
+                raise EngineError("PollyClient is closed", engine=self.name)
+            self._watches.add(watch)
+        if isinstance(cancel, Cancel):
+            cancel.call_on_set(watch.cut)
+        _current.watch = watch
+        try:
+            yield
+        finally:
+            _current.watch = None
+            watch.disarm()  # the connection goes back to the pool: a later cut must not reach it
+            with self._waiting_lock:
+                self._watches.discard(watch)
 
     def _call(self, operation: str, cancel: threading.Event, **params: Any) -> Any:
         """``operation`` with bounded retries; None if ``cancel`` was set while waiting to retry."""
@@ -405,6 +437,78 @@ class PollyClient:
             log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt, delay)
             if cancel.wait(delay):
                 return None
+
+
+_current = threading.local()  # the _Watch of the request this thread is sending, if any
+
+
+class _Watch:
+    """The socket one request is sent on, so another thread can hang it up before the headers come."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._cut = False
+        self._armed = True
+
+    def use(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._sock = sock
+            if self._cut:
+                _shut(sock)
+
+    def cut(self) -> None:
+        with self._lock:
+            self._cut = True
+            if self._armed and self._sock is not None:
+                _shut(self._sock)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+            self._sock = None
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: the request is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """Mixed into botocore's connection classes: tells the sending thread's :class:`_Watch` its socket."""
+
+    sock: socket.socket | None
+
+    def send(self, data: Any) -> None:
+        super().send(data)  # type: ignore[misc]  # connects first if needed
+        watch: _Watch | None = getattr(_current, "watch", None)
+        if watch is not None and self.sock is not None:
+            watch.use(self.sock)
+
+
+@functools.cache
+def _watched_pool(pool: Any) -> type:
+    connection = type(f"Watched{pool.ConnectionCls.__name__}", (_WatchedConnection, pool.ConnectionCls), {})
+    return type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": connection})
+
+
+def _watch_connections(client: Any) -> None:
+    """Make ``client``'s new connections report their sockets (botocore keeps them private until the headers).
+
+    Its pool classes are one dict shared by the pool and proxy managers; a
+    botocore that no longer has it keeps its own classes, and requests are
+    then hung up only once their headers arrive.
+    """
+    pools = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_pool_classes_by_scheme", None)
+    if not isinstance(pools, dict):
+        log.debug("Polly: botocore's connection pools are not where voicekit looks; requests hang up late")
+        return
+    for scheme, pool in list(pools.items()):
+        if isinstance(pool, type) and hasattr(pool, "ConnectionCls") and not issubclass(
+                pool.ConnectionCls, _WatchedConnection):
+            pools[scheme] = _watched_pool(pool)
 
 
 def _wake(waiter: Future[None]) -> None:
