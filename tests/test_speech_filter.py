@@ -113,6 +113,10 @@ def test_blocks_become_their_own_chunks() -> None:
         ("🎉 Congrats", " Congrats"),
         ("(great 🚀) Next and 5 🚀🎉Now", "(great ) Next and 5 Now"),  # no space after the emoji
         ("Tip 💡 https://example.com/x", "Tip  link to example.com"),
+        # between two words with no space: still two words
+        ("Great🎉Now we go.", "Great Now we go."),
+        ("Done✅next, and a😀b.", "Done next, and a b."),
+        ("ok🎉, fine", "ok, fine"),
     ],
 )
 def test_an_emoji_that_closes_a_sentence_leaves_a_paragraph_break(text: str, speech: str) -> None:
@@ -224,7 +228,9 @@ _EMOJI_TEXTS = st.lists(
 def test_filtered_emoji_cut_where_the_chunker_cuts_them(text: str) -> None:
     def chunks(text: str) -> list[str]:
         chunker = SentenceChunker(first_fragment=False, min_chars=0)
-        spoken = (" ".join(re.sub(f"[{EMOJI}]", "", c).split()) for c in chunker.feed(text) + chunker.flush())
+        # an emoji between two word characters parts two words; elsewhere it just goes
+        parted = (re.sub(rf"(?<=\w)[{EMOJI}]+(?=\w)", " ", c) for c in chunker.feed(text) + chunker.flush())
+        spoken = (" ".join(re.sub(f"[{EMOJI}]", "", c).split()) for c in parted)
         return [c for c in spoken if c]
 
     assert chunks(clean_for_speech(text)) == chunks(text)

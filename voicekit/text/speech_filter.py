@@ -140,6 +140,7 @@ class SpeechFilter:
         self._said = self._said_before = ""
         self._closed: int | None = None  # emoji after a word: where in this run's output what follows starts
         self._spaced = False  # a space has followed those emoji
+        self._glued = False  # no space before those emoji either: a word right after them is a new word
 
     def feed(self, text: str) -> str:
         """Add markdown; return the speakable text that is certain now."""
@@ -346,7 +347,7 @@ class SpeechFilter:
         if self._closed is None:
             tail = self._said_end(out)
             if tail[-1:].isalnum() or tail[-1:] == " " and tail[:1].isalnum():
-                self._closed, self._spaced = len(out), False
+                self._closed, self._spaced, self._glued = len(out), False, tail[-1:].isalnum()
         run = _EMOJI_RUN.match(data, k)
         assert run is not None  # data[k] is an emoji
         return run.end()
@@ -372,6 +373,8 @@ class SpeechFilter:
                 continue
             if (m.start() or self._spaced) and capital_like(m.group()):
                 out[j] = piece[: m.start()] + "\n\n" + piece[m.start() :]
+            elif self._glued and not (m.start() or self._spaced) and m.group().isalnum():
+                out[j] = " " + piece  # "Great🎉Now": the emoji parted two words; keep them two
             self._closed = None
             return
 
