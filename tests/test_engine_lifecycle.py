@@ -69,6 +69,21 @@ def test_polly_interrupt_does_not_wait_for_the_first_byte(fake_polly: FakePolly,
     assert len(fake_polly.speech_requests("pcm")) == 1 and not fake_polly.speech_requests("json")
 
 
+def test_polly_interrupt_hangs_up_the_marks_request_too(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.marks_delay = HOLD
+    cancel = Cancel()
+    pieces = polly.synthesize("The server holds the speech marks of this reply back.", cancel)
+    next(pieces)
+    next(pieces)  # the first piece was taken: the marks request has started
+    wait_for(lambda: fake_polly.speech_requests("json"), "the marks request never reached the server")
+    cancel.set()
+    pieces.close()
+    polly.close()
+    marks_threads = lambda: [t for t in threading.enumerate() if t.name.startswith("voicekit-polly-marks")]  # noqa: E731
+    wait_for(lambda: not marks_threads(), "the marks thread waited for the server", timeout=SOON)
+    fake_polly.release()
+
+
 def test_polly_close_wakes_a_waiting_call_and_nothing_reaches_the_server_after(fake_polly: FakePolly,
                                                                                polly: PollyClient) -> None:
     fake_polly.first_byte_delay = HOLD
