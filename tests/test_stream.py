@@ -837,3 +837,17 @@ def test_an_idle_playback_line_sleeps_until_audio_comes(tts):
     assert stream.wait_until_done(timeout=30)
     assert stream.heard_text == "One short sentence. And it still speaks when more text comes."
     stream.close()
+
+
+def test_close_after_interrupt_runs_the_finished_callbacks(tts):
+    """Nothing plays after the interrupt, so close() itself is the moment the stream finishes."""
+    stream = tts.create_stream(sink=MemorySink(realtime=True))
+    calls = []
+    stream.add_finished_callback(lambda: calls.append(True))
+    stream.feed("Interrupted, then closed without done().")
+    time.sleep(0.3)
+    stream.interrupt()
+    time.sleep(0.2)
+    assert calls == []  # interrupted but still open: more text may come
+    stream.close()
+    assert calls == [True]

@@ -262,6 +262,7 @@ class SpeechStream:
                 self._closed = True
                 self._cond.notify_all()
             self._join_worker()
+            self._check_finished()  # close() without done(): its finish may be news only now
 
     def interrupt(self) -> str:
         """Stop speaking now; the stream stays usable for the next reply.
