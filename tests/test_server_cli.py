@@ -87,3 +87,23 @@ def test_ctrl_c_stops_the_server_without_a_traceback() -> None:
         proc.send_signal(signal.SIGINT)  # an impatient user presses it twice
         output, _ = proc.communicate(timeout=15)
     assert "Shutting down" in output and "Traceback" not in output, output
+
+
+def test_the_server_freezes_its_start_up_heap_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full garbage collections then skip what lives as long as the server (see README, Scale)."""
+    import gc
+
+    import uvicorn
+
+    from voicekit.cli import build_parser
+    from voicekit.server import command
+
+    frozen_at_start: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: frozen_at_start.append(gc.get_freeze_count()))
+    args = build_parser().parse_args(["serve", "--engine", "espeak"])
+    gc.unfreeze()
+    try:
+        assert command.run(args) == 0
+    finally:
+        gc.unfreeze()
+    assert frozen_at_start and frozen_at_start[0] > 10_000
