@@ -399,14 +399,13 @@ class SpeechStream:
             except Exception:  # noqa: BLE001 - a waiter's bug must not kill the thread that finished the stream
                 log.exception("voicekit: finished-callback %r raised", callback)
 
-    def _has_work(self) -> bool:
+    def _may_synthesize(self) -> bool:
+        """The current reply is admitted and still open (lock held)."""
         reply = self._reply
-        return (
-            reply is not None
-            and reply.admitted.is_set()
-            and not reply.buffer.ended
-            and bool(self._pending or self._done)
-        )
+        return reply is not None and reply.admitted.is_set() and not reply.buffer.ended
+
+    def _has_work(self) -> bool:
+        return self._may_synthesize() and bool(self._pending or self._done)
 
     def _wake_worker(self) -> None:
         """Start the worker once the reply is admitted, if none runs (lock held).
@@ -417,8 +416,7 @@ class SpeechStream:
         a crowd of busy threads can take tens of milliseconds.
         """
         self._cond.notify_all()
-        reply = self._reply
-        if self._worker is None and reply is not None and reply.admitted.is_set() and not reply.buffer.ended:
+        if self._worker is None and self._may_synthesize():
             self._worker = threading.Thread(target=self._run, name="voicekit-synth", daemon=True)
             self._worker.start()
 
