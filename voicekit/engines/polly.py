@@ -53,7 +53,7 @@ import numpy as np
 
 from ..engine import AudioChunk, Cancel, Voice, WordMark, check_voice_id
 from ..errors import EngineError
-from .transfer import Pcm16Decoder, cut_on_cancel
+from .transfer import Pcm16Decoder, cut_on_cancel, shut_down
 
 __all__ = ["PollyClient"]
 
@@ -457,23 +457,18 @@ class _Watch:
                 return
             self._sock = sock
             if self._cut:
-                _shut(sock)
+                shut_down(sock)
 
     def cut(self) -> None:
         with self._lock:
             self._cut = True
             if self._armed and self._sock is not None:
-                _shut(self._sock)
+                shut_down(self._sock)
 
     def disarm(self) -> None:
         with self._lock:
             self._armed = False
             self._sock = None
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed: the request is over anyway
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _WatchedConnection:

@@ -25,7 +25,7 @@ import numpy as np
 from ..engine import Cancel
 from ..errors import EngineError
 
-__all__ = ["AsyncBridge", "Pcm16Decoder", "cut_on_cancel"]
+__all__ = ["AsyncBridge", "Pcm16Decoder", "cut_on_cancel", "shut_down"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ def cut_on_cancel(cancel: threading.Event, socket_of: Callable[[], socket.socket
         with lock:
             sock = socket_of() if armed else None
             if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                shut_down(sock)
 
     cancel.call_on_set(cut)
     try:
@@ -82,6 +81,12 @@ def cut_on_cancel(cancel: threading.Event, socket_of: Callable[[], socket.socket
     finally:
         with lock:
             armed = False
+
+
+def shut_down(sock: socket.socket) -> None:
+    """End a transfer on ``sock`` from any thread: a read blocked on it returns at once."""
+    with contextlib.suppress(OSError):  # already closed: the transfer is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Step:
