@@ -63,6 +63,8 @@ def test_import_does_not_load_portaudio():
         (np.zeros((10, 2), np.float32), "shaped"),
         (np.zeros((10, 1), np.float64), "float32"),
         (np.zeros((10, 1), np.int16), "float32"),
+        # same name, other byte order: a sink passing raw bytes on would play noise
+        (np.zeros((10, 1), ">f4"), "non-native byte order"),
         ([[0.0]] * 10, "numpy array"),
     ],
 )
