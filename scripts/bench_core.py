@@ -261,10 +261,7 @@ def measure_interrupt(device: Any, runs: int) -> tuple[list[Row], list[str]]:
         notes.append(f"RealtimeTTS stop(): not measured: {why}")
         return rows, notes
     with JackRecorder(device) as recorder:
-        result = subprocess.run(
-            [str(python), __file__, "rtts-stop", str(device.index), str(runs)],
-            capture_output=True, text=True, timeout=120 + 10 * runs, env=jack_env(device),
-        )
+        result = run_rtts(python, device, ["rtts-stop", str(device.index), str(runs)], timeout=120 + 10 * runs)
         time.sleep(0.3)
         found = [line for line in result.stdout.splitlines() if line.startswith(RTTS_MARK)]
         if result.returncode != 0 or not found:
@@ -522,6 +519,17 @@ def rtts_child(device: int, runs: int, gap: float) -> list[float | None]:
     return results[1:]
 
 
+def run_rtts(python: Path, device: Any, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """This script's RealtimeTTS part in RealtimeTTS's venv, on ``device``.
+
+    Its SystemEngine leaves a WAV file in the temp directory, so it gets a
+    private one that goes when the run ends.
+    """
+    with tempfile.TemporaryDirectory(prefix="voicekit-bench-rtts-") as tmp:
+        return subprocess.run([str(python), __file__, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**jack_env(device), "TMPDIR": tmp})
+
+
 def rtts_python() -> tuple[Path | None, str]:
     """RealtimeTTS's own venv (made on first use), or None and why not."""
     python = RTTS_VENV / "bin" / "python"
@@ -595,10 +603,7 @@ def measure_ttfa(device: Any, runs: int) -> tuple[list[Row], list[str]]:
     if python is None:
         notes.append(f"RealtimeTTS: not measured: {why}")
         return rows, notes
-    result = subprocess.run(
-        [str(python), __file__, "rtts", str(device.index), str(runs), str(TOKEN_GAP)],
-        capture_output=True, text=True, timeout=120 + 30 * runs, env=jack_env(device),
-    )
+    result = run_rtts(python, device, ["rtts", str(device.index), str(runs), str(TOKEN_GAP)], timeout=120 + 30 * runs)
     found = [line for line in result.stdout.splitlines() if line.startswith(RTTS_MARK)]
     if result.returncode != 0 or not found:
         notes.append(f"RealtimeTTS: run failed: {result.stderr.strip()[-300:]}")
