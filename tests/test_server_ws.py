@@ -6,8 +6,10 @@ import asyncio
 import base64
 import itertools
 import json
+import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from tests.fixtures.web import Recording, Running, running
 from voicekit import BaseTTS, PollyClient, PollyTTS
 from voicekit.cli import default_engine
 from voicekit.server import create_app
+from voicekit.server.guard import quiet_spurious_handshake_errors
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -279,7 +282,8 @@ def test_size_limits_close_the_session() -> None:
 
 def test_origin_token_and_session_cap_refusals() -> None:
     token = "tok-3n/+x="
-    with running(create_app("espeak", token=token, allow_origins=["https://app.example.com"], max_sessions=1)) as srv:
+    with running(create_app("espeak", token=token, allow_origins=["https://app.example.com"], max_sessions=1)) as srv, \
+            _server_errors() as errors:
         url = srv.ws_url + "/v1/speak"
         auth = {"Authorization": f"Bearer {token}"}
 
@@ -305,6 +309,38 @@ def test_origin_token_and_session_cap_refusals() -> None:
                 assert json.loads(await ws.recv())["type"] == "ready"
 
         run(go())
+    # a refusal is not a server error: uvicorn's websockets-sansio protocol used to log one after each
+    assert errors == []
+
+
+def test_a_handshake_really_left_unfinished_is_still_logged() -> None:
+    quiet_spurious_handshake_errors()  # what create_app installs; it must only hide our own refusals
+
+    async def broken(scope: dict, receive: Any, send: Any) -> None:
+        return None  # neither accepts nor refuses
+
+    async def connect(url: str) -> None:
+        with pytest.raises(InvalidStatus):
+            async with websockets.connect(url):
+                pass
+
+    with running(broken) as srv, _server_errors() as errors:
+        run(connect(srv.ws_url))
+    assert "ASGI callable returned without completing handshake." in errors
+
+
+@contextmanager
+def _server_errors() -> Iterator[list[str]]:
+    """The ERROR lines uvicorn logs meanwhile (attached after uvicorn configured its logging)."""
+    errors: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    try:
+        yield errors
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_a_client_that_does_not_read_is_paced() -> None:

@@ -31,7 +31,7 @@ from .. import __version__
 from ..errors import VoicekitError
 from ..tts import BaseTTS
 from .backend import ChatBackend, ResponderChat
-from .guard import Guard, error_body
+from .guard import Guard, error_body, quiet_spurious_handshake_errors
 from .outbox import SAMPLE_RATE
 from .settings import ServerSettings
 
@@ -130,6 +130,7 @@ def create_app(
             return tts
 
     server = Server(config, make_tts, chat or ResponderChat(config.chat_tokens_per_second))
+    quiet_spurious_handshake_errors()
 
     from .session import speak_socket
     from .speech import speech

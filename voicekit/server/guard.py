@@ -20,17 +20,39 @@ import base64
 import binascii
 import hmac
 import json
+import logging
 from collections.abc import Iterable
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .settings import ServerSettings, is_loopback
 
-__all__ = ["TOKEN_PROTOCOL", "Guard", "error_body"]
+__all__ = ["TOKEN_PROTOCOL", "Guard", "error_body", "quiet_spurious_handshake_errors"]
 
 TOKEN_PROTOCOL = "voicekit.token."
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+# uvicorn's websockets-sansio protocol logs this after a denial response it sent itself
+# (Kludex/uvicorn PR #3138); the client got the right status, so it is noise
+_SPURIOUS = "ASGI callable returned without completing handshake."
+# set in the task that refused a WebSocket; uvicorn logs in that same task once the app returns
+_refused_websocket: ContextVar[bool] = ContextVar("voicekit_refused_websocket", default=False)
+
+
+class _RefusalIsNotAnError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_refused_websocket.get() and record.getMessage() == _SPURIOUS)
+
+
+_QUIET = _RefusalIsNotAnError()
+
+
+def quiet_spurious_handshake_errors() -> None:
+    """Drop uvicorn's handshake error after our own WebSocket refusals, and only then."""
+    logging.getLogger("uvicorn.error").addFilter(_QUIET)  # a filter already there is not added twice
 
 
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> bytes:
@@ -125,6 +147,7 @@ async def deny(scope: Scope, send: Send, status: int, message: str, headers: Ite
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
     elif "websocket.http.response" in scope.get("extensions", {}):
+        _refused_websocket.set(True)
         await send({"type": "websocket.http.response.start", "status": status, "headers": head})
         await send({"type": "websocket.http.response.body", "body": body})
     else:
