@@ -69,6 +69,29 @@ def test_polly_interrupt_does_not_wait_for_the_first_byte(fake_polly: FakePolly,
     assert len(fake_polly.speech_requests("pcm")) == 1 and not fake_polly.speech_requests("json")
 
 
+def test_polly_hangs_up_on_a_client_the_app_built_and_used_before(fake_polly: FakePolly) -> None:
+    import boto3
+
+    mine = boto3.session.Session(aws_access_key_id=CREDENTIALS[1], aws_secret_access_key=CREDENTIALS[2],
+                                 region_name=CREDENTIALS[0]).client("polly", endpoint_url=fake_polly.url)
+    mine.describe_voices()  # its connection pool exists before voicekit sees the client
+    polly = PollyClient(client=mine)
+    fake_polly.first_byte_delay = HOLD
+    cancel = Cancel()
+    try:
+        pieces = polly.synthesize("Polly holds this answer back.", cancel)
+        threading.Timer(0.0, lambda: (wait_for(lambda: fake_polly.speech_requests("pcm"), "no request"),
+                                      cancel.set())).start()
+        assert list(pieces) == []
+        wait_for(lambda: not request_threads(), "the request thread outlived the interrupt", timeout=SOON)
+        fake_polly.first_byte_delay = 0.0
+        assert "Voices" in mine.describe_voices()  # the app's own client still works
+    finally:
+        fake_polly.release()
+        polly.close()
+        mine.close()
+
+
 def test_polly_interrupt_hangs_up_the_marks_request_too(fake_polly: FakePolly, polly: PollyClient) -> None:
     fake_polly.marks_delay = HOLD
     cancel = Cancel()

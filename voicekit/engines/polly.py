@@ -496,14 +496,21 @@ def _watch_connections(client: Any) -> None:
     botocore that no longer has it keeps its own classes, and requests are
     then hung up only once their headers arrive.
     """
-    pools = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_pool_classes_by_scheme", None)
+    session: Any = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    pools = getattr(session, "_pool_classes_by_scheme", None)
     if not isinstance(pools, dict):
         log.debug("Polly: botocore's connection pools are not where voicekit looks; requests hang up late")
         return
+    swapped = False
     for scheme, pool in list(pools.items()):
         if isinstance(pool, type) and hasattr(pool, "ConnectionCls") and not issubclass(
                 pool.ConnectionCls, _WatchedConnection):
             pools[scheme] = _watched_pool(pool)
+            swapped = True
+    if swapped:
+        # pools an app's client made before keep their class: drop them (idle connections only;
+        # requests in flight finish) so that the next requests go out on watched connections
+        session.close()
 
 
 def _wake(waiter: Future[None]) -> None:
