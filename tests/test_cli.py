@@ -229,13 +229,26 @@ def test_volume_and_pitch_flags(tmp_path, capsys):
     assert crossings(say("--pitch", "90")) > crossings(say("--pitch", "10"))
 
 
-def test_a_control_the_engine_lacks_is_a_usage_error(capsys):
+def test_a_control_the_engine_lacks_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-used")  # refused before any request; if not, nowhere to go
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    code, _, err = run(["say", "--engine", "openai", "--pitch", "60", "hi"], capsys)
+    assert code == 2 and err.startswith("voicekit say: --pitch: ") and err.count("\n") == 1, err
+
+
+def test_pitch_flag_with_piper(tmp_path, capsys):
     from voicekit.cli import default_engine
 
     if default_engine() != "piper":
-        pytest.skip("needs Piper, whose voices have no pitch control: pip install 'voicekit[piper]'")
-    code, _, err = run(["say", "--engine", "piper", "--pitch", "60", "hi"], capsys)
-    assert code == 2 and err.startswith("voicekit say: --pitch: ") and err.count("\n") == 1, err
+        pytest.skip("needs Piper: pip install 'voicekit[piper]'")
+    heard = {}
+    for pitch in ("20", "80"):
+        out = tmp_path / f"{pitch}.wav"
+        assert run(["say", "--engine", "piper", "--pitch", pitch, "-o", str(out), "A sentence to measure."], capsys)[0] == 0
+        voiced = samples(out)[np.abs(samples(out)) > 0.01]
+        heard[pitch] = (int(np.sum(np.signbit(voiced[1:]) != np.signbit(voiced[:-1]))), seconds(out))
+    (low_crossings, low_seconds), (high_crossings, high_seconds) = heard["20"], heard["80"]
+    assert high_crossings > 1.2 * low_crossings and 0.75 < high_seconds / low_seconds < 1.25
 
 
 def test_rate_errors_are_one_line_about_the_rate(capsys):

@@ -435,6 +435,12 @@ def _cuts(phonemes: Sequence[str], word_starts: Sequence[int], phrase_starts: Se
 class _Settings:
     rate: float = 1.0
     volume: float = 100.0
+    pitch: float = 50.0
+
+
+def _pitch_factor(pitch: float) -> float:
+    """0-100 (50 normal) as a frequency factor: half an octave down to half an octave up."""
+    return float(2 ** ((pitch - 50) / 100))
 
 
 class PiperClient:
@@ -469,7 +475,7 @@ class PiperClient:
     def __repr__(self) -> str:
         s = self._settings
         state = ", closed" if self._closed else ""
-        return f"PiperClient(voice={self._voice_id!r}, rate={s.rate:g}, volume={s.volume:g}{state})"
+        return f"PiperClient(voice={self._voice_id!r}, rate={s.rate:g}, volume={s.volume:g}, pitch={s.pitch:g}{state})"
 
     def _resolve(self, voice_id: object) -> _Model:
         voice_id = check_voice_id(voice_id)
@@ -499,9 +505,13 @@ class PiperClient:
         clean = _UNSPEAKABLE.sub(" ", text).replace("[", "(").replace("]", ")")
         sentences = model.phonemize(clean)
         run_options = self._run_options(cancel, model)
-        length_scale = model.config.length_scale / settings.rate
+        # VITS has no pitch input: the model speaks `factor` times slower and the audio is
+        # labelled `factor` times faster, so resampling to the output rate restores the pace
+        # and moves the pitch (formants with it, as any resampling does)
+        factor = _pitch_factor(settings.pitch)
+        length_scale = model.config.length_scale / settings.rate * factor
         gain = np.float32(settings.volume / 100)
-        samplerate = int(model.config.sample_rate)
+        samplerate = round(model.config.sample_rate * factor)
         produced = 0  # samples yielded so far
         for phonemes, words in self._sentences(model, clean, sentences):
             for start, end in _pairs(clean, phonemes, words):
@@ -582,9 +592,11 @@ class PiperClient:
             self.samplerate = int(model.config.sample_rate)
 
     def set_property(self, name: str, value: float) -> None:
-        """``rate`` (speed factor: length scale = 1 / rate) or ``volume`` (0-100).
+        """``rate`` (speed factor: length scale = 1 / rate), ``volume`` (0-100) or ``pitch`` (0-100, 50 normal).
 
-        VITS voices have no pitch control: ``pitch`` accepts only 50 (normal).
+        VITS voices have no pitch input, so pitch is shifted by resampling, from
+        half an octave down (0) to half an octave up (100); audio then comes
+        labelled with a rate other than the voice's, which streams resample.
         """
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -597,11 +609,11 @@ class PiperClient:
                 raise ValueError(f"volume must be within 0-100, got {value!r}")
             change = {"volume": float(value)}
         elif name == "pitch":
-            if value != 50:
-                raise EngineError("Piper voices have no pitch control (only 50, normal, is accepted)", engine=self.name)
-            return
+            if not 0 <= value <= 100:
+                raise ValueError(f"pitch must be within 0-100 (50 normal), got {value!r}")
+            change = {"pitch": float(value)}
         else:
-            raise EngineError(f"Piper has no property {name!r}; use 'rate' or 'volume'", engine=self.name)
+            raise EngineError(f"Piper has no property {name!r}; use 'rate', 'volume' or 'pitch'", engine=self.name)
         with self._guard:
             self._settings = replace(self._settings, **change)
 
