@@ -28,7 +28,7 @@ from voicekit.engines import piper as piper_engine  # noqa: E402
 from voicekit.engines.piper import PiperClient  # noqa: E402
 from voicekit.errors import EngineError  # noqa: E402
 
-from .helpers import audio, marks, rms, synth, words  # noqa: E402
+from .helpers import audio, fundamental, marks, rms, synth, words  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -397,21 +397,10 @@ def test_bad_properties_are_rejected(client, name, value, error):
 
 
 def pitch_and_length(chunks) -> tuple[float, float]:
-    """Median fundamental frequency (Hz) and duration (s) of the audio as it will be heard: at its labelled rate."""
+    """Pitch (Hz) and duration (s) of the audio as it will be heard: at its labelled rate."""
     [rate] = {c.samplerate for c in chunks}
-    pcm = audio(chunks).astype(np.float64)
-    frame = rate // 25  # 40 ms
-    frames = pcm[: len(pcm) // frame * frame].reshape(-1, frame)
-    level = np.sqrt(np.mean(frames**2, axis=1))
-    shortest, longest = rate // 400, rate // 70  # lags of 400 Hz .. 70 Hz
-    found = []
-    for f in frames[level > 0.2 * level.max()]:
-        f = f - f.mean()
-        corr = np.correlate(f, f, "full")[frame - 1 :]
-        if corr[0] > 0:
-            lag = shortest + int(np.argmax(corr[shortest:longest]))
-            found.append(rate / lag)
-    return float(np.median(found)), len(pcm) / rate
+    pcm = audio(chunks)
+    return fundamental(pcm, rate), len(pcm) / rate
 
 
 def test_pitch_moves_the_voice_and_keeps_its_pace(client):

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.fakes.polly import FakePolly
 from tests.fixtures.web import Recording, Running, running
+from tests.helpers import fundamental
 from voicekit import BaseTTS, PollyClient, PollyTTS
 from voicekit.cli import default_engine
 from voicekit.server import create_app
@@ -235,20 +236,37 @@ def test_an_engine_failure_is_reported_and_the_reply_still_ends() -> None:
     assert reply.end == {"type": "reply_done", "text": "First sentence is spoken."}
 
 
-def test_config_changes_voice_and_rate_between_replies(server: Running) -> None:
+def test_config_changes_voice_rate_volume_and_pitch_between_replies(server: Running) -> None:
+    async def reply(ws, config: dict | None = None) -> Reply:
+        if config is not None:
+            await ws.send(json.dumps({"type": "config", **config}))
+        await say(ws, REPLY)
+        return await read_reply(ws)
+
     async def go():
         async with websockets.connect(server.ws_url + "/v1/speak") as ws:
             await ws.recv()
-            await say(ws, REPLY)
-            normal = await read_reply(ws)
-            await ws.send(json.dumps({"type": "config", "voice": "en-us", "rate": 2.0}))
-            await say(ws, REPLY)
-            fast = await read_reply(ws)
-            return normal, fast
+            normal = await reply(ws)
+            fast = await reply(ws, {"voice": "en-us", "rate": 2.0})
+            high = await reply(ws, {"rate": 1.0, "pitch": 95})
+            quiet = await reply(ws, {"pitch": 50, "volume": 30})
+            refused = await reply(ws, {"pitch": 500})
+            return normal, fast, high, quiet, refused
 
-    normal, fast = run(go())
-    assert fast.end["type"] == "reply_done" and not fast.events("error")
+    def samples(r: Reply) -> np.ndarray:
+        return np.frombuffer(r.audio, np.int16).astype(np.float64)
+
+    def rms(r: Reply) -> float:
+        return float(np.sqrt(np.mean(samples(r) ** 2)))
+
+    normal, fast, high, quiet, refused = run(go())
+    for r in (fast, high, quiet):
+        assert r.end["type"] == "reply_done" and not r.events("error")
     assert fast.seconds < 0.7 * normal.seconds
+    assert fundamental(samples(high), RATE) > 1.2 * fundamental(samples(normal), RATE)
+    assert rms(quiet) < 0.6 * rms(normal)
+    [error] = refused.events("error")
+    assert "pitch" in error["message"] and refused.end["type"] == "reply_done"  # the session goes on
 
 
 def test_size_limits_close_the_session() -> None:

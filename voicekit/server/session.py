@@ -4,7 +4,7 @@ The protocol (README "Server" has the full contract)::
 
     server: {"type":"ready","sample_rate":24000,"format":"s16le","channels":1}
     client: {"type":"text","text":...}  (any number)   {"type":"done"}
-            {"type":"interrupt","played":S}            {"type":"config","voice":...,"rate":...}
+            {"type":"interrupt","played":S}            {"type":"config","voice":...,"rate":...,"volume":...,"pitch":...}
     server: binary audio frames, {"type":"word",...}, {"type":"chunk",...}, {"type":"error",...},
             and per reply exactly one of {"type":"reply_done","text":...} or
             {"type":"interrupted","heard_text":...,"unspoken_text":...}
@@ -227,8 +227,9 @@ class _Session:
                 if not isinstance(voice, str) or not voice:
                     raise ValueError("'voice' must be a voice id string")
                 await run_in_threadpool(self.tts.set_voice, voice)
-            if "rate" in data:
-                await run_in_threadpool(self.tts.set_property, "rate", data["rate"])
+            for name in ("rate", "volume", "pitch"):
+                if name in data:
+                    await run_in_threadpool(self.tts.set_property, name, data[name])
         except (VoicekitError, ValueError, KeyError) as exc:
             await self.error(f"config: {exc}")
 
