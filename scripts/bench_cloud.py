@@ -393,8 +393,8 @@ def run(quick: bool = False) -> dict:
             "object of the process (the openai SDK alone brings ~75,000, ~35 ms to walk on this machine when idle) "
             "holding the GIL, so it stalls every thread whoever triggers it. CPython starts one once the objects "
             "that outlived younger collections reach a quarter of the heap, so any process that keeps allocating "
-            "pays them, the SDK-alone peer included; voicekit's streams (audio, playback, two requests in flight "
-            "per reply) allocate more and so meet them sooner. gc.freeze() once after start-up (as `voicekit "
+            "pays them, the SDK-alone peer included; voicekit's streams (audio, playback, three requests per reply "
+            "where the peer makes two) allocate more and so meet them sooner. gc.freeze() once after start-up (as `voicekit "
             "serve` does) takes the long-lived objects out of those walks.",
             "The control row is the floor of the machine: one CPU-bound Python thread next to the loop.",
         ],
