@@ -51,18 +51,28 @@ def rms(x: np.ndarray) -> float:
 
 
 def fundamental(pcm: np.ndarray, samplerate: int) -> float:
-    """Median pitch (Hz) of the voiced 40 ms frames: each one's autocorrelation peak between 400 and 70 Hz."""
+    """Median pitch (Hz, 50-400) of the voiced 40 ms frames.
+
+    A frame's period is the shortest lag whose autocorrelation peak comes within 10% of its
+    highest: a period's multiples correlate about as well, so the highest alone can be an
+    octave or more off.
+    """
     pcm = np.asarray(pcm, dtype=np.float64)
     frame = samplerate // 25
     frames = pcm[: len(pcm) // frame * frame].reshape(-1, frame)
     level = np.sqrt(np.mean(frames**2, axis=1))
-    shortest, longest = samplerate // 400, samplerate // 70
+    shortest, longest = samplerate // 400, samplerate // 50
     found = []
     for f in frames[level > 0.2 * level.max()]:
         f = f - f.mean()
-        corr = np.correlate(f, f, "full")[frame - 1 :]
-        if corr[0] > 0:
-            found.append(samplerate / (shortest + int(np.argmax(corr[shortest:longest]))))
+        corr = np.correlate(f, f, "full")[frame - 1 :][: longest + 2]
+        if corr[0] <= 0:
+            continue
+        lags = np.arange(shortest, longest + 1)
+        peaks = lags[(corr[lags] >= corr[lags - 1]) & (corr[lags] >= corr[lags + 1])]
+        if len(peaks):
+            best = corr[peaks].max()
+            found.append(samplerate / peaks[corr[peaks] >= 0.9 * best][0])
     return float(np.median(found))
 
 

@@ -166,14 +166,22 @@ class RunSpy:
         self.session = session
         self.started = threading.Event()
         self.outcomes: list[str] = []
+        self._lock = threading.Lock()
+        self.running = self.most_at_once = 0
 
     def run(self, *args, **kwargs):
         self.started.set()
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
         try:
             result = self.session.run(*args, **kwargs)
         except Exception as exc:
             self.outcomes.append(type(exc).__name__)
             raise
+        finally:
+            with self._lock:
+                self.running -= 1
         self.outcomes.append("done")
         return result
 
@@ -241,6 +249,38 @@ def test_clients_of_a_voice_share_one_session_with_at_most_one_thread_per_core(c
     assert threading.active_count() == before  # the engine itself starts no thread
     for chunks in results.values():
         assert_every_word_marked_in_order(SENTENCE, marks(chunks), len(audio(chunks)) / 22050)
+
+
+def test_replies_at_once_take_turns_on_the_session(client, monkeypatch):
+    # each run already uses every core; side by side they only multiply the memory (7x for ten)
+    spy = RunSpy(client._model.session)
+    monkeypatch.setattr(client._model, "session", spy)
+    results: dict[int, list] = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, synth(client, LONG)), name=f"test-speak-{n}")
+               for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert spy.most_at_once == 1 and len(spy.outcomes) >= 4 * 3 and set(spy.outcomes) == {"done"}
+    for chunks in results.values():
+        assert_every_word_marked_in_order(LONG, marks(chunks), len(audio(chunks)) / 22050)
+
+
+@pytest.mark.parametrize("cancel_type", [Cancel, threading.Event])
+def test_a_reply_waiting_for_its_turn_gives_up_when_cancelled(client, cancel_type):
+    cancel = cancel_type()
+    got: list = []
+    with client._model.turns.take(None) as mine:  # another reply's run holds the session
+        assert mine
+        waiter = threading.Thread(target=lambda: got.extend(client.synthesize(SENTENCE, cancel)), name="test-waiter")
+        waiter.start()
+        time.sleep(0.3)
+        assert waiter.is_alive() and not got  # waiting, not running
+        cancel.set()
+        waiter.join(0.5)
+        assert not waiter.is_alive() and got == []  # gone while the session was still taken
+    assert synth(client, "Next.")  # and the turns go on
 
 
 # -- the integrity pin ------------------------------------------------------------------------------
@@ -413,8 +453,9 @@ def test_pitch_moves_the_voice_and_keeps_its_pace(client):
     finally:
         client.set_property("pitch", 50)
     (f_normal, t_normal), (f_high, t_high), (f_low, t_low) = map(pitch_and_length, (normal, high, low))
-    # 2 ** ±0.3 = 1.23 / 0.81; spoken faster, the model's own intonation rises a little (measured 0.88)
-    assert 1.12 < f_high / f_normal < 1.35
+    # 2 ** ±0.3 = 1.23 / 0.81 (measured 1.15-1.30 and 0.81-0.87 over eight runs: the model's
+    # intonation varies from run to run)
+    assert 1.1 < f_high / f_normal < 1.4
     assert 0.72 < f_low / f_normal < 0.93
     # the pace stays (measured 0.93 / 1.08, and ±3% from run to run); unlabelled it would be 1.23 / 0.81
     assert 0.82 < t_high / t_normal < 1.18 and 0.82 < t_low / t_normal < 1.18
