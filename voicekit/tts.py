@@ -87,14 +87,6 @@ class BaseTTS:
         on_chunk_processed: OnChunk | None = None,
         on_word: OnWord | None = None,
     ) -> SpeechStream:
-        return self._create(sink, on_chunk_processed, on_word)
-
-    def _create(
-        self,
-        sink: Sink | None,
-        on_chunk_processed: OnChunk | None,
-        on_word: OnWord | None,
-    ) -> SpeechStream:
         with self._lock:
             line, fmt, config = self._line_for(sink)
         stream = SpeechStream(
@@ -116,7 +108,9 @@ class BaseTTS:
         # off the loop: the first stream on the default device initialises PortAudio (~100 ms);
         # the stream's worker starts there too. Its engine's network I/O never runs on this loop
         # (OpenAI's runs on the engine's own loop thread), so the loop only awaits the finish.
-        stream = await asyncio.to_thread(self._create, sink, on_chunk_processed, on_word)
+        stream = await asyncio.to_thread(
+            self.create_stream, sink=sink, on_chunk_processed=on_chunk_processed, on_word=on_word
+        )
         return AsyncSpeechStream(stream)
 
     def speak_streamed(
