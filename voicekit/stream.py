@@ -212,7 +212,7 @@ class SpeechStream:
     def finished(self) -> bool:
         """True once ``done()`` was called and everything fed was played or dropped."""
         with self._cond:
-            return (self._done or self._closed) and self._finished()
+            return self._over()
 
     def add_finished_callback(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` once the stream is :attr:`finished` (at once if it is).
@@ -351,6 +351,10 @@ class SpeechStream:
         self.close()
 
     # -- internals ----------------------------------------------------------------------
+    def _over(self) -> bool:
+        """:attr:`finished` (lock held): ``done()`` or ``close()`` came and nothing is left to play."""
+        return (self._done or self._closed) and self._finished()
+
     def _finished(self) -> bool:
         """Nothing left to play (lock held)."""
         reply = self._reply
@@ -390,7 +394,7 @@ class SpeechStream:
     def _check_finished(self) -> None:
         """Run the finished-callbacks if the stream just finished (the caller holds no lock)."""
         with self._cond:
-            if not self._finish_callbacks or not ((self._done or self._closed) and self._finished()):
+            if not self._finish_callbacks or not self._over():
                 return
             callbacks, self._finish_callbacks = self._finish_callbacks, []
         for callback in callbacks:
