@@ -1,14 +1,27 @@
-"""Small helpers shared by the tests: engine output, text chunking."""
+"""Small helpers shared by the tests: engine output, text chunking, waiting."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from voicekit.engine import AudioChunk, Cancel
 from voicekit.text import SentenceChunker
+
+
+def wait_for(condition: Callable[[], Any], what: str = "condition", timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """Poll ``condition`` until it is truthy and return its value; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
 
 
 def collect(chunks):

@@ -8,6 +8,7 @@ the client hung up early.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 import time
@@ -19,9 +20,12 @@ from voicekit.adapters import INTERRUPTED_MARK, astream_chat, speak_aiter, speak
 pytest.importorskip("espeakng_loader", reason="needs eSpeak NG: pip install 'voicekit[espeak]'")
 openai = pytest.importorskip("openai", reason="needs the openai SDK: pip install 'voicekit[openai]'")
 
+from tests import helpers  # noqa: E402
 from voicekit import EspeakTTS, MemorySink, StreamError  # noqa: E402 - after the skips above
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
+wait_for = functools.partial(helpers.wait_for, timeout=20.0)  # a reply through the fake LLM, on a busy machine
 
 PIECES = ["Hello", " there.", " This", " is", " a", " short", " reply", " from", " the", " fake", " model."]
 LONG_PIECES = [f" Sentence number {i} has a few words." for i in range(40)]
@@ -36,13 +40,6 @@ def assert_heard_prefix(heard: str, text: str, *, strict: bool = True) -> None:
     assert heard_words == all_words[: len(heard_words)], (heard, text)
     if strict:
         assert len(heard_words) < len(all_words), "the interrupt came after everything was heard"
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 @pytest.fixture

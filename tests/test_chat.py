@@ -6,6 +6,7 @@ Speech is real: eSpeak synthesis into a MemorySink(realtime=True), which plays
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -28,6 +29,7 @@ from prompt_toolkit.data_structures import Size  # noqa: E402
 from prompt_toolkit.input import create_pipe_input  # noqa: E402
 from prompt_toolkit.output.vt100 import Vt100_Output  # noqa: E402
 
+from tests import helpers  # noqa: E402
 from voicekit import EspeakTTS, MemorySink  # noqa: E402
 from voicekit.chat import Chat, LLMBackend, ResponderBackend  # noqa: E402
 from voicekit.responder import Responder, tokenize  # noqa: E402
@@ -38,15 +40,8 @@ LONG = (
     "It has a **second** sentence with a few more words in it. A third sentence keeps the voice busy. "
     "The fourth sentence is here too. And a fifth one, which nobody should hear to the end.\n"
 )
+wait_for = functools.partial(helpers.wait_for, timeout=20.0)  # a chat turn on a busy machine
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Session:

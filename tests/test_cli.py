@@ -30,7 +30,7 @@ from voicekit.cli import (
     speak_text,
 )
 
-from .helpers import fundamental
+from .helpers import fundamental, rms
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -219,9 +219,6 @@ def test_volume_and_pitch_flags(tmp_path, capsys):
         out = tmp_path / f"{'_'.join(flags) or 'plain'}.wav"
         assert run(["say", "--engine", "espeak", *flags, "-o", str(out), "A sentence to measure."], capsys)[0] == 0
         return samples(out)
-
-    def rms(audio: np.ndarray) -> float:
-        return float(np.sqrt(np.mean(audio**2)))
 
     def crossings(audio: np.ndarray) -> int:
         voiced = audio[np.abs(audio) > 0.01]

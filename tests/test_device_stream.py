@@ -7,6 +7,7 @@ import time
 import psutil
 import pytest
 
+from tests.helpers import wait_for
 from voicekit import DeviceSink, EspeakTTS
 
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("no_thread_leak")]
@@ -21,13 +22,6 @@ NARRATION = " ".join(
         "When the sun rose, the whole harbour cheered, and the robot blinked its lights in reply.",
     ]
 )
-
-
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for playback"
-        time.sleep(0.01)
 
 
 @pytest.fixture

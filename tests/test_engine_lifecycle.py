@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from tests.helpers import acollect, collect
+from tests.helpers import acollect, collect, wait_for
 from voicekit import EngineError, MemorySink, StreamError
 from voicekit.engine import AsyncEngine, Cancel
 from voicekit.engines.openai_tts import OpenAIClient
@@ -35,13 +35,6 @@ def polly(fake_polly: FakePolly) -> Iterator[PollyClient]:
     client = PollyClient(CREDENTIALS, endpoint_url=fake_polly.url, backoff=0.01)
     yield client
     client.close()
-
-
-def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 def request_threads() -> list[threading.Thread]:

@@ -8,20 +8,24 @@ tmp/artifacts/.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from tests import helpers
 from tests.fixtures.web import Running, running
 from voicekit.server import create_app
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "tmp" / "artifacts"
+# each look is a WebDriver round trip to the browser
+wait_for = functools.partial(helpers.wait_for, timeout=15.0, interval=0.05)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -55,17 +59,6 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
         _, alive = psutil.wait_procs(processes, timeout=10)
         assert not alive, f"chromium processes left behind: {alive}"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(params=[None, "page-t0ken/+="], ids=["no-token", "token"])

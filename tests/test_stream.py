@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from voicekit import (
     BufferError,
     EngineError,
@@ -403,13 +404,6 @@ def run_briefly(action, timeout: float = 3.0) -> float:
     return result["took"]
 
 
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def envelope(audio: np.ndarray, rate: int) -> np.ndarray:
     mono = np.abs(audio.reshape(len(audio), -1)[:, 0].astype(np.float64))
     block = rate // 50
@@ -483,13 +477,13 @@ def test_interrupt_gives_up_the_line_and_a_new_feed_queues_behind(tts):
     order: list[str] = []
     first = tts.create_stream(on_word=lambda w: order.append("first:" + w["word"]))
     first.feed("A long first reply that keeps talking for quite a while, on and on and on. " * 3)
-    wait_until(lambda: sink.seconds > 0.3)
+    wait_for(lambda: sink.seconds > 0.3)
     second = tts.create_stream(on_word=lambda w: order.append("second:" + w["word"]))
     second.feed("Second reply here.")
     second.done()
     first.interrupt()  # no close(): the interrupted stream must not hold the line
     at_interrupt = sink.seconds
-    wait_until(lambda: any(w.startswith("second:") for w in order), timeout=2.0)
+    wait_for(lambda: any(w.startswith("second:") for w in order), timeout=2.0)
     assert sink.seconds - at_interrupt < 1.0
     first.feed("Back again.")  # a new reply: it queues behind the second stream
     first.done()
@@ -514,7 +508,7 @@ def test_close_inside_on_word_does_not_deadlock(tts):
     stream = holder["stream"] = tts.create_stream(sink=sink, on_word=on_word)
     stream.feed("One two three four five six. ")
     stream.feed("Seven eight nine.")  # no done(): only the close() inside on_word ends the stream
-    wait_until(lambda: len(words) >= 2)
+    wait_for(lambda: len(words) >= 2)
     assert run_briefly(lambda: stream.wait_until_done(timeout=10)) < 10
     assert stream.heard_text == "One two three four five six. Seven eight nine."
     # the playback thread lives on: the next stream on this sink plays
@@ -533,7 +527,7 @@ def test_interrupt_inside_on_word_stops_at_once(tts):
     stream = tts.create_stream(sink=sink, on_word=on_word)
     stream.feed("One two three four five six seven eight nine ten.")
     stream.done()
-    wait_until(lambda: "at" in holder)
+    wait_for(lambda: "at" in holder)
     at = sink.seconds
     time.sleep(0.3)
     assert sink.seconds - at < 0.05
@@ -551,7 +545,7 @@ def test_close_inside_on_chunk_processed_does_not_stall(tts):
 
     stream = holder["stream"] = tts.create_stream(sink=sink, on_chunk_processed=on_chunk)
     stream.feed("First sentence here. Second sentence there. Third one too.")
-    assert run_briefly(lambda: wait_until(lambda: stream.finished)) < 3
+    assert run_briefly(lambda: wait_for(lambda: stream.finished)) < 3
     assert stream.heard_text == "First sentence here. Second sentence there. Third one too."
 
 
@@ -565,7 +559,7 @@ def test_pause_inside_on_word_then_close_ends_the_stream(tts):
     stream = tts.create_stream(sink=sink, on_word=on_word)
     stream.feed("One two three four five six seven eight.")
     stream.done()
-    wait_until(lambda: "two" in stream.heard_text.split())
+    wait_for(lambda: "two" in stream.heard_text.split())
     assert run_briefly(stream.close) < 0.5
     assert "eight" not in stream.heard_text
 
@@ -576,7 +570,7 @@ def test_leaving_a_with_block_after_pause_ends_the_stream(tts):
     def body():
         with tts.create_stream(sink=sink) as stream:
             stream.feed("Counting now, one, two, three, four, five, six, seven, eight.")
-            wait_until(lambda: sink.seconds > 0.3)
+            wait_for(lambda: sink.seconds > 0.3)
             stream.pause()
 
     assert run_briefly(body) < 1.0
@@ -750,7 +744,7 @@ def test_finished_callbacks_run_once_when_everything_was_played(tts, caplog):
     assert calls == []  # no done() yet: a stream that may get more text is not finished
     stream.done()
     assert stream.wait_until_done(timeout=30)
-    wait_until(lambda: calls)
+    wait_for(lambda: calls)
     assert calls == [True] and dropped == []
     assert "finished-callback" in caplog.text and "ZeroDivisionError" in caplog.text
     late = []
@@ -827,7 +821,7 @@ def test_an_idle_playback_line_sleeps_until_audio_comes(tts):
     finally:
         threading.setprofile(None)  # type: ignore[arg-type]
     stream.feed("One short sentence. And")  # the next word tells the chunker the sentence ended
-    wait_until(lambda: stream.heard_text == "One short sentence")  # to the end of its last word
+    wait_for(lambda: stream.heard_text == "One short sentence")  # to the end of its last word
     time.sleep(0.2)
     quiet_from = time.monotonic()
     time.sleep(1.0)
