@@ -106,18 +106,22 @@ def test_long_sentences_are_cut_into_short_runs(client):
 def test_a_clause_cut_between_words_keeps_its_pace(client):
     # The model pads every run with silence (BOS, EOS); between two words of one clause it is
     # cut out, so the joins sound like word gaps (~0.12 s quiet), not pauses (~0.21 s).
+    # The model's durations are random (its noise inputs): one synthesis' mean join ranged
+    # 0.11-0.16 s over 60, so the mean is taken over three.
     clause = LONG.split(". ")[0] + "."
-    chunks = synth(client, clause)
-    assert len(chunks) >= 4
 
     def quiet(pcm):  # seconds below 1% of full scale
         return int(np.argmax(np.abs(pcm) > 0.01)) / 22050
 
-    joins = [quiet(a.pcm[::-1]) + quiet(b.pcm) for a, b in itertools.pairwise(chunks)]
+    joins = []
+    for _ in range(3):
+        chunks = synth(client, clause)
+        assert len(chunks) >= 4
+        joins += [quiet(a.pcm[::-1]) + quiet(b.pcm) for a, b in itertools.pairwise(chunks)]
+        for c in chunks:  # faded where cut: no click
+            assert abs(c.pcm[0]) < 1e-3 and abs(c.pcm[-1]) < 1e-3
+        assert_every_word_marked_in_order(clause, marks(chunks), len(audio(chunks)) / 22050)
     assert np.mean(joins) < 0.16, joins
-    for c in chunks:  # faded where cut: no click
-        assert abs(c.pcm[0]) < 1e-3 and abs(c.pcm[-1]) < 1e-3
-    assert_every_word_marked_in_order(clause, marks(chunks), len(audio(chunks)) / 22050)
 
 
 def test_every_word_gets_a_mark_in_order(client):
