@@ -277,7 +277,7 @@ def test_a_failed_say_out_leaves_no_file_behind(tmp_path, capsys, monkeypatch, f
 
 def test_cloud_engine_without_credentials_fails_before_speaking(tmp_path, capsys, monkeypatch, openai_env):
     code, _, err = run(["say", "--engine", "openai", "-o", str(tmp_path / "x.wav"), "hi"], capsys)
-    assert code == 1 and err == "voicekit: the openai engine needs an API key: set OPENAI_API_KEY\n"
+    assert code == 1 and err == "voicekit say: the openai engine needs an API key: set OPENAI_API_KEY\n"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -398,7 +398,7 @@ def test_devices_without_portaudio(no_portaudio_env):
 def test_say_without_portaudio_names_the_fix(no_portaudio_env):
     result = run_subprocess(["say", "hello"], no_portaudio_env)
     assert result.returncode == 1
-    assert result.stderr.startswith("voicekit: the PortAudio library is missing: install it")
+    assert result.stderr.startswith("voicekit say: the PortAudio library is missing: install it")
     assert "--out FILE.wav" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -406,7 +406,7 @@ def test_say_without_portaudio_names_the_fix(no_portaudio_env):
 def test_no_device_is_not_told_to_install_portaudio(verb, no_device_env):
     result = run_subprocess(verb, no_device_env)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("voicekit: no audio output device found: connect a sound card")
+    assert result.stderr.startswith(f"voicekit {verb[0]}: no audio output device found: connect a sound card")
     assert "PortAudio" not in result.stderr and "apt-get" not in result.stderr
     assert "voicekit devices" not in result.stderr  # `devices` must not point at itself
     assert "--out FILE.wav" in result.stderr
@@ -417,7 +417,7 @@ def test_a_wrong_device_ends_every_verb_with_the_same_line(verb, alsa_null_env):
     args = [verb, "--device", "99"] + (["hello"] if verb == "say" else [])
     result = run_subprocess(args, alsa_null_env)
     assert result.returncode == 1, result.stderr
-    assert result.stderr == "voicekit: no output device 99: `voicekit devices` lists them, or use --out FILE.wav\n"
+    assert result.stderr == f"voicekit {verb}: no output device 99: `voicekit devices` lists them, or use --out FILE.wav\n"
 
 
 def test_devices_and_say_on_a_real_portaudio_device(alsa_null_env):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,13 +37,13 @@ def test_non_loopback_bind_without_token_refuses_in_one_line(host: str) -> None:
     )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("voicekit: refusing to serve on") and "--token" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("voicekit serve: refusing to serve on") and "--token" in lines[0]
     assert "Traceback" not in done.stderr
 
 
 def test_token_from_the_environment_and_the_default_engine() -> None:
     with serving(env=_env(VOICEKIT_TOKEN="from-env")) as url:
-        assert httpx.get(url + "/v1/audio/voices").status_code == 401
+        assert httpx.get(url + "/health").status_code == 401
         auth = {"Authorization": "Bearer from-env"}
         ok = httpx.get(url + "/v1/audio/voices", headers=auth)
         assert ok.status_code == 200 and ok.json()["voices"]
@@ -107,3 +109,49 @@ def test_the_server_freezes_its_start_up_heap_before_serving(monkeypatch: pytest
     finally:
         gc.unfreeze()
     assert frozen_at_start and frozen_at_start[0] > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--token", "  "], 2, "--token must not be blank"),
+        (["--lookahead", "nan"], 2, "--lookahead must be a positive number"),
+        (["--lookahead", "0"], 2, "--lookahead must be a positive number"),
+        (["--allow-origin", "*"], 2, "--allow-origin takes origins like"),
+        (["--send-timeout", "inf"], 2, "--send-timeout must be a positive number"),
+        (["--shutdown-timeout", "-1"], 2, "--shutdown-timeout must be"),
+    ],
+)
+def test_bad_settings_are_one_usage_line(args: list[str], code: int, says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--port", str(free_port()), *args],
+        env=_env(), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"voicekit serve: {says}"), done.stderr
+    assert not done.stdout
+
+
+def test_a_port_in_use_is_one_line_and_exit_1() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--port", str(port)],
+            env=_env(), capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f"voicekit serve: can't listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_sigterm_does_not_wait_for_a_client_that_stopped_reading() -> None:
+    long = " ".join(f"Sentence number {i} makes the reply long enough to fill every buffer." for i in range(400))
+    command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--shutdown-timeout", "1", "--send-timeout", "60"]
+    with server_process(command, _env()) as (url, proc), httpx.Client(base_url=url) as http:
+        with http.stream("POST", "/v1/audio/speech", json={"input": long, "response_format": "pcm"}) as r:
+            assert r.status_code == 200
+            time.sleep(1)  # the server's sends now wait on this reader
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+            took = time.monotonic() - started
+    assert took < 5, f"shutdown took {took:.1f} s with --shutdown-timeout 1"

@@ -98,14 +98,13 @@ def test_voice_and_speed(client: openai.OpenAI) -> None:
     normal = _seconds(client)
     assert _seconds(client, speed=2.0) < 0.7 * normal
     assert _seconds(client, voice="en-us") > 0.5  # an engine voice id
-    assert _seconds(client, voice="nova") == pytest.approx(normal, rel=0.01)  # OpenAI names: the default voice
+    assert _seconds(client, voice="alloy") == pytest.approx(normal, rel=0.02)  # alloy: the default voice
 
 
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"response_format": "mp3"}, "response_format"),
-        ({"response_format": "opus"}, "response_format"),
+        ({"response_format": "ogg"}, "response_format"),
         ({"voice": "../../etc/passwd"}, "voice"),
         ({"speed": 9}, "speed"),
         ({"input": ""}, "input"),
@@ -123,7 +122,7 @@ def test_bad_requests_get_openai_errors(client: openai.OpenAI, fields: dict, par
 def test_size_limits() -> None:
     with running(create_app("espeak", max_input_chars=1000)) as srv:
         r = httpx.post(srv.url + "/v1/audio/speech", json={"input": "a" * 1001, "voice": "alloy"})
-        assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+        assert r.status_code == 413 and r.json()["error"]["param"] == "input"
         r = httpx.post(srv.url + "/v1/audio/speech", content=b"{" + b" " * 10_000_000 + b"}")
         assert r.status_code == 413
         r = httpx.post(srv.url + "/v1/audio/speech", content=b"not json")
@@ -143,7 +142,8 @@ def test_token_on_http() -> None:
         with openai.OpenAI(base_url=srv.url + "/v1", api_key="wrong", max_retries=0) as bad, pytest.raises(openai.AuthenticationError):
             bad.audio.speech.create(model="m", voice="alloy", input="Hi.", response_format="pcm")
         assert httpx.get(srv.url + "/health").status_code == 401
-        assert httpx.get(srv.url + "/v1/audio/voices").status_code == 401
+        # discovery is public (front ends fetch it without a key); it reveals only names
+        assert httpx.get(srv.url + "/v1/audio/voices").status_code == 200
         with openai.OpenAI(base_url=srv.url + "/v1", api_key="s3cret", max_retries=0) as good:
             assert good.audio.speech.create(model="m", voice="alloy", input="Hi.", response_format="pcm").content
         # the page itself is public: it holds no data and asks for the token

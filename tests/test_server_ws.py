@@ -175,17 +175,53 @@ def test_interrupt_before_any_audio_and_after_the_end(server: Running) -> None:
             cut = await read_reply(ws)
             await say(ws, "Short.")
             done = await read_reply(ws)
-            await ws.send(json.dumps({"type": "interrupt", "played": 9}))  # too late: no second end event
-            await ws.send(json.dumps({"type": "done"}))  # an empty reply still gets its end
+            # with no reply in progress, interrupt and done each end an empty one, answered in order
+            await ws.send(json.dumps({"type": "interrupt", "played": 9}))
+            await ws.send(json.dumps({"type": "done"}))
+            late = await read_reply(ws)
             empty = await read_reply(ws)
-            return cut, done, empty, await nothing_more(ws)
+            return cut, done, late, empty, await nothing_more(ws)
 
-    cut, done, empty, extra = run(go())
+    cut, done, late, empty, extra = run(go())
     assert cut.end["type"] == "interrupted" and cut.end["heard_text"] == ""
     assert cut.end["unspoken_text"] == "Cut me off before I say"
     assert done.end == {"type": "reply_done", "text": "Short."}
+    assert late.end == {"type": "interrupted", "heard_text": "", "unspoken_text": ""} and not late.audio
     assert empty.end == {"type": "reply_done", "text": ""} and not empty.audio
     assert not extra
+
+
+def test_interrupt_before_any_text_and_done_after_interrupted_are_answered(server: Running) -> None:
+    async def go():
+        async with websockets.connect(server.ws_url + "/v1/speak") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "interrupt", "played": 0}))
+            first = await read_reply(ws)
+            await ws.send(json.dumps({"type": "text", "text": "Some words that get cut off"}))
+            await ws.send(json.dumps({"type": "interrupt", "played": 0}))
+            cut = await read_reply(ws)
+            await ws.send(json.dumps({"type": "done"}))  # as on a fresh connection
+            after = await read_reply(ws)
+            return first, cut, after
+
+    first, cut, after = run(go())
+    assert first.end == {"type": "interrupted", "heard_text": "", "unspoken_text": ""}
+    assert cut.end["type"] == "interrupted"
+    assert after.end == {"type": "reply_done", "text": ""}
+
+
+def test_a_deeply_nested_message_is_an_error_and_the_session_goes_on(server: Running) -> None:
+    async def go():
+        async with websockets.connect(server.ws_url + "/v1/speak") as ws:
+            await ws.recv()
+            await ws.send("[" * 20_000 + "]" * 20_000)
+            error = json.loads(await ws.recv())
+            await say(ws, "Still here.")
+            return error, await read_reply(ws)
+
+    error, reply = run(go())
+    assert error["type"] == "error" and "nested too deeply" in error["message"]
+    assert reply.end == {"type": "reply_done", "text": "Still here."} and reply.audio
 
 
 def test_bad_messages_get_errors_and_the_session_goes_on(server: Running) -> None:
@@ -302,23 +338,29 @@ def test_origin_token_and_session_cap_refusals() -> None:
         url = srv.ws_url + "/v1/speak"
         auth = {"Authorization": f"Bearer {token}"}
 
-        async def status(**kwargs) -> int:
+        async def refusal(**kwargs) -> Any:
             with pytest.raises(InvalidStatus) as refused:
                 async with websockets.connect(url, **kwargs):
                     pass
-            return refused.value.response.status_code
+            return refused.value.response
+
+        async def status(**kwargs) -> int:
+            return int((await refusal(**kwargs)).status_code)
 
         async def go():
             assert await status() == 401
             assert await status(additional_headers={"Authorization": "Bearer nope"}) == 401
             assert await status(additional_headers=auth, origin="https://evil.example") == 403
+            # the server's own host and port, but https: another origin than this http server's
+            assert await status(additional_headers=auth, origin=srv.url.replace("http://", "https://")) == 403
             encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
             async with websockets.connect(
                 url, origin="https://app.example.com", subprotocols=["voicekit", f"voicekit.token.{encoded}"]
             ) as ws:
                 assert ws.subprotocol == "voicekit"
                 assert json.loads(await ws.recv())["type"] == "ready"
-                assert await status(additional_headers=auth) == 503  # the one slot is taken
+                busy = await refusal(additional_headers=auth)  # the one slot is taken
+                assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
             await asyncio.sleep(0.2)
             async with websockets.connect(url, additional_headers=auth, origin=srv.url) as ws:  # same origin
                 assert json.loads(await ws.recv())["type"] == "ready"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
 from . import DeviceSink, VoicekitError, WavSink, __version__
-from .errors import OutputError
+from .errors import OutputError, UsageError
 from .sinks import WavPipeSink
 
 __all__ = ["main", "make_tts", "tts_factory"]
@@ -35,10 +35,6 @@ _FEED_PIECE = 4096  # characters fed at a time, so backpressure can act within a
 _READ_BLOCK = 65536  # bytes of input checked at a time: binary input is refused at its first block
 _POLL = 0.05
 _LATEST_LOOKAHEAD = 2.0  # seconds: --latest must stay close to the producer
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -626,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"voicekit {args.verb}: {exc}", file=sys.stderr)
         return 2
     except VoicekitError as exc:
-        print(f"voicekit: {exc}", file=sys.stderr)
+        print(f"voicekit {args.verb}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

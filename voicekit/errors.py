@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 
-__all__ = ["VoicekitError", "StreamError", "BufferError", "EngineError", "OutputError"]
+__all__ = ["VoicekitError", "StreamError", "BufferError", "EngineError", "OutputError", "UsageError"]
 
 
 class VoicekitError(Exception):
@@ -42,3 +42,7 @@ class EngineError(StreamError):
 
 class OutputError(VoicekitError):
     """The audio output can't be used: no PortAudio library, no device, bad format."""
+
+
+class UsageError(Exception):
+    """Bad command-line input: the ``voicekit`` command reports it in one line, exit code 2."""

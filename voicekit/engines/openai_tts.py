@@ -37,11 +37,12 @@ from ..engine import AudioChunk, Voice, check_voice_id
 from ..errors import EngineError
 from .transfer import AsyncBridge, Pcm16Decoder
 
-__all__ = ["OpenAIClient"]
+__all__ = ["OPENAI_VOICES", "OpenAIClient"]
 
 SAMPLERATE = 24000
-_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer",
-           "verse")
+#: OpenAI's built-in voices, in the order of its API reference (voicekit serve maps them onto other engines in this order)
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin",
+                 "cedar")
 _INSTALL_HINT = "OpenAI TTS needs the openai package: pip install 'voicekit[openai]'"
 
 
@@ -105,7 +106,7 @@ class OpenAIClient:
 
     def voices(self) -> list[Voice]:
         # The API has no endpoint listing its built-in voices; they speak every language.
-        return [Voice(v, v.capitalize()) for v in _VOICES]
+        return [Voice(v, v.capitalize()) for v in OPENAI_VOICES]
 
     def set_voice(self, voice_id: str) -> None:
         self.voice = check_voice_id(voice_id)

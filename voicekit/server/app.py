@@ -1,8 +1,9 @@
 """``create_app``: the Starlette app behind ``voicekit serve``.
 
-Routes: ``GET /`` (the chat page), ``GET /health``, ``POST /v1/audio/speech``
-and ``GET /v1/audio/voices`` (OpenAI-compatible), ``POST /v1/chat`` (the page's
-reply text), WebSocket ``/v1/speak`` (live speech with barge-in).
+Routes: ``GET /`` (the chat page), ``GET /health``, ``POST /v1/audio/speech``,
+``GET /v1/audio/voices`` and ``GET /v1/audio/models`` (OpenAI-compatible, with
+the discovery that Open WebUI uses), ``POST /v1/chat`` (the page's reply text),
+WebSocket ``/v1/speak`` (live speech with barge-in).
 
 Every session (a WebSocket, or one speech request) gets its own TTS object,
 sink and threads: sessions share nothing but the process, so the server scales
@@ -28,6 +29,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .. import __version__
+from ..engine import Voice
+from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import VoicekitError
 from ..tts import BaseTTS
 from .backend import ChatBackend, ResponderChat
@@ -68,6 +71,7 @@ class Server:
         self._make_tts = make_tts
         self.chat = chat
         self.sessions = 0
+        self._voices: list[Voice] | None = None
 
     def try_enter(self) -> bool:
         """Take a session slot (event loop only, so no lock is needed)."""
@@ -78,6 +82,27 @@ class Server:
 
     def leave(self) -> None:
         self.sessions -= 1
+
+    def busy_response(self) -> Response:
+        """503 at the session limit, with the ``Retry-After`` that clients back off by."""
+        busy = ClientError(f"the server is at its limit of {self.settings.max_sessions} sessions; retry shortly", status=503)
+        response = busy.response()
+        response.headers["Retry-After"] = "1"
+        return response
+
+    async def voices(self) -> list[Voice]:
+        """The engine's voices, listed once (a cloud engine's list costs a request)."""
+        if self._voices is None:
+
+            def listing() -> list[Voice]:
+                tts = self._make_tts()
+                try:
+                    return tts.get_voices()
+                finally:
+                    tts.cleanup()
+
+            self._voices = await run_in_threadpool(listing)
+        return self._voices
 
     async def new_tts(self) -> BaseTTS:
         """A TTS of the session's own, 24 kHz int16 out (engines may do I/O when built: off the loop)."""
@@ -133,7 +158,7 @@ def create_app(
     quiet_spurious_handshake_errors()
 
     from .session import speak_socket
-    from .speech import speech
+    from .speech import openai_alias, speech
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
@@ -151,21 +176,27 @@ def create_app(
         )
 
     async def voices(request: Request) -> Response:
-        def listing() -> list[Any]:
-            tts = make_tts()
-            try:
-                return tts.get_voices()
-            finally:
-                tts.cleanup()
-
         try:
-            found = await run_in_threadpool(listing)
+            found = await server.voices()
         except VoicekitError as exc:
             log.warning("voicekit.server: listing voices failed: %s", exc)
             return ClientError(f"the {config.engine} engine could not list its voices", status=502).response()
+        by_id = {v.id: v for v in found}
         entries = [{"id": "default", "name": f"Default {config.engine} voice", "language": "", "gender": ""}]
         entries += [{"id": v.id, "name": v.name, "language": v.language, "gender": v.gender} for v in found]
+        if config.engine != "openai":
+            # OpenAI's names, which apps send as they are, and the engine voice each one speaks with
+            for name in OPENAI_VOICES:
+                target = by_id.get(openai_alias(name, found) or "")
+                entries.append({"id": name, "name": f"{name} ({target.name if target else 'default voice'})",
+                                "language": target.language if target else "", "gender": target.gender if target else "",
+                                "alias_of": target.id if target else "default"})  # fmt: skip
         return JSONResponse({"voices": entries, "default_voice": config.voice or "default"})
+
+    async def models(request: Request) -> Response:
+        # any model name is accepted; these are what front ends offer in their pickers
+        names = [f"voicekit-{config.engine}", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
+        return JSONResponse({"object": "list", "models": [{"id": n, "object": "model", "owned_by": "voicekit"} for n in names]})
 
     async def chat_reply(request: Request) -> Response:
         try:
@@ -196,6 +227,7 @@ def create_app(
             Route("/health", health),
             Route("/v1/audio/speech", speech_route, methods=["POST"]),
             Route("/v1/audio/voices", voices),
+            Route("/v1/audio/models", models),
             Route("/v1/chat", chat_reply, methods=["POST"]),
             WebSocketRoute("/v1/speak", speak),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -230,10 +262,17 @@ async def _json_body(request: Request, limit: int) -> Any:
         body += part
         if len(body) > limit:
             raise ClientError(f"request body larger than {limit} bytes", status=413)
+    return parse_json(bytes(body))
+
+
+def parse_json(data: bytes | str) -> Any:
+    """JSON from a client: anything malformed, nested too deep included, is a ``ClientError``."""
     try:
-        return json.loads(body)
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise ClientError("the request body must be JSON") from None
+    except RecursionError:
+        raise ClientError("the JSON is nested too deeply") from None
 
 
 def _chat_messages(body: Any) -> list[dict[str, str]]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
+import socket
 from typing import Any
 
-from ..errors import VoicekitError
-from .settings import is_loopback
+from ..errors import UsageError, VoicekitError
+from .settings import ServerSettings, is_loopback
 
 __all__ = ["add_arguments", "app_from_env", "run"]
 
@@ -38,24 +40,60 @@ def add_arguments(parser: argparse.ArgumentParser, engines: tuple[str, ...], def
     parser.add_argument("--base-url", help="the page's chat model: an OpenAI-compatible server (default: offline responder)")
     parser.add_argument("--model", help="chat model name (default with OPENAI_API_KEY: gpt-4o-mini)")
     parser.add_argument("--tokens-per-second", type=float, default=30.0, help="pace of the offline responder (default 30)")
+    parser.add_argument(
+        "--send-timeout", type=float, default=30.0, help="seconds a client may read nothing before its request is dropped (default 30)"
+    )
+    parser.add_argument(
+        "--shutdown-timeout", type=float, default=5.0, help="seconds open sessions get to finish on Ctrl-C or SIGTERM (default 5)"
+    )
+    parser.add_argument(
+        "--private-discovery", action="store_true", help="put /v1/audio/voices and /v1/audio/models behind the token too"
+    )
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
-    """The app's settings from the command line (the token travels in the environment)."""
+    """The app's settings from the command line (the token travels in the environment).
+
+    Checked here, so a bad value is one usage line, not a traceback from a worker.
+    """
     if args.workers < 1 or args.max_sessions < 1:
-        raise VoicekitError("--workers and --max-sessions must be at least 1")
+        raise UsageError("--workers and --max-sessions must be at least 1")
     if not 0 < args.port < 65536:
-        raise VoicekitError(f"--port must be 1-65535, got {args.port}")
-    return {
+        raise UsageError(f"--port must be 1-65535, got {args.port}")
+    if args.token is not None and not args.token.strip():
+        raise UsageError("--token must not be blank")
+    if not 0 <= args.shutdown_timeout < math.inf:
+        raise UsageError(f"--shutdown-timeout must be a number of seconds >= 0, got {args.shutdown_timeout}")
+    opts = {
         "engine": args.engine,
         "voice": args.voice,
         "allow_origins": list(args.allow_origin),
         "max_sessions": args.max_sessions,
         "lookahead": args.lookahead,
         "chat_tokens_per_second": args.tokens_per_second,
-        "base_url": args.base_url,
-        "model": args.model,
+        "send_timeout": args.send_timeout,
+        "private_discovery": args.private_discovery,
     }
+    try:
+        ServerSettings(**opts, token=_token(args))
+    except ValueError as exc:
+        flag, _, why = str(exc).partition(" ")
+        raise UsageError(f"--{flag.replace('_', '-').replace('allow-origins', 'allow-origin')} {why}") from None
+    return {**opts, "base_url": args.base_url, "model": args.model}
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    token: str | None = args.token if args.token is not None else os.environ.get(_TOKEN_ENV) or None
+    return token
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port in use is one line now, instead of uvicorn's log lines and exit 3 later."""
+    try:
+        with socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET):
+            pass
+    except OSError as exc:
+        raise VoicekitError(f"can't listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}") from None
 
 
 def app_from_env() -> Any:
@@ -89,18 +127,19 @@ def _chat(base_url: str | None, model: str | None, tokens_per_second: float) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get(_TOKEN_ENV) or None
+    opts = options(args)
+    token = _token(args)
     if not is_loopback(args.host) and token is None:
         raise VoicekitError(
             f"refusing to serve on {args.host} without a token: pass --token T or set {_TOKEN_ENV} (or bind 127.0.0.1)"
         )
     if bool(args.base_url) != bool(args.model) and not os.environ.get("OPENAI_API_KEY"):
-        raise VoicekitError("--base-url and --model go together (or set OPENAI_API_KEY)")
-    opts = options(args)
+        raise UsageError("--base-url and --model go together (or set OPENAI_API_KEY)")
     try:
         import uvicorn
     except ImportError as exc:
         raise VoicekitError("voicekit serve needs the serve extra: pip install 'voicekit[serve]'") from exc
+    _check_port_free(args.host, args.port)
     # build once here, so a bad engine or setting fails now, in one line, not in every worker
     app = _build(opts, token)
     try:
@@ -117,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     common: dict[str, Any] = {
         "host": args.host, "port": args.port, "ws_max_size": ws_max_size, "ws_per_message_deflate": False,
         "log_level": "info", "lifespan": "off",  # no startup hooks; and Ctrl-C then ends without a traceback
+        "timeout_graceful_shutdown": args.shutdown_timeout,
     }  # fmt: skip
     if args.workers == 1:
         uvicorn.run(app, **common)

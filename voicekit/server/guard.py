@@ -29,30 +29,37 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .settings import ServerSettings, is_loopback
 
-__all__ = ["TOKEN_PROTOCOL", "Guard", "error_body", "quiet_spurious_handshake_errors"]
+__all__ = ["TOKEN_PROTOCOL", "Guard", "ending_on_purpose", "error_body", "quiet_spurious_handshake_errors"]
 
 TOKEN_PROTOCOL = "voicekit.token."
+_DISCOVERY = frozenset({"/v1/audio/voices", "/v1/audio/models"})
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
 
-# uvicorn's websockets-sansio protocol logs this after a denial response it sent itself
-# (Kludex/uvicorn PR #3138); the client got the right status, so it is noise
-_SPURIOUS = "ASGI callable returned without completing handshake."
-# set in the task that refused a WebSocket; uvicorn logs in that same task once the app returns
-_refused_websocket: ContextVar[bool] = ContextVar("voicekit_refused_websocket", default=False)
+# uvicorn logs these after a response we ended on purpose: a denial response it sent itself
+# (Kludex/uvicorn PR #3138), or a body we cut (a stalled reader, a failure mid-stream, already
+# logged by us). The client got what it should, so they are noise.
+_SPURIOUS = frozenset({"ASGI callable returned without completing handshake.", "ASGI callable returned without completing response."})
+# set in the task that ended the exchange; uvicorn logs in that same task once the app returns
+_ended_on_purpose: ContextVar[bool] = ContextVar("voicekit_ended_on_purpose", default=False)
 
 
-class _RefusalIsNotAnError(logging.Filter):
+class _PurposefulEndIsNotAnError(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (_refused_websocket.get() and record.getMessage() == _SPURIOUS)
+        return not (_ended_on_purpose.get() and record.getMessage() in _SPURIOUS)
 
 
-_QUIET = _RefusalIsNotAnError()
+_QUIET = _PurposefulEndIsNotAnError()
 
 
 def quiet_spurious_handshake_errors() -> None:
-    """Drop uvicorn's handshake error after our own WebSocket refusals, and only then."""
+    """Drop uvicorn's complaint after an exchange we ended on purpose, and only then."""
     logging.getLogger("uvicorn.error").addFilter(_QUIET)  # a filter already there is not added twice
+
+
+def ending_on_purpose() -> None:
+    """This task leaves its response unfinished on purpose (uvicorn then closes the connection)."""
+    _ended_on_purpose.set(True)
 
 
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> bytes:
@@ -116,16 +123,19 @@ class Guard:
         if origin in self.settings.allow_origins:
             return True
         parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and _host_port(parts.netloc, parts.scheme) == _host_port(
-            host, {"ws": "http", "wss": "https"}.get(scheme, scheme)
-        )
+        # same origin means same scheme too: an https page is not this http server's own
+        own_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+        return parts.scheme == own_scheme and _host_port(parts.netloc, parts.scheme) == _host_port(host, own_scheme)
 
-    @staticmethod
-    def _public(scope: Scope) -> bool:
+    def _public(self, scope: Scope) -> bool:
+        """The page and its files; and, unless ``private_discovery``, the voice and model lists,
+        which front ends (Open WebUI) fetch without a key and which reveal nothing but names."""
         path = scope.get("path", "")
-        return scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and (
-            path == "/" or path.startswith("/static/")
-        )
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            return False
+        if path in _DISCOVERY:
+            return not self.settings.private_discovery
+        return path in ("/", "/favicon.ico") or path.startswith("/static/")
 
     def _token_ok(self, scope: Scope, headers: dict[str, str]) -> bool:
         token = self.settings.token
@@ -147,7 +157,7 @@ async def deny(scope: Scope, send: Send, status: int, message: str, headers: Ite
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
     elif "websocket.http.response" in scope.get("extensions", {}):
-        _refused_websocket.set(True)
+        ending_on_purpose()
         await send({"type": "websocket.http.response.start", "status": status, "headers": head})
         await send({"type": "websocket.http.response.body", "body": body})
     else:

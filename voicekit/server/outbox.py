@@ -19,6 +19,7 @@ the queue a word always comes before the audio that contains it.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -128,6 +129,27 @@ class Outbox:
     def full(self) -> bool:
         with self._cond:
             return self._queued >= self._capacity
+
+    def word_end(self, word: Item, later: list[Item], chunk_ends: list[float]) -> float | None:
+        """When ``word`` ends: the next word's start, its chunk's end, or the audio's end.
+
+        ``later`` is what waits behind the word, ``chunk_ends`` the reply's chunk
+        ends so far. None while that is not known yet and more audio is coming:
+        the word (and the audio behind it) waits, so a word never trails its audio.
+        """
+        start = float((word.event or {})["start"])
+        chunk_end = next((e for e in chunk_ends if e > start + 1e-6), math.inf)
+        audio_after = 0
+        for item in later:
+            if item.kind == "word":
+                return min(float((item.event or {})["start"]), chunk_end)
+            if item.kind == "end":
+                break
+            audio_after += item.frames
+        else:
+            if not self.full:
+                return None
+        return min(start + audio_after / SAMPLE_RATE, chunk_end)
 
     async def changed(self, timeout: float | None = None) -> None:
         """Wait until something was queued (or ``timeout`` seconds)."""

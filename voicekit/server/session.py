@@ -33,7 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..async_stream import AsyncSpeechStream
 from ..errors import StreamError, VoicekitError
 from ..tts import BaseTTS
-from .app import Server
+from .app import ClientError, Server, parse_json
 from .guard import deny
 from .outbox import SAMPLE_RATE, Item, Outbox
 
@@ -67,7 +67,8 @@ class _Reply:
 
 async def speak_socket(server: Server, websocket: WebSocket) -> None:
     if not server.try_enter():
-        await deny(websocket.scope, websocket.send, 503, f"the server is at its limit of {server.settings.max_sessions} sessions")
+        limit = f"the server is at its limit of {server.settings.max_sessions} sessions; retry shortly"
+        await deny(websocket.scope, websocket.send, 503, limit, headers=[(b"retry-after", b"1")])
         return
     try:
         protocols = websocket.scope.get("subprotocols", [])
@@ -103,7 +104,6 @@ class _Session:
         self.reply: _Reply | None = None  # from the first text until its end event is queued
         self.replies = 0
         self.received = 0
-        self.after_interrupt = False
         self.send_lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -149,9 +149,9 @@ class _Session:
             if self.received > self.settings.max_session_chars:
                 raise _Closing(1008, f"this session passed its limit of {self.settings.max_session_chars} characters")
             try:
-                data = json.loads(text)
-            except ValueError:
-                await self.error("messages must be JSON objects")
+                data = parse_json(text)
+            except ClientError as exc:
+                await self.error(f"messages must be JSON objects: {exc}")
                 continue
             kind = data.get("type") if isinstance(data, dict) else None
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
@@ -182,8 +182,7 @@ class _Session:
     async def _on_done(self, data: dict[str, Any]) -> None:
         reply = self.reply
         if reply is None:
-            if not self.after_interrupt:
-                await self.send_json({"type": "reply_done", "text": ""})  # an empty reply still ends
+            self._end_empty_reply({"type": "reply_done", "text": ""})
             return
         if reply.done:
             return
@@ -198,9 +197,10 @@ class _Session:
             return
         reply = self.reply
         if reply is None:
-            return  # the reply already ended; its end event is on its way or sent
+            # no reply in progress (none yet, or its end event is on its way): this ends an empty one
+            self._end_empty_reply({"type": "interrupted", "heard_text": "", "unspoken_text": ""})
+            return
         self.reply = None
-        self.after_interrupt = True
         self.outbox.cut(reply.id)
         if reply.finisher is not None:
             reply.finisher.cancel()
@@ -238,7 +238,6 @@ class _Session:
     # -- replies --------------------------------------------------------------------------
     async def _start_reply(self) -> _Reply:
         self.replies += 1
-        self.after_interrupt = False
         reply = _Reply(self.replies)
 
         # called on voicekit's threads: they only append and queue
@@ -257,6 +256,11 @@ class _Session:
         reply.stream = await self.tts.create_async_stream(sink=self.outbox, on_word=on_word, on_chunk_processed=on_chunk)
         self.reply = reply
         return reply
+
+    def _end_empty_reply(self, event: dict[str, Any]) -> None:
+        """An end event for a reply with no text, queued behind whatever the client has yet to get."""
+        self.replies += 1
+        self.outbox.finish_reply(self.replies, event)
 
     async def _finish(self, reply: _Reply) -> None:
         """After done: once everything was handed over, queue reply_done behind the audio."""
@@ -302,7 +306,7 @@ class _Session:
                 continue
             head = items[0]
             if head.kind == "word":
-                end = self._word_end(head, items[1:])
+                end = self.outbox.word_end(head, items[1:], self.reply.chunk_ends if self.reply else [])
                 if end is None:
                     await self.outbox.changed(0.25)
                     continue
@@ -338,28 +342,6 @@ class _Session:
         reply.sent_frames += len(audio) // 2
         async with self.send_lock:
             await self.ws.send_bytes(bytes(audio))
-
-    def _word_end(self, word: Item, later: list[Item]) -> float | None:
-        """When the word ends: the next word's start, its chunk's end, or the audio's end.
-
-        None while that is not known yet and more audio is coming: the word
-        (and the audio behind it) waits, so a word never trails its audio.
-        """
-        start = float((word.event or {})["start"])
-        reply = self.reply
-        chunk_end = next((e for e in (reply.chunk_ends if reply else []) if e > start + 1e-6), math.inf)
-        audio_after = 0
-        for item in later:
-            if item.kind == "word":
-                return min(float((item.event or {})["start"]), chunk_end)
-            if item.kind == "end":
-                break
-            audio_after += item.frames
-        else:
-            if not self.outbox.full:
-                return None
-        return min(start + audio_after / SAMPLE_RATE, chunk_end)
-
 
 def _heard_end(spoken: str, words: list[tuple[str, float]], played: float) -> int:
     """Where the heard part of ``spoken`` ends: after the last word that started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 
 __all__ = ["ServerSettings", "is_loopback"]
@@ -38,20 +39,22 @@ class ServerSettings:
     max_session_chars: int = 2_000_000
     max_input_chars: int = 100_000
     chat_tokens_per_second: float = 30.0
+    send_timeout: float = 30.0
+    private_discovery: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_sessions", "max_message_chars", "max_session_chars", "max_input_chars"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lookahead", "chat_tokens_per_second"):
+        for name in ("lookahead", "chat_tokens_per_second", "send_timeout"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.token is not None and not self.token.strip():
             raise ValueError("token must not be empty; pass None for no token")
         for origin in self.allow_origins:
-            if not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") > 2:
+            if not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") > 2 or "*" in origin:
                 raise ValueError(f"allow_origins takes origins like 'https://example.com', got {origin!r}")
         object.__setattr__(self, "allow_origins", tuple(o.rstrip("/").lower() for o in self.allow_origins))
 

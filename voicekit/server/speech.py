@@ -2,19 +2,24 @@
 
 The request gets its own TTS and stream. The response starts once the first
 audio is ready (so an engine that fails at once still gets a proper error
-status), then the body carries each block as soon as the playback thread hands
-it over. A slow reader is paced by the transport: the sink waits for room, the
-stream's ``lookahead`` stops synthesis. A failure mid-body aborts the response,
-so the client sees a broken transfer, never a silently short file.
+status), then the body carries the audio as soon as the playback thread hands
+it over, encoded into one continuous file of the requested format (or, with
+``stream_format: "sse"``, as OpenAI's ``speech.audio.delta`` events). A slow
+reader is paced by the transport: the sink waits for room, the stream's
+``lookahead`` stops synthesis; a reader that takes nothing for
+``send_timeout`` seconds is dropped and its session freed. A failure mid-body
+aborts the response, so the client sees a broken transfer, never a silently
+short file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import math
-import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,82 +27,110 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..async_stream import AsyncSpeechStream
+from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import StreamError, VoicekitError
 from ..tts import BaseTTS
 from .app import ClientError, Server, _json_body
+from .formats import FORMATS, AudioFormat, Encoder
+from .guard import ending_on_purpose
 from .outbox import SAMPLE_RATE, Item, Outbox
 
-__all__ = ["OPENAI_VOICES", "speech"]
+__all__ = ["speech"]
 
 log = logging.getLogger("voicekit.server")
 
-#: OpenAI's voice names: apps send them as they are; any engine but OpenAI speaks them with its default voice.
-OPENAI_VOICES = frozenset(
-    {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse", "marin", "cedar", "default"}
-)
-FORMATS = {"pcm": "audio/pcm", "wav": "audio/wav"}
 _REPLY = 1
 _PIECE = 32_768  # bytes per body chunk at most, so a fast engine still streams in pieces
 _BLOCK = SAMPLE_RATE // 10  # frames per playback block: 100 ms (a live session keeps voicekit's 20 ms)
+_STREAM_FORMATS = ("audio", "sse")
 
 
 @dataclass(frozen=True)
 class SpeechRequest:
     input: str
     voice: str | None
-    response_format: str
+    format: AudioFormat
     speed: float | None
+    sse: bool = False
+    word_timestamps: bool = False
+    instructions: str | None = None
 
 
 def parse(body: Any, max_chars: int) -> SpeechRequest:
+    """The request's fields, OpenAI's defaults filled in; anything off is a ``ClientError``."""
     if not isinstance(body, dict):
         raise ClientError("the request body must be a JSON object")
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
         raise ClientError("'input' must be a non-empty string", param="input")
     if len(text) > max_chars:
-        raise ClientError(f"'input' is longer than {max_chars} characters", param="input")
-    fmt = body.get("response_format", "wav")
-    if fmt not in FORMATS:
-        raise ClientError(f"response_format {fmt!r} is not supported; use 'pcm' or 'wav'", param="response_format")
-    if body.get("stream_format", "audio") != "audio":
-        raise ClientError("only stream_format 'audio' is supported", param="stream_format")
+        raise ClientError(f"'input' is longer than {max_chars} characters", status=413, param="input")
+    fmt = body.get("response_format", "mp3")
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise ClientError(f"response_format must be one of {', '.join(FORMATS)}", param="response_format")
+    stream_format = body.get("stream_format", "audio")
+    if not isinstance(stream_format, str) or stream_format not in _STREAM_FORMATS:
+        raise ClientError("stream_format must be 'audio' or 'sse'", param="stream_format")
     voice = body.get("voice")
+    if isinstance(voice, dict):  # the current SDK's custom-voice shape
+        voice = voice.get("id", False)
     if voice is not None and (not isinstance(voice, str) or not voice.strip()):
-        raise ClientError("'voice' must be a voice id string", param="voice")
+        raise ClientError("'voice' must be a voice id string or {\"id\": ...}", param="voice")
     speed = body.get("speed")
     if speed is not None and (
         isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) or not 0.25 <= speed <= 4.0
     ):
         raise ClientError(f"'speed' must be a number from 0.25 to 4.0, got {speed!r}", param="speed")
-    return SpeechRequest(text, voice, fmt, speed)
+    for name in ("model", "instructions"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise ClientError(f"'{name}' must be a string", param=name)
+    words = body.get("word_timestamps", False)
+    if not isinstance(words, bool):
+        raise ClientError("'word_timestamps' must be true or false", param="word_timestamps")
+    if words and stream_format != "sse":
+        raise ClientError("word_timestamps needs stream_format 'sse'", param="word_timestamps")
+    return SpeechRequest(text, voice, FORMATS[fmt], speed, stream_format == "sse", words, body.get("instructions"))
 
 
-def wav_header(samplerate: int) -> bytes:
-    """A 16-bit mono WAV header for a stream of unknown length (sizes at their maximum)."""
-    unknown = 0xFFFFFFFF
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", unknown, b"WAVE", b"fmt ", 16, 1, 1, samplerate, samplerate * 2, 2, 16, b"data", unknown,
-    )  # fmt: skip
+def openai_alias(name: str, voices: list[Any]) -> str | None:
+    """The engine voice that OpenAI's voice ``name`` stands for; None: the default voice.
+
+    The rule (README "Server"): alloy is the default voice; the other names, in
+    OpenAI's order, take the engine's English voices sorted by id in turn (all
+    its voices if it has no English one), starting again when they run out.
+    """
+    index = OPENAI_VOICES.index(name)
+    if index == 0:
+        return None
+    english = sorted(v.id for v in voices if v.language.lower().startswith("en")) or sorted(v.id for v in voices)
+    return english[(index - 1) % len(english)] if english else None
 
 
-def configure(tts: BaseTTS, request: SpeechRequest, engine: str) -> None:
-    """The request's voice and speed on its own TTS; a bad voice is the client's error."""
+async def configure(server: Server, tts: BaseTTS, request: SpeechRequest) -> None:
+    """The request's voice, speed and instructions on its own TTS; a bad voice is the client's error."""
+    engine = server.settings.engine
     voice = request.voice
-    if voice and not (voice in OPENAI_VOICES and engine != "openai"):
-        try:
-            tts.set_voice(voice)
-        except (VoicekitError, ValueError, KeyError) as exc:
-            raise ClientError(f"unknown voice {voice!r} for the {engine} engine ({exc}); GET /v1/audio/voices lists them", param="voice") from None
+    if voice in OPENAI_VOICES and engine != "openai":
+        # alloy is the default voice: the most common request lists no voices
+        voice = openai_alias(voice, await server.voices() if voice != OPENAI_VOICES[0] else [])
+    elif voice == "default":
+        voice = None
+    try:
+        if voice:
+            await run_in_threadpool(tts.set_voice, voice)
+    except (VoicekitError, ValueError, KeyError) as exc:
+        raise ClientError(f"unknown voice {voice!r} for the {engine} engine ({exc}); GET /v1/audio/voices lists them", param="voice") from None
     if request.speed is not None:
         try:
-            tts.set_property("rate", request.speed)
+            await run_in_threadpool(tts.set_property, "rate", request.speed)
         except (VoicekitError, ValueError) as exc:
             raise ClientError(f"the {engine} engine can't use speed {request.speed}: {exc}", param="speed") from None
+    # only OpenAI's own voices take instructions; other engines ignore them (README "Server")
+    if request.instructions and hasattr(tts.client, "instructions"):
+        tts.client.instructions = request.instructions
 
 
 class _Failed(Exception):
@@ -113,14 +146,26 @@ class _Speaking:
         self.outbox = outbox
         self.stream: AsyncSpeechStream | None = None
         self.finisher: asyncio.Task[None] | None = None
+        self.chunk_ends: list[float] = []
         self.ended = False
         self._closed = False
 
-    async def start(self, text: str) -> None:
-        self.stream = await self.tts.create_async_stream(sink=self.outbox)
+    async def start(self, text: str, *, words: bool) -> None:
+        callbacks: dict[str, Callable[[dict[str, Any]], None]] = {}
+        if words:
+
+            # voicekit's threads call these: they only queue
+            def on_word(info: dict[str, Any]) -> None:
+                self.outbox.put("word", _REPLY, {"word": info["word"], "start": float(info["time"])})
+
+            def on_chunk(info: dict[str, Any]) -> None:
+                self.chunk_ends.append((self.chunk_ends[-1] if self.chunk_ends else 0.0) + float(info["duration"]))
+
+            callbacks = {"on_word": on_word, "on_chunk_processed": on_chunk}
         self.outbox.start_reply(_REPLY)
-        self.stream.sync.feed(text, ssml=False)  # OpenAI's `input` is plain text
-        self.stream.sync.done()
+        self.stream = await self.tts.create_async_stream(sink=self.outbox, **callbacks)
+        await self.stream.feed(text, ssml=False)  # OpenAI's `input` is plain text
+        await self.stream.done()
         self.finisher = asyncio.create_task(self._finish(self.stream))
 
     async def _finish(self, stream: AsyncSpeechStream) -> None:
@@ -132,24 +177,33 @@ class _Speaking:
         self.outbox.finish_reply(_REPLY, event)
 
     async def items(self) -> AsyncIterator[Item]:
-        """Audio (blocks joined up to ``_PIECE``) then the end item."""
+        """Audio (blocks joined up to ``_PIECE``), words with their ends known, then the end item."""
         while True:
             waiting = self.outbox.items()
             if not waiting:
                 await self.outbox.changed()
                 continue
-            item = self.outbox.pop()
-            if item.kind == "end":
-                self.ended = True
-                yield item
-                return
-            if item.kind == "audio":
-                audio = bytearray(item.audio)
+            head = waiting[0]
+            if head.kind == "word":
+                end = self.outbox.word_end(head, waiting[1:], self.chunk_ends)
+                if end is None:
+                    await self.outbox.changed(0.25)
+                    continue
+                self.outbox.pop()
+                yield Item("word", _REPLY, event={**(head.event or {}), "end": end})
+            elif head.kind == "audio":
+                audio = bytearray(self.outbox.pop().audio)
                 for more in waiting[1:]:
                     if more.kind != "audio" or len(audio) + len(more.audio) > _PIECE:
                         break
                     audio += self.outbox.pop().audio
-                yield Item("audio", item.reply, audio=bytes(audio))
+                yield Item("audio", _REPLY, audio=bytes(audio))
+            else:
+                self.outbox.pop()
+                if head.kind == "end":
+                    self.ended = True
+                    yield head
+                    return
 
     async def close(self) -> None:
         """Stop and release everything; safe to call twice, and while being cancelled."""
@@ -166,32 +220,81 @@ class _Speaking:
             self.server.leave()
 
 
+def _sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
 class _SpeechResponse(StreamingResponse):
-    """Releases the request's TTS however the response ends (done, error, client gone)."""
+    """Releases the request's TTS however the response ends (done, error, stalled or gone client)."""
 
-    def __init__(self, speaking: _Speaking, first: Item, fmt: str) -> None:
+    def __init__(self, speaking: _Speaking, first: Item, request: SpeechRequest) -> None:
         self.speaking = speaking
-        super().__init__(self._body(first, fmt), media_type=FORMATS[fmt], headers={"Cache-Control": "no-store"})
+        self.request = request
+        media_type = "text/event-stream" if request.sse else request.format.content_type
+        super().__init__(self._body(first), media_type=media_type, headers={"Cache-Control": "no-store"})
 
-    async def _body(self, first: Item, fmt: str) -> AsyncIterator[bytes]:
-        if fmt == "wav":
-            yield wav_header(SAMPLE_RATE)
-        item: Item | None = first
-        items = self.speaking.items()
-        while item is not None:
-            if item.kind == "end":
-                if "error" in (item.event or {}):
-                    log.warning("voicekit.server: speech failed mid-stream: %s", item.event["error"])  # type: ignore[index]
-                    raise _Failed(item.event["error"])  # type: ignore[index]
-                return
-            yield item.audio
-            item = await anext(items, None)
+    async def _body(self, first: Item) -> AsyncIterator[bytes]:
+        request = self.request
+        # the encoder's work (up to ~10 ms a piece) runs off the loop; PyAV lets go of the GIL meanwhile
+        encoder = await run_in_threadpool(Encoder, request.format, SAMPLE_RATE)
+        try:
+            items = self.speaking.items()
+            item: Item | None = first
+            while item is not None:
+                if item.kind == "end":
+                    if "error" in (item.event or {}):
+                        raise _Failed((item.event or {})["error"])
+                    tail = await run_in_threadpool(encoder.finish)
+                    if request.sse:
+                        yield (_sse(self._delta(tail)) if tail else b"") + _sse(self._done(encoder.frames))
+                    elif tail:
+                        yield tail
+                    return
+                if item.kind == "word":
+                    event = item.event or {}
+                    yield _sse({"type": "speech.audio.word", "word": event["word"], "start": round(event["start"], 3), "end": round(event["end"], 3)})
+                else:
+                    data = await run_in_threadpool(encoder.encode, item.audio)
+                    if data:
+                        yield _sse(self._delta(data)) if request.sse else data
+                item = await anext(items, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(encoder.close)
+
+    @staticmethod
+    def _delta(data: bytes) -> dict[str, Any]:
+        return {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
+
+    def _done(self, frames: int) -> dict[str, Any]:
+        # no tokenizer here: estimates, as documented (README "Server")
+        input_tokens = math.ceil(len(self.request.input) / 4)
+        output_tokens = math.ceil(frames / SAMPLE_RATE * 50)
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+        return {"type": "speech.audio.done", "usage": usage}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        timeout = self.speaking.server.settings.send_timeout
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, _timed(send, timeout))
+        except TimeoutError:
+            ending_on_purpose()
+            log.warning("voicekit.server: a client read nothing for %s s; its speech request was dropped", timeout)
+        except _Failed as exc:
+            ending_on_purpose()
+            log.warning("voicekit.server: speech failed mid-stream: %s", exc)
         finally:
             await self.speaking.close()
+
+
+def _timed(send: Send, timeout: float) -> Callable[[Message], Awaitable[None]]:
+    """``send`` that gives up after ``timeout`` seconds: a client that stopped reading holds nothing for long."""
+
+    async def timed(message: Message) -> None:
+        with anyio.fail_after(timeout):
+            await send(message)
+
+    return timed
 
 
 async def speech(server: Server, request: Request) -> Response:
@@ -202,21 +305,18 @@ async def speech(server: Server, request: Request) -> Response:
     except ClientError as exc:
         return exc.response()
     if not server.try_enter():
-        busy = ClientError(f"the server is at its limit of {settings.max_sessions} sessions; retry shortly", status=503)
-        response = busy.response()
-        response.headers["Retry-After"] = "1"
-        return response
+        return server.busy_response()
     speaking: _Speaking | None = None
     try:
         tts = await server.new_tts()
-        speaking = _Speaking(server, tts, Outbox(asyncio.get_running_loop(), capacity=settings.lookahead / 2, hold_back=False))
-        await run_in_threadpool(configure, tts, req, settings.engine)
+        speaking = _Speaking(server, tts, Outbox(asyncio.get_running_loop(), capacity=settings.lookahead / 2, hold_back=req.word_timestamps))
+        await configure(server, tts, req)
         # nobody hears this body live, so no interrupt to be quick for: fewer, larger blocks cost less
         tts.set_stream_config({"chunk_size": _BLOCK})
-        await speaking.start(req.input)
+        await speaking.start(req.input, words=req.word_timestamps)
         first = await anext(speaking.items())
         if first.kind == "end" and "error" in (first.event or {}):
-            log.warning("voicekit.server: speech failed: %s", first.event["error"])  # type: ignore[index]
+            log.warning("voicekit.server: speech failed: %s", (first.event or {})["error"])
             raise ClientError(f"the {settings.engine} engine could not speak this input", status=502)
     except ClientError as exc:
         await _release(server, speaking)
@@ -228,7 +328,7 @@ async def speech(server: Server, request: Request) -> Response:
     except BaseException:
         await _release(server, speaking)
         raise
-    return _SpeechResponse(speaking, first, req.response_format)
+    return _SpeechResponse(speaking, first, req)
 
 
 async def _release(server: Server, speaking: _Speaking | None) -> None:
