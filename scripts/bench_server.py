@@ -8,6 +8,9 @@
   p50/p95, with 1, 10 and 30 sessions speaking at once (Piper: 1 and 10).
 - RSS per session: the server process's peak resident memory with 30 (Piper:
   10) sessions mid-reply, minus its idle RSS, divided by the sessions.
+- Formats: per ``response_format``, time to first byte against ``pcm`` on the
+  same request (interleaved runs), bytes per audio second, and the encoder's
+  CPU per audio second (voicekit's encoder alone, on that reply's PCM).
 
     .venv/bin/python scripts/bench_server.py [--quick]
 """
@@ -78,11 +81,11 @@ def _serve_naive(engine: str, port: int) -> None:
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
-def _speech_timing(url: str, text: str) -> tuple[float, float, int]:
+def _speech_timing(url: str, text: str, fmt: str = "pcm") -> tuple[float, float, int]:
     """(time to first byte, total time, bytes) of one speech request."""
     import httpx2 as httpx
 
-    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
+    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": fmt}
     started = time.perf_counter()
     first = None
     size = 0
@@ -130,6 +133,53 @@ def http_rows(engine: str, text: str, runs: int) -> list[dict[str, Any]]:
             "total_ms_p50": f"{n_total / s_total:.2f}x",
         }
     )
+    return rows
+
+
+# -- formats ---------------------------------------------------------------------------------------
+FORMAT_TEXT = "Hello there, thanks for asking. The answer has three parts, so let me go through them. First, the setup."
+
+
+def format_rows(engine: str, runs: int) -> list[dict[str, Any]]:
+    import httpx2 as httpx
+
+    from voicekit.server.formats import FORMATS, Encoder
+
+    names = list(FORMATS)
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    sizes: dict[str, int] = {}
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--engine", engine]) as (url, _):
+        _speech_timing(url, "Warm up.")
+        for _ in range(runs):
+            for name in names:  # interleaved, so a noisy moment hits every format alike
+                first, _total, size = _speech_timing(url, FORMAT_TEXT, name)
+                timings[name].append(first)
+                sizes[name] = size
+        body = {"model": "tts-1", "voice": "alloy", "input": FORMAT_TEXT, "response_format": "pcm"}
+        pcm = httpx.post(url + "/v1/audio/speech", json=body, timeout=120).content
+    seconds = len(pcm) / 2 / 24000
+    pcm_ttfb = statistics.median(timings["pcm"])
+    rows = []
+    for name in names:
+        encoder = Encoder(FORMATS[name], 24000)
+        cpu = time.thread_time()
+        for i in range(0, len(pcm), 4800):  # the 100 ms blocks the endpoint hands over
+            encoder.encode(pcm[i : i + 4800])
+        encoder.finish()
+        cpu = time.thread_time() - cpu
+        ttfb = statistics.median(timings[name])
+        rows.append(
+            {
+                "engine": engine,
+                "measure": f"response_format, {seconds:.1f} s reply",
+                "format": name,
+                "runs": runs,
+                "ttfb_ms_p50": round(ttfb * 1000, 1),
+                "ttfb_vs_pcm": f"{ttfb / pcm_ttfb:.2f}x",
+                "bytes_per_audio_s": round(sizes[name] / seconds),
+                "encoder_cpu_ms_per_audio_s": round(cpu / seconds * 1000, 2),
+            }
+        )
     return rows
 
 
@@ -214,16 +264,20 @@ def run(quick: bool = False) -> dict[str, Any]:
     from voicekit.cli import default_engine
 
     rows = http_rows("espeak", LONG, 3 if quick else 7)
+    rows += format_rows("espeak", 3 if quick else 9)
     rows += ws_rows("espeak", {1: 10 if quick else 30, 10: 2 if quick else 5, 30: 1 if quick else 3})
     notes = [
         "one `voicekit serve` process per row group (uvicorn, 1 worker); clients in the bench process; "
         "the naive endpoint synthesizes with the same voicekit stream and engine into memory, then answers",
         "WS latency: from sending the reply's text (one message, then done) to receiving its first binary frame",
         "RSS: the server's peak with all sessions mid-reply minus its idle RSS, per session",
+        "formats: the same three-sentence request in each response_format, interleaved; "
+        "ttfb_vs_pcm is the format's median first byte over pcm's (goal <= 1.5x)",
     ]
     if default_engine() == "piper":
         # Piper runs a neural model per sentence: fewer, shorter runs keep the section short
         rows += http_rows("piper", LONG[: len(LONG) // 4], 1 if quick else 3)
+        rows += format_rows("piper", 2 if quick else 5)
         rows += ws_rows("piper", {1: 3 if quick else 10, 10: 1 if quick else 2})
     else:
         notes.append("Piper rows skipped: the piper extra is not installed")

@@ -227,16 +227,15 @@ def _sse(event: dict[str, Any]) -> bytes:
 class _SpeechResponse(StreamingResponse):
     """Releases the request's TTS however the response ends (done, error, stalled or gone client)."""
 
-    def __init__(self, speaking: _Speaking, first: Item, request: SpeechRequest) -> None:
+    def __init__(self, speaking: _Speaking, encoder: Encoder, first: Item, request: SpeechRequest) -> None:
         self.speaking = speaking
         self.request = request
         media_type = "text/event-stream" if request.sse else request.format.content_type
-        super().__init__(self._body(first), media_type=media_type, headers={"Cache-Control": "no-store"})
+        super().__init__(self._body(encoder, first), media_type=media_type, headers={"Cache-Control": "no-store"})
 
-    async def _body(self, first: Item) -> AsyncIterator[bytes]:
+    async def _body(self, encoder: Encoder, first: Item) -> AsyncIterator[bytes]:
         request = self.request
         # the encoder's work (up to ~10 ms a piece) runs off the loop; PyAV lets go of the GIL meanwhile
-        encoder = await run_in_threadpool(Encoder, request.format, SAMPLE_RATE)
         try:
             items = self.speaking.items()
             item: Item | None = first
@@ -307,6 +306,8 @@ async def speech(server: Server, request: Request) -> Response:
     if not server.try_enter():
         return server.busy_response()
     speaking: _Speaking | None = None
+    # made while the first fragment is synthesized: off the path to the first byte
+    encoding = asyncio.ensure_future(run_in_threadpool(Encoder, req.format, SAMPLE_RATE))
     try:
         tts = await server.new_tts()
         speaking = _Speaking(server, tts, Outbox(asyncio.get_running_loop(), capacity=settings.lookahead / 2, hold_back=req.word_timestamps))
@@ -318,21 +319,27 @@ async def speech(server: Server, request: Request) -> Response:
         if first.kind == "end" and "error" in (first.event or {}):
             log.warning("voicekit.server: speech failed: %s", (first.event or {})["error"])
             raise ClientError(f"the {settings.engine} engine could not speak this input", status=502)
+        encoder = await encoding
     except ClientError as exc:
-        await _release(server, speaking)
+        await _release(server, speaking, encoding)
         return exc.response()
     except VoicekitError as exc:
-        await _release(server, speaking)
+        await _release(server, speaking, encoding)
         log.warning("voicekit.server: speech setup failed: %s", exc)
         return ClientError(f"the {settings.engine} engine is not available", status=502).response()
     except BaseException:
-        await _release(server, speaking)
+        await _release(server, speaking, encoding)
         raise
-    return _SpeechResponse(speaking, first, req)
+    return _SpeechResponse(speaking, encoder, first, req)
 
 
-async def _release(server: Server, speaking: _Speaking | None) -> None:
-    if speaking is not None:
-        await speaking.close()
-    else:
-        server.leave()
+async def _release(server: Server, speaking: _Speaking | None, encoding: asyncio.Future[Encoder]) -> None:
+    with anyio.CancelScope(shield=True):
+        if speaking is not None:
+            await speaking.close()
+        else:
+            server.leave()
+        # the encoder is made in a thread that a cancel can't stop: wait for it, then free it
+        encoder = await asyncio.gather(encoding, return_exceptions=True)
+        if isinstance(encoder[0], Encoder):
+            encoder[0].close()
