@@ -143,6 +143,22 @@ def test_sillytavern_request_shape(server: Running, pcm_seconds: float) -> None:
     assert codec == "mp3" and seconds > 0.5 * pcm_seconds  # nova is another voice: its own length
 
 
+def test_librechat_and_home_assistant_request_shapes(pcm_seconds: float) -> None:
+    with running(create_app("espeak")) as srv:
+        # LibreChat (TTSService.js): {input, model, voice}, read as a stream; with no key it sends this header
+        with httpx.stream(
+            "POST", srv.url + "/v1/audio/speech", json={"input": TEXT, "model": "tts-1", "voice": "alloy"},
+            headers={"Authorization": "undefined"},
+        ) as r:  # fmt: skip
+            assert r.status_code == 200 and r.headers["content-type"] == "audio/mpeg"
+            _check(r.read(), "mp3", pcm_seconds)
+        # Home Assistant's openai_tts integration, streaming: opus, speed and instructions
+        body = {"model": "tts-1", "input": TEXT, "voice": "alloy", "response_format": "opus", "speed": 1.0, "instructions": "Calm."}
+        with httpx.stream("POST", srv.url + "/v1/audio/speech", json=body) as r:
+            data = b"".join(r.iter_bytes(4096))
+        _check(data, "opus", pcm_seconds)
+
+
 def test_discovery_without_the_token(server: Running) -> None:
     # Open WebUI's discovery: plain GETs, no Authorization header
     voices = httpx.get(server.url + "/v1/audio/voices")
