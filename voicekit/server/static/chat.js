@@ -191,9 +191,16 @@ function send(message) {
 }
 
 // the server's end event of the oldest reply it was speaking
+// interrupts whose reply had already ended: the server answers each with an empty "interrupted"
+let strayInterrupts = 0;
 function ended(m) {
   stats.ends.push(m);
+  if (m.type === "interrupted" && strayInterrupts > 0) {
+    strayInterrupts--;
+    return;
+  }
   const r = awaiting.shift();
+  if (r && r.interruptSent && m.type === "reply_done") strayInterrupts++;
   if (!r) return;
   r.end = m;
   if (m.type === "interrupted") {
@@ -221,6 +228,7 @@ function bargeIn() {
   const played = player.stop();
   r.highlight(played);
   if (r.live && !r.end) {
+    r.interruptSent = true;
     send({ type: "interrupt", played });
     return r.ended;
   }
