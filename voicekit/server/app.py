@@ -1,6 +1,7 @@
 """``create_app``: the Starlette app behind ``voicekit serve``.
 
-Routes: ``GET /`` (the chat page), ``GET /health``, ``POST /v1/audio/speech``,
+Routes: ``GET /`` (the chat page), ``GET /health``, ``GET /metrics``
+(Prometheus), ``POST /v1/audio/speech``,
 ``GET /v1/audio/voices`` and ``GET /v1/audio/models`` (OpenAI-compatible, with
 the discovery that Open WebUI uses), ``POST /v1/chat`` (the page's reply text),
 WebSocket ``/v1/speak`` (live speech with barge-in).
@@ -35,6 +36,7 @@ from ..errors import VoicekitError
 from ..tts import BaseTTS
 from .backend import ChatBackend, ResponderChat
 from .guard import Guard, error_body, quiet_spurious_handshake_errors
+from .metrics import Metrics, RequestCounter
 from .outbox import SAMPLE_RATE
 from .settings import ServerSettings
 
@@ -43,6 +45,7 @@ __all__ = ["ClientError", "Server", "create_app"]
 log = logging.getLogger("voicekit.server")
 
 STATIC = Path(__file__).with_name("static")
+_ROUTES = frozenset({"/", "/health", "/metrics", "/v1/audio/speech", "/v1/audio/voices", "/v1/audio/models", "/v1/chat", "/v1/speak"})
 # the page loads only its own scripts and talks only to its own origin
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -71,17 +74,31 @@ class Server:
         self._make_tts = make_tts
         self.chat = chat
         self.sessions = 0
+        self.metrics = Metrics()
         self._voices: list[Voice] | None = None
 
-    def try_enter(self) -> bool:
+    def try_enter(self, protocol: str) -> bool:
         """Take a session slot (event loop only, so no lock is needed)."""
         if self.sessions >= self.settings.max_sessions:
             return False
         self.sessions += 1
+        self.metrics.opened(protocol)
         return True
 
-    def leave(self) -> None:
+    def leave(self, protocol: str) -> None:
         self.sessions -= 1
+        self.metrics.closed(protocol)
+
+    def observe(self, tts: BaseTTS) -> Callable[[Any], None]:
+        """An ``on_chunk_processed`` callback that feeds the synthesis metrics."""
+        client = tts.client
+        members = getattr(client, "engines", None)  # a fallback chain: its first member is the preferred one
+        first = members[0].name if members else client.name
+
+        def chunk(info: Any) -> None:
+            self.metrics.chunk(info, first)
+
+        return chunk
 
     def busy_response(self) -> Response:
         """503 at the session limit, with the ``Retry-After`` that clients back off by."""
@@ -193,6 +210,10 @@ def create_app(
                                 "alias_of": target.id if target else "default"})  # fmt: skip
         return JSONResponse({"voices": entries, "default_voice": config.voice or "default"})
 
+    async def metrics(request: Request) -> Response:
+        body, content_type = server.metrics.render()
+        return Response(body, media_type=content_type)
+
     async def models(request: Request) -> Response:
         # any model name is accepted; these are what front ends offer in their pickers
         names = [f"voicekit-{config.engine}", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
@@ -228,11 +249,14 @@ def create_app(
             Route("/v1/audio/speech", speech_route, methods=["POST"]),
             Route("/v1/audio/voices", voices),
             Route("/v1/audio/models", models),
+            Route("/metrics", metrics),
             Route("/v1/chat", chat_reply, methods=["POST"]),
             WebSocketRoute("/v1/speak", speak),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
+            # outermost: refusals by the guard are counted too
+            Middleware(RequestCounter, metrics=server.metrics, routes=_ROUTES),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(config.allow_origins),

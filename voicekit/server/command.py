@@ -9,12 +9,16 @@ the environment (``app_from_env``), since a worker can't be handed an object.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import math
 import os
 import socket
+import sys
+import tempfile
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import UsageError, VoicekitError
 from .settings import ServerSettings, is_loopback
@@ -48,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser, engines: tuple[str, ...], def
     )
     parser.add_argument(
         "--private-discovery", action="store_true", help="put /v1/audio/voices and /v1/audio/models behind the token too"
+    )
+    parser.add_argument(
+        "--wyoming", metavar="tcp://HOST:PORT", help="also serve Home Assistant's Wyoming protocol there, e.g. tcp://127.0.0.1:10200"
+    )
+    parser.add_argument(
+        "--wyoming-allow-lan", action="store_true", help="let --wyoming listen beyond loopback (Wyoming has no authentication)"
     )
 
 
@@ -85,6 +95,26 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 def _token(args: argparse.Namespace) -> str | None:
     token: str | None = args.token if args.token is not None else os.environ.get(_TOKEN_ENV) or None
     return token
+
+
+def wyoming_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--wyoming``'s host and port, checked; None without it."""
+    if args.wyoming is None:
+        return None
+    parts = urlsplit(args.wyoming)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise UsageError(f"--wyoming takes tcp://HOST:PORT, e.g. tcp://127.0.0.1:10200, got {args.wyoming!r}")
+    if not is_loopback(parts.hostname) and not args.wyoming_allow_lan:
+        raise UsageError(
+            f"--wyoming {args.wyoming} is beyond loopback and Wyoming has no authentication: add --wyoming-allow-lan to mean it"
+        )
+    if args.workers != 1:
+        raise UsageError("--wyoming runs in one process: use --workers 1")
+    return parts.hostname, port
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -139,7 +169,10 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise VoicekitError("voicekit serve needs the serve extra: pip install 'voicekit[serve]'") from exc
+    wyoming = wyoming_address(args)
     _check_port_free(args.host, args.port)
+    if wyoming is not None:
+        _check_port_free(*wyoming)
     # build once here, so a bad engine or setting fails now, in one line, not in every worker
     app = _build(opts, token)
     try:
@@ -158,11 +191,33 @@ def run(args: argparse.Namespace) -> int:
         "log_level": "info", "lifespan": "off",  # no startup hooks; and Ctrl-C then ends without a traceback
         "timeout_graceful_shutdown": args.shutdown_timeout,
     }  # fmt: skip
-    if args.workers == 1:
+    if wyoming is not None:
+        if not is_loopback(wyoming[0]):
+            print(f"voicekit serve: Wyoming on {wyoming[0]}:{wyoming[1]} has no authentication: anyone on that network can use it",
+                  file=sys.stderr)  # fmt: skip
+        _serve_with_wyoming(uvicorn.Server(uvicorn.Config(app, **common)), app.state.voicekit, *wyoming)
+    elif args.workers == 1:
         uvicorn.run(app, **common)
     else:
         os.environ[_OPTIONS_ENV] = json.dumps(opts)
         if token is not None:
             os.environ[_TOKEN_ENV] = token
-        uvicorn.run("voicekit.server.command:app_from_env", factory=True, workers=args.workers, **common)
+        with tempfile.TemporaryDirectory(prefix="voicekit-metrics-") as shared:
+            # every worker writes its metrics here; /metrics, whichever worker answers, adds them up
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+            uvicorn.run("voicekit.server.command:app_from_env", factory=True, workers=args.workers, **common)
     return 0
+
+
+def _serve_with_wyoming(http: Any, server: Any, host: str, port: int) -> None:
+    """uvicorn and the Wyoming listener on one event loop, over the same sessions."""
+    from .wyoming import WyomingServer
+
+    async def both() -> None:
+        async with WyomingServer(server, host, port):
+            await http.serve()
+
+    try:
+        asyncio.run(both())
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the shutdown already happened
+        pass

@@ -62,11 +62,12 @@ class _Reply:
     done: bool = False  # the client sent "done"
     sent_frames: int = 0
     first_sent: float | None = None  # when its first audio left, for pacing
+    started: float = field(default_factory=time.monotonic)  # its first text came
     finisher: asyncio.Task[None] | None = None
 
 
 async def speak_socket(server: Server, websocket: WebSocket) -> None:
-    if not server.try_enter():
+    if not server.try_enter("websocket"):
         limit = f"the server is at its limit of {server.settings.max_sessions} sessions; retry shortly"
         await deny(websocket.scope, websocket.send, 503, limit, headers=[(b"retry-after", b"1")])
         return
@@ -83,7 +84,7 @@ async def speak_socket(server: Server, websocket: WebSocket) -> None:
         log.warning("voicekit.server: session setup failed: %s", exc)
         await _close(websocket, 1011, "the speech engine is not available")
     finally:
-        server.leave()
+        server.leave("websocket")
 
 
 async def _close(websocket: WebSocket, code: int, message: str) -> None:
@@ -191,6 +192,7 @@ class _Session:
         reply.finisher = asyncio.create_task(self._finish(reply))
 
     async def _on_interrupt(self, data: dict[str, Any]) -> None:
+        asked = time.monotonic()
         played = data.get("played", 0.0)
         if isinstance(played, bool) or not isinstance(played, (int, float)) or not math.isfinite(played) or played < 0:
             await self.error("'played' must be the seconds of this reply's audio played, a number >= 0")
@@ -202,6 +204,8 @@ class _Session:
             return
         self.reply = None
         self.outbox.cut(reply.id)
+        async with self.send_lock:  # a frame being sent now is the reply's last
+            self.server.metrics.interrupted(time.monotonic() - asked)
         if reply.finisher is not None:
             reply.finisher.cancel()
         unheard = await run_in_threadpool(reply.stream.sync.interrupt)
@@ -246,7 +250,10 @@ class _Session:
             reply.words.append((word, start))
             self.outbox.put("word", reply.id, {"type": "word", "word": word, "start": start})
 
-        def on_chunk(info: dict[str, Any]) -> None:
+        observe = self.server.observe(self.tts)
+
+        def on_chunk(info: Any) -> None:
+            observe(info)
             ends = reply.chunk_ends
             ends.append((ends[-1] if ends else 0.0) + float(info["duration"]))
             event = {"type": "chunk", "text": info["text"], "duration": round(float(info["duration"]), 3)}
@@ -276,6 +283,7 @@ class _Session:
         if self.reply is not reply:
             return
         if error is not None:
+            self.server.metrics.engine_failed(getattr(error, "engine", None) or self.settings.engine)
             await self.error(str(error), unspoken_text=getattr(error, "unspoken_text", ""))
         self.outbox.finish_reply(reply.id, {"type": "reply_done", "text": text})
 
@@ -339,6 +347,7 @@ class _Session:
             audio += self.outbox.pop().audio
         if reply.first_sent is None:
             reply.first_sent = now
+            self.server.metrics.first_audio("websocket", now - reply.started)
         reply.sent_frames += len(audio) // 2
         async with self.send_lock:
             await self.ws.send_bytes(bytes(audio))

@@ -19,6 +19,7 @@ import base64
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -151,19 +152,18 @@ class _Speaking:
         self._closed = False
 
     async def start(self, text: str, *, words: bool) -> None:
-        callbacks: dict[str, Callable[[dict[str, Any]], None]] = {}
-        if words:
+        observe = self.server.observe(self.tts)
 
-            # voicekit's threads call these: they only queue
-            def on_word(info: dict[str, Any]) -> None:
-                self.outbox.put("word", _REPLY, {"word": info["word"], "start": float(info["time"])})
+        # voicekit's threads call these: they only queue and count
+        def on_word(info: dict[str, Any]) -> None:
+            self.outbox.put("word", _REPLY, {"word": info["word"], "start": float(info["time"])})
 
-            def on_chunk(info: dict[str, Any]) -> None:
-                self.chunk_ends.append((self.chunk_ends[-1] if self.chunk_ends else 0.0) + float(info["duration"]))
+        def on_chunk(info: Any) -> None:
+            self.chunk_ends.append((self.chunk_ends[-1] if self.chunk_ends else 0.0) + float(info["duration"]))
+            observe(info)
 
-            callbacks = {"on_word": on_word, "on_chunk_processed": on_chunk}
         self.outbox.start_reply(_REPLY)
-        self.stream = await self.tts.create_async_stream(sink=self.outbox, **callbacks)
+        self.stream = await self.tts.create_async_stream(sink=self.outbox, on_word=on_word if words else None, on_chunk_processed=on_chunk)
         await self.stream.feed(text, ssml=False)  # OpenAI's `input` is plain text
         await self.stream.done()
         self.finisher = asyncio.create_task(self._finish(self.stream))
@@ -174,6 +174,7 @@ class _Speaking:
             await stream.wait_until_done()
         except StreamError as exc:
             event["error"] = str(exc)
+            self.server.metrics.engine_failed(getattr(exc, "engine", None) or self.server.settings.engine)
         self.outbox.finish_reply(_REPLY, event)
 
     async def items(self) -> AsyncIterator[Item]:
@@ -217,7 +218,7 @@ class _Speaking:
                 self.outbox.cut(_REPLY)
                 await run_in_threadpool(self.stream.sync.interrupt)
             await run_in_threadpool(self.tts.cleanup)
-            self.server.leave()
+            self.server.leave("http")
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -303,7 +304,7 @@ async def speech(server: Server, request: Request) -> Response:
         req = parse(await _json_body(request, settings.max_input_chars * 4 + 4096), settings.max_input_chars)
     except ClientError as exc:
         return exc.response()
-    if not server.try_enter():
+    if not server.try_enter("http"):
         return server.busy_response()
     speaking: _Speaking | None = None
     # made while the first fragment is synthesized: off the path to the first byte
@@ -314,8 +315,11 @@ async def speech(server: Server, request: Request) -> Response:
         await configure(server, tts, req)
         # nobody hears this body live, so no interrupt to be quick for: fewer, larger blocks cost less
         tts.set_stream_config({"chunk_size": _BLOCK})
+        started = time.monotonic()
         await speaking.start(req.input, words=req.word_timestamps)
         first = await anext(speaking.items())
+        if first.kind != "end":
+            server.metrics.first_audio("http", time.monotonic() - started)
         if first.kind == "end" and "error" in (first.event or {}):
             log.warning("voicekit.server: speech failed: %s", (first.event or {})["error"])
             raise ClientError(f"the {settings.engine} engine could not speak this input", status=502)
@@ -338,7 +342,7 @@ async def _release(server: Server, speaking: _Speaking | None, encoding: asyncio
         if speaking is not None:
             await speaking.close()
         else:
-            server.leave()
+            server.leave("http")
         # the encoder is made in a thread that a cancel can't stop: wait for it, then free it
         encoder = await asyncio.gather(encoding, return_exceptions=True)
         if isinstance(encoder[0], Encoder):
