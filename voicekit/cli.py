@@ -22,9 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
-from . import DeviceSink, VoicekitError, WavSink, __version__
-from .errors import OutputError, UsageError
-from .sinks import WavPipeSink
+try:
+    from . import DeviceSink, VoicekitError, WavSink, __version__
+    from .errors import OutputError, UsageError
+    from .sinks import WavPipeSink
+except KeyboardInterrupt:  # numpy loads here, a fifth of a second: Ctrl-C then ends as it does later
+    print(file=sys.stderr)
+    exec("")  # see _ctrl_c
+    raise SystemExit(130) from None
 
 __all__ = ["main", "make_tts", "tts_factory"]
 
@@ -199,9 +204,13 @@ def _speaking(args: argparse.Namespace) -> Iterator[Any]:
         yield tts
         done = True
     finally:
-        tts.cleanup()  # the file is complete once the TTS let go of it
-        if part is not None:
-            _keep_or_drop(part, args.out, keep=done)
+        released = False
+        try:
+            tts.cleanup()  # the file is complete once the TTS let go of it
+            released = True
+        finally:
+            if part is not None:  # Ctrl-C during the cleanup leaves no file either
+                _keep_or_drop(part, args.out, keep=done and released)
 
 
 def _keep_or_drop(part: Path, out: Path, *, keep: bool) -> None:
@@ -613,9 +622,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _log_warnings()
+    # Ctrl-C is 130 wherever it lands: building the parser, running the verb, reporting its error
+    try:
+        args = build_parser().parse_args(argv)
+        _log_warnings()
+        return _run(args)
+    except KeyboardInterrupt:
+        return _ctrl_c()
+
+
+def _ctrl_c() -> int:
+    print(file=sys.stderr)
+    # CPython up to 3.13 notes a KeyboardInterrupt leaving exec()'d source (dataclasses and
+    # namedtuples are made so while modules load) and, though it was handled, ends
+    # `python -m voicekit` by SIGINT instead of 130; the next exec() clears the note (gh-128130).
+    exec("")
+    return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.run(args)
     except UsageError as exc:
@@ -624,8 +649,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoicekitError as exc:
         print(f"voicekit {args.verb}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 1

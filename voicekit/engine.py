@@ -23,16 +23,17 @@ passed the keyword (the stream speaks an SSML reply's text through them).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import threading
-from collections.abc import AsyncGenerator, Collection, Iterator
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "AsyncEngine", "Cancel", "check_voice_id"]
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "AsyncEngine", "Cancel", "at_exit", "check_voice_id", "run_exit_hooks"]
 
 # Letters, digits and _ . + - only, starting with a letter or digit: no path separator, no
 # "..", nothing absolute, so an id can never name a file outside the engine's voice folder.
@@ -175,3 +176,30 @@ class AsyncEngine(Engine, Protocol):
     def asynthesize(self, text: str, cancel: threading.Event) -> AsyncGenerator[AudioChunk, None]:
         """``synthesize`` for event loops: never blocks the loop."""
         ...
+
+
+_exit_hooks: list[Callable[[], None]] = []
+_exit_lock = threading.Lock()
+
+
+def at_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` as the interpreter exits, after every stream has finished speaking.
+
+    For engines whose threads must not be inside native code when Python
+    finalizes (Piper's onnxruntime): a plain ``atexit`` hook of an engine
+    could run before the streams' own one and cut a script's last words.
+    """
+    with _exit_lock:
+        _exit_hooks.append(hook)
+
+
+@atexit.register  # registered before any stream exists, so it runs after theirs
+def run_exit_hooks() -> None:
+    """The engines' exit hooks, last registered first, each once."""
+    while True:
+        with _exit_lock:
+            if not _exit_hooks:
+                return
+            hook = _exit_hooks.pop()
+        hook()
+

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig
+from .engine import run_exit_hooks
 from .errors import BufferError, EngineError, StreamError
 from .reply import ChunkInfo, PlaybackReport, RecentText, Reply, WordInfo, call_safely, in_callback
 from .resample import Resampler
@@ -74,6 +75,7 @@ def _finish_at_exit() -> None:
             log.error("voicekit: %r failed at exit: %s", stream, exc)
     for line in {id(s._line): s._line for s in streams}.values():
         line.wait_released(timeout=10.0)  # sinks closed: WAV files complete
+    run_exit_hooks()  # the engines' native work stops only now that nothing speaks
 
 
 class SpeechStream:

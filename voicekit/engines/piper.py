@@ -15,6 +15,10 @@ computes. That graph surgery uses ``onnx`` and is cached on disk, keyed by the
 model's hash. The onnxruntime session uses at most one intra-op thread per
 core and is shared by every client and every voice (config) of that model.
 
+No thread is inside onnxruntime when the interpreter finalizes: ``close()``
+stops the client's runs and waits for them, and at exit every run is stopped
+and every onnxruntime call waited for (see ``_Native``).
+
 Synthesis, per text chunk: piper's eSpeak phonemizer turns the text into
 phonemes per sentence; long sentences are cut at clause breaks (then at word
 boundaries) so one onnxruntime run stays short; each run's audio is yielded
@@ -40,15 +44,16 @@ import os
 import re
 import tempfile
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark, check_voice_id
+from ..engine import AudioChunk, Voice, WordMark, at_exit, check_voice_id
 from ..errors import EngineError
 
 __all__ = ["PiperClient", "DEFAULT_VOICE", "voices_directories"]
@@ -70,6 +75,11 @@ _PINNED_SHA256 = {
 _RUN_IDS = 90
 # how often a run waiting for its turn looks at a plain threading.Event cancel (a Cancel wakes it)
 _CANCEL_POLL = 0.05
+# How long close() waits for its stopped runs: a stopped run returns at its next graph
+# node, within milliseconds, so the bound only matters if onnxruntime misbehaves.
+_STOP_WAIT = 2.0
+# How long the exit waits for onnxruntime calls: a session being loaded can't be stopped (~1 s).
+_EXIT_WAIT = 5.0
 # where a clause too long for one run is best cut: before these words
 _PHRASE_STARTS = frozenset(
     "and or but nor so yet because since although though while when where which who whom whose that "
@@ -176,6 +186,13 @@ def _voice_file(path: str | os.PathLike[str], sha256: str | None) -> _VoiceFile:
 
 
 # -- loading a model -------------------------------------------------------------------------------
+def _keep_ctrl_c(exc: ImportError) -> None:
+    """Ctrl-C while onnxruntime or onnx initializes comes out as their ImportError
+    ("initialization failed", from pybind11): it stays a Ctrl-C, not a missing install."""
+    if isinstance(exc.__cause__, KeyboardInterrupt):
+        raise exc.__cause__
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "voicekit" / "piper"
@@ -203,6 +220,7 @@ def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
     except ImportError as exc:
+        _keep_ctrl_c(exc)
         raise EngineError(f"Piper needs the onnx package for word timings ({exc}); {_INSTALL_HINT}",
                           engine="piper") from exc
     model = onnx.load_from_string(data)
@@ -222,6 +240,75 @@ def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
     except OSError as exc:  # a read-only home costs the surgery on every load, nothing else
         log.debug("voicekit: could not cache the patched Piper model in %s: %s", cached.parent, exc)
     return patched, True
+
+
+_T = TypeVar("_T")
+
+
+class _Native:
+    """The onnxruntime calls in progress (session loads and runs) of the whole process.
+
+    A thread still inside onnxruntime when the interpreter finalizes is killed as it
+    takes the GIL back, inside onnxruntime's C++ frames (pthread_exit unwinding through
+    pybind11's noexcept GIL guard): "terminate called without an active exception",
+    SIGABRT. So a closing client stops its runs and waits for them, and the exit stops
+    every run, waits for every call and lets none start after it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._calls: dict[object, Any] = {}  # one token per call -> the RunOptions that stop it, or None
+        self._exiting = False
+
+    @property
+    def exiting(self) -> bool:
+        return self._exiting
+
+    def call(self, function: Callable[[], _T], options: Any = None) -> _T | None:
+        """``function()``, a call into onnxruntime (a run stopped by ``options``); None, not
+        called, once the interpreter is exiting."""
+        token = object()
+        with self._cond:
+            if self._exiting:
+                return None
+            self._calls[token] = options
+        try:
+            return function()
+        finally:
+            with self._cond:
+                del self._calls[token]
+                self._cond.notify_all()
+
+    def stop(self, among: Collection[Any], timeout: float) -> None:
+        """Stop the runs given any of ``among`` (RunOptions), from now on, and wait up to
+        ``timeout`` seconds for those in progress."""
+        wanted = {id(options) for options in among}
+        for options in among:
+            options.terminate = True
+        self._wait(lambda options: id(options) in wanted, timeout)
+
+    def exit(self) -> None:
+        """The interpreter is exiting: stop every run, wait for every call, start none."""
+        with self._cond:
+            self._exiting = True
+            running = [options for options in self._calls.values() if options is not None]
+        for options in running:
+            options.terminate = True
+        self._wait(lambda options: True, _EXIT_WAIT)
+
+    def _wait(self, pending: Callable[[Any], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(pending(options) for options in self._calls.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+
+_native = _Native()
+# after the streams' exit hook: speech a script left queued (through Piper too) is still said
+at_exit(_native.exit)
 
 
 class _Turns:
@@ -272,9 +359,13 @@ def _open(model: bytes, has_durations: bool) -> tuple[Any, bool]:
     options.intra_op_num_threads = _cores()  # more threads than cores only contend
     options.inter_op_num_threads = 1
     try:
-        session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        session = _native.call(
+            lambda: onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        )
     except Exception as exc:  # noqa: BLE001 - onnxruntime reports a bad model with its own types
         raise EngineError(f"onnxruntime could not load the Piper model: {exc}", engine="piper") from exc
+    if session is None:
+        raise EngineError("no Piper model is loaded while Python exits", engine="piper")
     return session, has_durations
 
 
@@ -324,7 +415,7 @@ class _Model:
     def _warm_up(self) -> None:
         """One tiny run, so the first real one pays no kernel set-up."""
         self.phonemize("Hi.")
-        self.run(self.ids(["h", "a"])[0], 1.0, None)
+        self.run(self.ids(["h", "a"])[0], 1.0, self.new_run_options())
 
     def phonemize(self, text: str) -> list[list[str]]:
         phonemes: list[list[str]] = self.piper.phonemize(text)
@@ -343,9 +434,9 @@ class _Model:
         return ids, starts
 
     def run(self, ids: list[int], length_scale: float, run_options: Any,
-            cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Audio (float32) and samples per phoneme id (None without durations); no audio if
-        ``cancel`` is set before the session's turn comes."""
+            cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Audio (float32) and samples per phoneme id (None without durations); None, nothing
+        run, if ``cancel`` is set before the session's turn comes or the interpreter is exiting."""
         config = self.config
         feeds = {
             "input": np.array([ids], dtype=np.int64),
@@ -356,8 +447,10 @@ class _Model:
             feeds["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
         with self.turns.take(cancel) as mine:
             if not mine:
-                return np.zeros(0, np.float32), None
-            result = self.session.run(None, feeds, run_options)
+                return None
+            result = _native.call(lambda: self.session.run(None, feeds, run_options), run_options)
+        if result is None:
+            return None
         audio = np.asarray(result[0], dtype=np.float32).reshape(-1)
         if not self.has_durations or len(result) < 2:
             return audio, None
@@ -392,6 +485,7 @@ def _load(voice: _VoiceFile) -> _Model:
         import onnxruntime  # noqa: F401 - a missing install is reported before any file is read
         import piper  # noqa: F401
     except ImportError as exc:
+        _keep_ctrl_c(exc)
         raise EngineError(f"Piper is not installed ({exc}); {_INSTALL_HINT}", engine="piper") from exc
     with _load_lock:
         try:
@@ -568,18 +662,21 @@ class PiperClient:
                     return
                 ids, id_starts = model.ids(phonemes[start:end])
                 try:
-                    audio, samples = model.run(ids, length_scale, run_options, cancel)
+                    ran = model.run(ids, length_scale, run_options, cancel)
                 except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-                    if cancel.is_set():  # the interrupt stopped the run
+                    if cancel.is_set() or _native.exiting:  # the interrupt or the exit stopped the run
                         return
                     unspoken = [o for o, _, i in words if i >= start]
+                    # close() stops this run and every later one of the reply
+                    reason = "PiperClient is closed" if self._closed else f"Piper synthesis failed: {exc}"
                     raise EngineError(
-                        f"Piper synthesis failed: {exc}",
+                        reason,
                         unspoken_text=text[unspoken[0]:] if unspoken else "",
                         engine=self.name,
                     ) from exc
-                if cancel.is_set():
+                if ran is None or cancel.is_set():
                     return
+                audio, samples = ran
                 # between two words of one clause, the silence the model puts before BOS
                 # and after EOS would be a pause nobody makes there: it is cut out
                 head = int(samples[0]) if samples is not None and _mid_clause(phonemes, start) else 0
@@ -668,8 +765,12 @@ class PiperClient:
             self._settings = replace(self._settings, **change)
 
     def close(self) -> None:
-        # the session stays loaded: other clients of the same voice share it
-        self._closed = True
+        """Stop this client's runs and wait for those in progress (a stopped run returns within
+        milliseconds); the session stays loaded, as other clients of the same voice share it."""
+        with self._guard:
+            self._closed = True
+            mine = list(self._cancel_options.values())
+        _native.stop(mine, _STOP_WAIT)
 
 
 def _describe(voice: _VoiceFile) -> Voice:
