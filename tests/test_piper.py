@@ -275,7 +275,7 @@ def test_replies_at_once_take_turns_on_the_session(client, monkeypatch):
 def test_a_reply_waiting_for_its_turn_gives_up_when_cancelled(client, cancel_type):
     cancel = cancel_type()
     got: list = []
-    with client._model.turns.take(None) as mine:  # another reply's run holds the session
+    with client._model.turns.take(None, 0.0) as mine:  # another reply's run holds the session
         assert mine
         waiter = threading.Thread(target=lambda: got.extend(client.synthesize(SENTENCE, cancel)), name="test-waiter")
         waiter.start()
@@ -285,6 +285,44 @@ def test_a_reply_waiting_for_its_turn_gives_up_when_cancelled(client, cancel_typ
         waiter.join(0.5)
         assert not waiter.is_alive() and got == []  # gone while the session was still taken
     assert synth(client, "Next.")  # and the turns go on
+
+
+def test_a_new_reply_goes_before_an_older_replys_next_sentence(client, monkeypatch):
+    """Who has no audio yet goes first: the older reply still has seconds of audio to play."""
+    order: list[str] = []
+    real_run = client._model.session.run
+
+    class Tagging:
+        def run(self, *args, **kwargs):
+            order.append(threading.current_thread().name)
+            return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(client._model, "session", Tagging())
+    older_has_audio, go_on = threading.Event(), threading.Event()
+
+    def older() -> None:
+        pieces = client.synthesize(LONG, Cancel())
+        next(pieces)  # its first run: seconds of audio that a listener is now hearing
+        older_has_audio.set()
+        go_on.wait(10)
+        for _ in pieces:
+            pass
+
+    first = threading.Thread(target=older, name="older")
+    newer = threading.Thread(target=lambda: synth(client, SENTENCE), name="newer")
+    first.start()
+    assert older_has_audio.wait(30)
+    with client._model.turns.take(None, 0.0):  # a run in progress: both wait for it
+        go_on.set()
+        time.sleep(0.2)  # the older reply's next run is waiting now
+        newer.start()
+        time.sleep(0.2)
+    first.join(30)
+    newer.join(30)
+    after_hold = order[1:]  # order[0] is the older reply's first run
+    assert after_hold[0] == "newer", order
+    # the newer reply's own later runs don't jump ahead of the older one forever: both finish
+    assert "older" in after_hold and order.count("newer") >= 1
 
 
 # -- the integrity pin ------------------------------------------------------------------------------

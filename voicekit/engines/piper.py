@@ -31,10 +31,11 @@ frame counts say that phoneme starts.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import difflib
+import functools
 import hashlib
+import heapq
 import importlib.metadata
 import itertools
 import json
@@ -42,6 +43,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -127,6 +129,23 @@ def voices_directories() -> list[Path]:
 
 
 def _package_voices() -> list[_VoiceFile]:
+    # Reading every installed package's metadata takes ~0.15 s, which each server session's
+    # client would pay: the scan is redone only when a folder on sys.path changed (an install).
+    return list(_scan_packages(_path_state()))
+
+
+def _path_state() -> tuple[tuple[str, int], ...]:
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, 0))
+    return tuple(state)
+
+
+@functools.lru_cache(maxsize=1)
+def _scan_packages(path_state: tuple[tuple[str, int], ...]) -> tuple[_VoiceFile, ...]:
     found = []
     for dist in importlib.metadata.distributions():
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")
@@ -149,7 +168,7 @@ def _package_voices() -> list[_VoiceFile]:
                         f"package {name} {dist.version}",
                     )
                 )
-    return found
+    return tuple(found)
 
 
 def _directory_voices() -> list[_VoiceFile]:
@@ -312,18 +331,26 @@ at_exit(_native.exit)
 
 
 class _Turns:
-    """The runs of one onnxruntime session, one at a time, in the order they came.
+    """The runs of one onnxruntime session, one at a time, the most urgent first.
 
     Each run already spreads over every core (``intra_op_num_threads``), so runs
     side by side only share the cores while each holds its own activations: ten
     replies at once took 7x the memory (580 vs 80 MB) and got their first chunk
-    later (p50 1.0 vs 0.6 s), for the same total time. A run still waiting gives
-    up its place when its reply is cancelled.
+    later (p50 1.0 vs 0.6 s), for the same total time.
+
+    Urgency is a deadline: the moment the reply's listener would run out of
+    audio. A reply with no audio yet has its deadline when it asks, so its first
+    fragment goes before the later sentences of replies still playing what they
+    have, and no new reply waits behind another's long paragraph; equal
+    deadlines go in the order they came. A run still waiting gives up its place
+    when its reply is cancelled.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._queue: collections.deque[object] = collections.deque()
+        self._waiting: list[tuple[float, int]] = []  # a heap of (deadline, arrival)
+        self._arrivals = itertools.count()
+        self._busy = False
 
     def wake(self) -> None:
         """A reply was cancelled: its waiting run should notice now."""
@@ -331,25 +358,47 @@ class _Turns:
             self._cond.notify_all()
 
     @contextlib.contextmanager
-    def take(self, cancel: threading.Event | None) -> Iterator[bool]:
+    def take(self, cancel: threading.Event | None, deadline: float) -> Iterator[bool]:
         """Wait for this run's turn; yields False (and runs nothing) if ``cancel`` is set first."""
-        ticket = object()
+        ticket = (deadline, next(self._arrivals))
         # a Cancel wakes us through wake(); a plain Event can only be looked at now and then
         wait = None if hasattr(cancel, "call_on_set") else _CANCEL_POLL
         with self._cond:
-            self._queue.append(ticket)
-            while self._queue[0] is not ticket and not (cancel is not None and cancel.is_set()):
+            heapq.heappush(self._waiting, ticket)
+            while (self._busy or self._waiting[0] != ticket) and not (cancel is not None and cancel.is_set()):
                 self._cond.wait(wait)
-            mine = self._queue[0] is ticket
-            if not mine:
-                self._queue.remove(ticket)
+            mine = not self._busy and self._waiting[0] == ticket and not (cancel is not None and cancel.is_set())
+            if mine:
+                heapq.heappop(self._waiting)
+                self._busy = True
+            else:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._cond.notify_all()  # the next in line may be waiting on this ticket
         try:
             yield mine
         finally:
             if mine:
                 with self._cond:
-                    self._queue.popleft()
+                    self._busy = False
                     self._cond.notify_all()
+
+
+@dataclass
+class _Progress:
+    """How far one reply's audio has got: what its deadline is computed from."""
+
+    first_audio_at: float | None = None
+    seconds: float = 0.0
+
+    def deadline(self) -> float:
+        now = time.monotonic()
+        return now if self.first_audio_at is None else self.first_audio_at + self.seconds
+
+    def made(self, seconds: float) -> None:
+        if self.first_audio_at is None:
+            self.first_audio_at = time.monotonic()
+        self.seconds += seconds
 
 
 def _open(model: bytes, has_durations: bool) -> tuple[Any, bool]:
@@ -415,7 +464,7 @@ class _Model:
     def _warm_up(self) -> None:
         """One tiny run, so the first real one pays no kernel set-up."""
         self.phonemize("Hi.")
-        self.run(self.ids(["h", "a"])[0], 1.0, self.new_run_options())
+        self.run(self.ids(["h", "a"])[0], 1.0, self.new_run_options(), deadline=0.0)
 
     def phonemize(self, text: str) -> list[list[str]]:
         phonemes: list[list[str]] = self.piper.phonemize(text)
@@ -434,9 +483,10 @@ class _Model:
         return ids, starts
 
     def run(self, ids: list[int], length_scale: float, run_options: Any,
-            cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray | None] | None:
+            cancel: threading.Event | None = None, *, deadline: float) -> tuple[np.ndarray, np.ndarray | None] | None:
         """Audio (float32) and samples per phoneme id (None without durations); None, nothing
-        run, if ``cancel`` is set before the session's turn comes or the interpreter is exiting."""
+        run, if ``cancel`` is set before the session's turn comes or the interpreter is exiting.
+        Runs of several replies take turns by ``deadline`` (see ``_Turns``)."""
         config = self.config
         feeds = {
             "input": np.array([ids], dtype=np.int64),
@@ -445,7 +495,7 @@ class _Model:
         }
         if config.num_speakers > 1:
             feeds["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
-        with self.turns.take(cancel) as mine:
+        with self.turns.take(cancel, deadline) as mine:
             if not mine:
                 return None
             result = _native.call(lambda: self.session.run(None, feeds, run_options), run_options)
@@ -613,6 +663,7 @@ class PiperClient:
         self._settings = _Settings()
         self._closed = False
         self._cancel_options: weakref.WeakKeyDictionary[threading.Event, Any] = weakref.WeakKeyDictionary()
+        self._progress: weakref.WeakKeyDictionary[threading.Event, _Progress] = weakref.WeakKeyDictionary()
         self._guard = threading.Lock()
 
     def __repr__(self) -> str:
@@ -648,6 +699,8 @@ class PiperClient:
         clean = _UNSPEAKABLE.sub(" ", text).replace("[", "(").replace("]", ")")
         sentences = model.phonemize(clean)
         run_options = self._run_options(cancel, model)
+        with self._guard:
+            progress = self._progress.setdefault(cancel, _Progress())  # one per reply: its chunks share it
         # VITS has no pitch input: the model speaks `factor` times slower and the audio is
         # labelled `factor` times faster, so resampling to the output rate restores the pace
         # and moves the pitch (formants with it, as any resampling does)
@@ -662,7 +715,7 @@ class PiperClient:
                     return
                 ids, id_starts = model.ids(phonemes[start:end])
                 try:
-                    ran = model.run(ids, length_scale, run_options, cancel)
+                    ran = model.run(ids, length_scale, run_options, cancel, deadline=progress.deadline())
                 except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
                     if cancel.is_set() or _native.exiting:  # the interrupt or the exit stopped the run
                         return
@@ -686,6 +739,7 @@ class PiperClient:
                 first, last = produced / samplerate, (produced + len(audio)) / samplerate
                 marks = tuple(replace(m, time=min(max(m.time, first), last)) for m in marks)
                 produced += len(audio)
+                progress.made(len(audio) / samplerate)
                 yield AudioChunk(audio * gain, samplerate, marks)
 
     def _sentences(
