@@ -180,6 +180,10 @@ def create_app(
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
 
+    async def favicon(request: Request) -> Response:
+        # asked for by browsers and tools that never read the page's <link rel="icon">
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     async def health(request: Request) -> Response:
         return JSONResponse(
             {
@@ -245,6 +249,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", page),
+            Route("/favicon.ico", favicon),
             Route("/health", health),
             Route("/v1/audio/speech", speech_route, methods=["POST"]),
             Route("/v1/audio/voices", voices),
