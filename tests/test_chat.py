@@ -479,15 +479,15 @@ def _normalized(line: str) -> str:
 
 
 def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env, spawn):
-    # The README's session, replayed as typed into `voicekit chat` in a pty and rendered
-    # by a terminal emulator: every line on the screen must be the README's.
+    # The session in docs/getting-started.md, replayed as typed into `voicekit chat` in a pty
+    # and rendered by a terminal emulator: every line on the screen must be the page's.
     pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
     pyte = pytest.importorskip("pyte", reason="needs pyte: pip install 'voicekit[test]'")
     from voicekit.cli import default_engine
 
     if default_engine() != "piper":
-        pytest.skip("the README's session is `scripts/demo`, which speaks with Piper: pip install 'voicekit[piper]'")
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+        pytest.skip("the documented session is `scripts/demo`, which speaks with Piper: pip install '.[piper]'")
+    readme = (Path(__file__).parent.parent / "docs" / "getting-started.md").read_text(encoding="utf-8")
     expected = [_normalized(line) for line in readme.split("$ scripts/demo\n", 1)[1].split("\n```\n", 1)[0].splitlines()]
     env = {k: v for k, v in alsa_null_env.items() if k != "OPENAI_API_KEY"}
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # the emulator answers no cursor-position requests

@@ -92,7 +92,7 @@ def test_ctrl_c_stops_the_server_without_a_traceback() -> None:
 
 
 def test_the_server_freezes_its_start_up_heap_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full garbage collections then skip what lives as long as the server (see README, Scale)."""
+    """Full garbage collections then skip what lives as long as the server (see docs/server.md, Scale)."""
     import gc
 
     import uvicorn

@@ -1,6 +1,6 @@
 """WebSocket ``/v1/speak``: live speech for one chat, with barge-in.
 
-The protocol (README "Server" has the full contract)::
+The protocol (docs/server.md has the full contract)::
 
     server: {"type":"ready","sample_rate":24000,"format":"s16le","channels":1}
     client: {"type":"text","text":...}  (any number)   {"type":"done"}

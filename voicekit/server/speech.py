@@ -99,7 +99,7 @@ def parse(body: Any, max_chars: int) -> SpeechRequest:
 def openai_alias(name: str, voices: list[Any]) -> str | None:
     """The engine voice that OpenAI's voice ``name`` stands for; None: the default voice.
 
-    The rule (README "Server"): alloy is the default voice; the other names, in
+    The rule (docs/server.md): alloy is the default voice; the other names, in
     OpenAI's order, take the engine's English voices sorted by id in turn (all
     its voices if it has no English one), starting again when they run out.
     """
@@ -129,7 +129,7 @@ async def configure(server: Server, tts: BaseTTS, request: SpeechRequest) -> Non
             await run_in_threadpool(tts.set_property, "rate", request.speed)
         except (VoicekitError, ValueError) as exc:
             raise ClientError(f"the {engine} engine can't use speed {request.speed}: {exc}", param="speed") from None
-    # only OpenAI's own voices take instructions; other engines ignore them (README "Server")
+    # only OpenAI's own voices take instructions; other engines ignore them (docs/server.md)
     if request.instructions and hasattr(tts.client, "instructions"):
         tts.client.instructions = request.instructions
 
@@ -267,7 +267,7 @@ class _SpeechResponse(StreamingResponse):
         return {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
 
     def _done(self, frames: int) -> dict[str, Any]:
-        # no tokenizer here: estimates, as documented (README "Server")
+        # no tokenizer here: estimates, as documented (docs/server.md)
         input_tokens = math.ceil(len(self.request.input) / 4)
         output_tokens = math.ceil(frames / SAMPLE_RATE * 50)
         usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
