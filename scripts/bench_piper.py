@@ -18,6 +18,9 @@ device played:
    starts (against spreading them by character position).
 5. barge-in: interrupt() to the last audible block handed to PortAudio and to
    the last sound recorded at the device, Piper and eSpeak in the same run.
+6. memory: an unpaced narration (NullSink) of 60 minutes of audio (10 with
+   --quick) in a fresh process, its RSS sampled as the audio is made; the
+   growth after the first 10% is what a long narration would keep adding.
 
 Run through ``scripts/bench [--quick] piper``; ``load`` is what this file runs
 in its subprocesses.
@@ -89,6 +92,57 @@ def measure_load(runs: int) -> tuple[list[Row], list[str]]:
         row("voice load time (cache warm)", "ms", "", None, **summarize(warm)),
         row("voice load time (first load, empty cache)", "ms", "", None, **summarize(cold)),
     ], notes
+
+
+# -- 6. memory over a long narration -----------------------------------------------------------------
+def memory_child(minutes: float) -> list[tuple[float, float]]:
+    """(minutes of audio made, RSS in MB) as an unpaced narration goes on."""
+    import psutil
+
+    from voicekit import PiperTTS
+    from voicekit.sinks import NullSink
+
+    class Counting(NullSink):
+        frames, rate = 0, 1
+
+        def open(self, samplerate: int, *args: Any, **kwargs: Any) -> None:
+            self.rate = samplerate
+            super().open(samplerate, *args, **kwargs)
+
+        def write(self, frames: Any) -> None:
+            self.frames += len(frames)
+            super().write(frames)
+
+    process, sink, samples = psutil.Process(), Counting(), []
+    lines = narration_lines()
+    with PiperTTS() as tts:
+        stream = tts.create_stream(sink=sink)
+        while sink.frames / sink.rate < minutes * 60:
+            stream.feed(next(lines))
+            while stream.buffer_full():
+                time.sleep(0.01)
+            samples.append((sink.frames / sink.rate / 60, process.memory_info().rss / 2**20))
+        stream.done()
+        stream.wait_until_done()
+        stream.close()
+    return samples
+
+
+def measure_memory(minutes: float) -> tuple[list[Row], list[str]]:
+    done = subprocess.run([sys.executable, __file__, "memory", str(minutes)], capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory child failed: {done.stderr.strip()[-500:]}")
+    samples = json.loads(done.stdout.strip().splitlines()[-1])
+    after_warm_up = [mb for made, mb in samples if made >= minutes / 10]
+    # the floor between runs (a run in flight holds tens of MB of activations for a moment)
+    quarter = len(after_warm_up) // 4
+    floors = [min(after_warm_up[i * quarter : (i + 1) * quarter]) for i in range(4)]
+    growth = max(floors) - floors[0]
+    notes = [f"memory: {minutes:.0f} minutes of Piper narration made unpaced into a NullSink in a fresh process; "
+             f"RSS {samples[0][1]:.0f} MB at the start; its floor between runs, per quarter after the first 10%: "
+             f"{', '.join(f'{f:.1f}' for f in floors)} MB; peak {max(after_warm_up):.0f} MB "
+             "(goal: growth of the floor after the first 10% <= 5 MB)"]
+    return [row(f"RSS growth after the first 10% of {minutes:.0f} min narration", "MB", "<= 5", growth <= 5, value=round(growth, 1))], notes
 
 
 # -- 2 + 5. on the JACK device ------------------------------------------------------------------------
@@ -327,6 +381,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         return {"section": "piper", "rows": [], "notes": [f"skipped: the piper extra is not installed ({exc})"]}
     attempt("voice load time", lambda: measure_load(2 if quick else 5), rows, notes)
     attempt("synthesis", lambda: measure_synthesis(4 if quick else 20), rows, notes)
+    attempt("memory", lambda: measure_memory(10 if quick else 60), rows, notes)
     try:
         with jack_server() as device:
             attempt("on the device", lambda: measure_device(device, 5 if quick else 15, 5 if quick else 15),
@@ -342,5 +397,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     if sys.argv[1:] == ["load"]:
         print(json.dumps(load_child()))
+    elif sys.argv[1:2] == ["memory"]:
+        print(json.dumps(memory_child(float(sys.argv[2]))))
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} load")
+        raise SystemExit(f"usage: {sys.argv[0]} load | memory MINUTES")

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import statistics
 import sys
 import time
@@ -35,13 +34,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchutil import summarize  # noqa: E402 - needs the paths above
 
-from tests.fixtures.web import server_process  # noqa: E402 - the test suite's own process runner
+from tests.fixtures.web import server_process, stop  # noqa: E402 - the test suite's own process runners
 
 LONG = " ".join(
     f"Paragraph {i} explains one more step of the answer, so that the reply runs for a good while." for i in range(40)
 )
 # shorter than the lookahead, so a round ends as soon as its audio is made
 REPLY = "Hello there, this is session {i} speaking."
+# a chat reply: first audio and underruns with many sessions starting together (Piper's targets)
+THREE = "Hello there, this is session {i} speaking. I have three short sentences for you today. This one is the last."
 # longer than the lookahead: every session holds its full buffers while RSS is sampled
 STEADY = " ".join(f"Session {{i}} keeps talking, sentence {k} of a longer reply." for k in range(3))
 
@@ -288,17 +289,17 @@ def _wyoming_process(command: list[str], port: int) -> Iterator[None]:
                 time.sleep(0.1)
         yield
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 # -- WebSocket -------------------------------------------------------------------------------------
-async def _session(url: str, text: str, ready: asyncio.Event) -> float:
-    """Seconds from sending the reply's text to its first audio frame; reads the reply to its end."""
+# an underrun: a real-time player that started at the first frame would have had nothing to play
+# for longer than this (network and scheduling jitter below it go unnoticed behind a jitter buffer)
+_UNDERRUN = 0.05
+
+
+async def _session(url: str, text: str, ready: asyncio.Event) -> tuple[float, int]:
+    """(seconds from sending the reply's text to its first audio frame, underruns); reads the reply to its end."""
     import websockets
 
     async with websockets.connect(url, max_queue=None) as ws:
@@ -307,18 +308,24 @@ async def _session(url: str, text: str, ready: asyncio.Event) -> float:
         started = time.perf_counter()
         await ws.send(json.dumps({"type": "text", "text": text}))
         await ws.send(json.dumps({"type": "done"}))
-        first = None
+        first: float | None = None
+        received = 0.0  # seconds of audio
+        underruns = 0
         while True:
             message = await ws.recv()
+            now = time.perf_counter()
             if isinstance(message, bytes):
                 if first is None:
-                    first = time.perf_counter() - started
+                    first = now - started
+                elif now - started - first > received + _UNDERRUN:
+                    underruns += 1
+                received += len(message) / 2 / 24000
             elif json.loads(message)["type"] in ("reply_done", "interrupted"):
                 assert first is not None, "a reply without audio"
-                return first
+                return first, underruns
 
 
-async def _round(url: str, texts: list[str]) -> list[float]:
+async def _round(url: str, texts: list[str]) -> list[tuple[float, int]]:
     """All sessions connect, then start their replies at the same moment."""
     ready = asyncio.Event()
     tasks = [asyncio.create_task(_session(url, text, ready)) for text in texts]
@@ -327,18 +334,21 @@ async def _round(url: str, texts: list[str]) -> list[float]:
     return list(await asyncio.gather(*tasks))
 
 
-def ws_rows(engine: str, rounds: dict[int, int]) -> list[dict[str, Any]]:
+def ws_rows(engine: str, rounds: dict[int, int], reply: str = REPLY, what: str = "") -> list[dict[str, Any]]:
     rows = []
     command = [sys.executable, "-m", "voicekit", "serve", "--engine", engine, "--max-sessions", "100"]
     with server_process(command) as (base, proc):
         url = base.replace("http", "ws", 1) + "/v1/speak"
         asyncio.run(_round(url, ["Warm up."]))
         for sessions, repeat in rounds.items():
-            latencies: list[float] = []
+            results: list[tuple[float, int]] = []
             for _ in range(repeat):
-                latencies += asyncio.run(_round(url, [REPLY.format(i=i) for i in range(sessions)]))
-            rows.append({"engine": engine, "measure": "WS text -> first audio byte", "sessions": sessions, **summarize(latencies)})
-        rows.append({"engine": engine, **_rss_row(url, proc.pid, max(rounds))})
+                results += asyncio.run(_round(url, [reply.format(i=i) for i in range(sessions)]))
+            rows.append({"engine": engine, "measure": f"WS text -> first audio byte{what}", "sessions": sessions,
+                         **summarize([first for first, _ in results]),
+                         "underruns": sum(u for _, u in results)})  # fmt: skip
+        if not what:
+            rows.append({"engine": engine, **_rss_row(url, proc.pid, max(rounds))})
     return rows
 
 
@@ -382,7 +392,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     notes = [
         "one `voicekit serve` process per row group (uvicorn, 1 worker); clients in the bench process; "
         "the naive endpoint synthesizes with the same voicekit stream and engine into memory, then answers",
-        "WS latency: from sending the reply's text (one message, then done) to receiving its first binary frame",
+        "WS latency: from sending the reply's text (one message, then done) to receiving its first binary frame; "
+        f"underruns: times a real-time player started at the first frame would have gone {_UNDERRUN * 1000:.0f} ms "
+        "without audio before the reply's end (goal for Piper: 0 with 30 sessions, first audio p95 <= 600 ms)",
         "RSS: the server's peak with all sessions mid-reply minus its idle RSS, per session",
         "formats: the same three-sentence request in each response_format, interleaved; "
         "ttfb_vs_pcm is the format's median first byte over pcm's (goal <= 1.5x)",
@@ -396,6 +408,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         rows += format_rows("piper", 2 if quick else 5)
         rows += wyoming_rows(3 if quick else 10)
         rows += ws_rows("piper", {1: 3 if quick else 10, 10: 1 if quick else 2})
+        rows += ws_rows("piper", {1: 3 if quick else 10, 10: 1 if quick else 3, 30: 1 if quick else 3}, THREE, ", three sentences")
     else:
         notes.append("Piper rows skipped: the piper extra is not installed")
     return {"section": "server", "rows": rows, "notes": notes}
