@@ -1,17 +1,23 @@
 """What every example shares: which engine speaks and where the audio goes.
 
-Engine: ``VOICEKIT_ENGINE=espeak|polly|openai``; without it, Amazon Polly when
-AWS credentials are in the environment, OpenAI when ``OPENAI_API_KEY`` is, and
-otherwise eSpeak NG, offline.
+Engine: ``VOICEKIT_ENGINE=piper|espeak|polly|openai``; without it, Amazon Polly
+when AWS credentials are in the environment, OpenAI when ``OPENAI_API_KEY`` is,
+and otherwise the ``voicekit`` command's default, offline: Piper when it is
+installed, else eSpeak NG.
 
 Output: ``VOICEKIT_OUTPUT=reply.wav`` writes everything the example says to a
 WAV file instead of the default audio device (the smoke tests use this).
+Without it and without a usable audio device, the example stops at once with
+one line saying so.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
+from voicekit import cli
+from voicekit.errors import OutputError
 from voicekit.tts import BaseTTS
 
 
@@ -23,29 +29,22 @@ def _engine_name() -> str:
         return "polly"
     if os.environ.get("OPENAI_API_KEY"):
         return "openai"
-    return "espeak"
+    return cli.default_engine()
 
 
 def make_tts() -> BaseTTS:
     """The TTS the guide's snippets call ``tts``, with the output chosen by the environment."""
-    name = _engine_name()
-    if name == "polly":
-        from voicekit import PollyClient, PollyTTS
-
-        tts: BaseTTS = PollyTTS(PollyClient())  # the standard boto3 credential chain
-    elif name == "openai":
-        from voicekit import OpenAIClient, OpenAITTS
-
-        tts = OpenAITTS(OpenAIClient())  # OPENAI_API_KEY, and OPENAI_BASE_URL if set
-    elif name == "espeak":
-        from voicekit import EspeakTTS
-
-        tts = EspeakTTS()
-    else:
-        raise ValueError(f"VOICEKIT_ENGINE={name!r}: use espeak, polly or openai")
     output = os.environ.get("VOICEKIT_OUTPUT")
     if output:
         from voicekit import WavSink
 
-        tts.set_output(WavSink(output))
+        sink = WavSink(output)
+    else:
+        try:
+            # now, rather than as a traceback at the first sentence
+            sink = cli.check_device(None, instead="or set VOICEKIT_OUTPUT=out.wav to write a WAV file instead")
+        except OutputError as exc:
+            raise SystemExit(f"{os.path.basename(sys.argv[0])}: {exc}") from None
+    tts: BaseTTS = cli.make_tts(_engine_name())  # Polly: the standard boto3 credential chain; OpenAI: OPENAI_API_KEY
+    tts.set_output(sink)
     return tts

@@ -2,7 +2,7 @@
 
 from _common import make_tts
 
-# Initialize TTS (offline eSpeak NG by default; Polly would be
+# Initialize TTS (offline Piper, or eSpeak NG, by default; Polly would be
 # PollyTTS(PollyClient(credentials=('region', 'key_id', 'access_key'))): see _common.py)
 tts = make_tts()
 

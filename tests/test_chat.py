@@ -34,6 +34,8 @@ from voicekit import EspeakTTS, MemorySink  # noqa: E402
 from voicekit.chat import Chat, LLMBackend, ResponderBackend  # noqa: E402
 from voicekit.responder import Responder, tokenize  # noqa: E402
 
+from .test_cli import NO_DEVICE, NO_PORTAUDIO, fake_sounddevice_env, no_cloud_env  # noqa: E402
+
 SHORT = "## Hi\n\nHello **there**, this is a short reply."
 LONG = (
     "# A long answer\n\nThis reply goes on for quite a while, so that there is time to interrupt it. "
@@ -104,9 +106,57 @@ def test_a_reply_is_shown_and_spoken(session):
     s = session([SHORT])
     message = s.reply("hello")
     assert message == {"role": "assistant", "content": SHORT}
-    assert "Hello **there**, this is a short reply." in s.text  # the screen shows the markdown
+    assert "Hello there, this is a short reply." in s.text  # the screen shows the markdown rendered
     assert s.sink.seconds > 1.0  # ... and the speaker got the whole reply
     s.quit()
+
+
+MARKDOWN = (
+    "## A heading\n\nSome **bold** and *italic* words, `inline code` and a [link](https://example.com).\n\n"
+    "- first item\n* second item\n\n```python\nprint('not read aloud')\n```\n\nThe end.\n"
+)
+
+
+def _terminal(s: Session) -> Any:
+    """The chat's screen as a terminal shows it, with each character's attributes."""
+    pyte = pytest.importorskip("pyte", reason="needs pyte: pip install 'voicekit[test]'")
+    screen = pyte.Screen(200, 40)
+    screen.set_mode(pyte.modes.LNM)  # a tty turns "\n" into CR LF
+    pyte.Stream(screen).feed(s.screen.getvalue())
+    return screen
+
+
+def _cells(screen: Any, text: str) -> list[Any]:
+    """The cells of the first row showing ``text``."""
+    for y, row in enumerate(screen.display):
+        x = row.find(text)
+        if x >= 0:
+            return [screen.buffer[y][x + i] for i in range(len(text))]
+    raise AssertionError(f"{text!r} is not on the screen:\n" + "\n".join(screen.display))
+
+
+def test_markdown_is_rendered_on_screen_and_code_is_not_spoken(session):
+    from voicekit import clean_for_speech
+
+    s = session([MARKDOWN])
+    assert s.reply("show me markdown") == {"role": "assistant", "content": MARKDOWN}  # the history keeps it as sent
+    s.quit()
+    screen = _terminal(s)
+    shown = "\n".join(screen.display)
+    for markup in ("##", "**", "```", "](", "`inline"):
+        assert markup not in shown, shown
+    assert all(c.bold for c in _cells(screen, "A heading"))
+    assert all(c.bold for c in _cells(screen, "bold")) and not _cells(screen, "Some")[0].bold
+    assert all(c.italics for c in _cells(screen, "italic"))
+    assert all(c.underscore for c in _cells(screen, "link"))
+    assert "• first item" in shown and "• second item" in shown
+    label = _cells(screen, "python code (not spoken)")
+    code = _cells(screen, "print('not read aloud')")
+    the_end = _cells(screen, "The end.")
+    assert {c.fg for c in label + code} == {"brightblack"} and the_end[0].fg == "default"  # dimmed, then not
+    # what is spoken: the speech filter drops the markup and the code block
+    spoken = clean_for_speech(MARKDOWN)
+    assert "A heading" in spoken and "read aloud" not in spoken and "*" not in spoken and "#" not in spoken
 
 
 def test_escape_barges_in_and_history_keeps_only_what_was_heard(session):
@@ -144,7 +194,7 @@ def test_ctrl_c_and_a_new_message_barge_in(session):
     # the old reply's tail is printed above the new message, not after it
     # (the last "you> second question" is the scrollback line; earlier ones were the prompt being typed)
     screen = s.text
-    assert screen.index("[interrupted]") < screen.rindex("you> second question") < screen.index("Hello **there**")
+    assert screen.index("[interrupted]") < screen.rindex("you> second question") < screen.index("Hello there")
 
     heard = s.sink.seconds
     s.type("third\r")  # the script cycles back to LONG
@@ -436,27 +486,65 @@ def test_chat_in_a_terminal_writes_each_reply_to_wav(tmp_path, spawn):
         assert wav.getnframes() / wav.getframerate() > 5.0
 
 
-def test_chat_without_portaudio_says_so_and_goes_on_as_text(tmp_path, spawn):
-    # A sounddevice that fails to load is exactly what a machine without libportaudio2 shows.
-    (tmp_path / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
-    pexpect, child = spawn(["--tokens-per-second", "300"], _env(str(tmp_path)))
-    child.expect("the PortAudio library is missing")
-    child.expect("apt-get install libportaudio2")
+@pytest.mark.parametrize(
+    "sounddevice, reason",
+    [
+        (NO_PORTAUDIO, "the PortAudio library is missing: install it (`apt-get install libportaudio2`)"),
+        (NO_DEVICE, "no audio output device found: connect a sound card"),
+    ],
+    ids=["no-portaudio", "no-device"],
+)
+def test_chat_without_a_sound_card_writes_each_reply_to_a_wav(sounddevice, reason, tmp_path, spawn):
+    env = fake_sounddevice_env(tmp_path, sounddevice)
+    env = {**_env(env["PYTHONPATH"]), "TMPDIR": str(tmp_path)}
+    pexpect, child = spawn(["--engine", "espeak", "--tokens-per-second", "40"], env, cwd=str(tmp_path))
+    child.expect(r"voicekit: (.*); replies go to WAV files in (\S+)\r\n")
+    assert child.match.group(1).startswith(reason) and "--out" not in child.match.group(1)
+    folder = Path(child.match.group(2))
+    assert folder.parent == tmp_path
     child.expect("/help lists the commands")
-    # /mute can't turn speech on without a device: it says why, and the reply is whole
-    child.sendline("/mute")
-    child.expect("speech stays off: the PortAudio library is missing")
     child.sendline("hello")
-    child.expect(r"Press \*\*Esc\*\* to stop me at any time.")
+    child.expect(r"writing reply-1\.wav \(Esc stops")  # the toolbar: nothing plays, a file is written
+    child.expect(r"to stop me at any time\.")  # the reply's last words (Esc is bold)
+    child.expect(r"\(audio: (\S+)\)")
+    assert Path(child.match.group(1)) == folder / "reply-1.wav"
+    child.sendline("/save saved.wav")
+    child.expect(r"saved the last reply \(\d+\.\d s, as heard\) to saved.wav")
+    child.sendline("/mute")
+    child.expect("muted: replies are shown, not spoken")
     child.sendline("/history")
-    child.expect("## Hello")  # the whole reply is in the history, not a lone "##"
-    child.expect("Each sentence is cut as soon as it ends")
+    child.expect("## Hello")  # the whole reply is in the history
     child.sendline("/quit")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
     seen = child.logfile_read.getvalue()
-    assert "Traceback" not in seen and "unmuted" not in seen
+    assert "Traceback" not in seen and "speaking (Esc stops)" not in seen and "speech stays off" not in seen
+    for wav_file in (folder / "reply-1.wav", tmp_path / "saved.wav"):
+        with wave.open(str(wav_file)) as wav:
+            assert wav.getnframes() / wav.getframerate() > 5.0
+    assert sorted(p.name for p in folder.iterdir()) == ["reply-1.wav"]
+
+
+def test_engine_lists_what_can_speak_and_piper_names_its_voice(tmp_path, spawn):
+    from voicekit.cli import default_engine
+
+    if default_engine() != "piper":
+        pytest.skip("needs Piper: pip install 'voicekit[piper]'")
+    pexpect, child = spawn(["--engine", "piper", "--out", str(tmp_path / "r.wav")], no_cloud_env(_env(), tmp_path))
+    child.expect("/help lists the commands")
+    child.sendline("/voice")
+    child.expect(r"voice: (\S+) \(/voices lists them")
+    assert child.match.group(1) == "en_US-joe-medium"
+    child.sendline("/engine")
+    child.expect(r"engine: piper \(available: ([^\r\n]*)\)")
+    assert child.match.group(1) == "piper, espeak; polly needs AWS credentials; openai needs an API key"
+    child.sendline("/engine espeak")
+    child.expect("engine: espeak")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path, spawn):
@@ -489,7 +577,7 @@ def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env, spawn):
         pytest.skip("the documented session is `scripts/demo`, which speaks with Piper: pip install '.[piper]'")
     readme = (Path(__file__).parent.parent / "docs" / "getting-started.md").read_text(encoding="utf-8")
     expected = [_normalized(line) for line in readme.split("$ scripts/demo\n", 1)[1].split("\n```\n", 1)[0].splitlines()]
-    env = {k: v for k, v in alsa_null_env.items() if k != "OPENAI_API_KEY"}
+    env = no_cloud_env(alsa_null_env, tmp_path)  # the page's /engine line lists what can speak
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # the emulator answers no cursor-position requests
     pexpect, child = spawn([], env, cwd=str(tmp_path))
     screen = pyte.Screen(200, 80)

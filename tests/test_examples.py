@@ -19,6 +19,8 @@ import pytest
 
 pytest.importorskip("espeakng_loader", reason="needs eSpeak NG: pip install 'voicekit[espeak]'")
 
+from .test_cli import NO_DEVICE, fake_sounddevice_env  # noqa: E402
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # script -> (least seconds of speech, about 75% of what all its text takes with eSpeak's
@@ -168,3 +170,29 @@ def test_examples_use_polly_when_aws_credentials_are_set(tmp_path, fake_polly):
     assert_speech(audio, samplerate, 2.0)
     spoken = " ".join(e.body["Text"] for e in fake_polly.speech_requests())
     assert words(spoken) == words("First part of the text. Second part of the text.")
+
+
+def test_without_a_sound_card_an_example_says_to_set_voicekit_output(tmp_path):
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    env = {"VOICEKIT_OUTPUT": "", "PYTHONPATH": fake_sounddevice_env(folder, NO_DEVICE)["PYTHONPATH"]}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "simple_streaming.py")],
+        env=example_env(tmp_path, env), cwd=tmp_path, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("simple_streaming.py: no audio output device found")
+    assert "set VOICEKIT_OUTPUT=out.wav" in proc.stderr and "--out" not in proc.stderr
+
+
+def test_examples_speak_with_the_default_engine(tmp_path):
+    from voicekit.cli import default_engine
+
+    env = example_env(tmp_path, {"VOICEKIT_ENGINE": "", "PYTHONPATH": os.pathsep.join([str(EXAMPLES), *sys.path])})
+    proc = subprocess.run(
+        [sys.executable, "-c", "from _common import make_tts; tts = make_tts(); print(type(tts).__name__); tts.cleanup()"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == {"piper": "PiperTTS", "espeak": "EspeakTTS"}[default_engine()]

@@ -6,8 +6,10 @@ token through ``voicekit.adapters`` while the same tokens are printed (or, with
 Barge-in: sending a new message, or Esc / Ctrl-C while the bot speaks,
 interrupts the reply; the history then keeps only the words that were heard,
 marked as interrupted. The audio plays through a ``RecordingSink``, so
-``/save`` writes what was heard, not a new synthesis. Only voicekit's public
-API is used: this module doubles as a demonstration of it.
+``/save`` writes what was heard, not a new synthesis. The screen shows the
+reply's markdown rendered (headings, emphasis, bullets, dimmed code blocks);
+the speech filter drops that markup and the code from what is spoken. Only
+voicekit's public API is used: this module doubles as a demonstration of it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import shlex
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,13 +40,13 @@ from prompt_toolkit.styles import Style
 from . import (
     BaseTTS,
     DeviceSink,
+    NullSink,
     Recording,
     RecordingSink,
     Sink,
     SpeechStream,
     Voice,
     VoicekitError,
-    WavSink,
 )
 from .adapters import INTERRUPTED_MARK, SpokenText, speak_iter, stream_chat
 from .responder import Responder
@@ -68,7 +71,10 @@ sending a new message interrupts it: the history keeps only what you heard.
   /help                  this help
   /quit                  leave (Ctrl-D works too)"""
 
-_STYLE = Style.from_dict({"you": "ansicyan bold", "bot": "ansigreen bold", "note": "ansiyellow"})
+# code is grey rather than "dim": prompt_toolkit knows dim only from 3.0.52
+_STYLE = Style.from_dict(
+    {"you": "ansicyan bold", "bot": "ansigreen bold", "note": "ansiyellow", "code": "ansibrightblack"}
+)
 _WHO = {"user": "you> ", "assistant": "bot> ", "system": "system> "}
 
 
@@ -158,6 +164,7 @@ class _Turn:
     speech: _Speech
     recorder: RecordingSink | None
     sync: bool  # words are shown as they are heard
+    wav: Path | None  # where its audio is saved when it is over, instead of playing
     thread: threading.Thread | None = None
 
     def interrupt(self) -> None:
@@ -209,9 +216,10 @@ class Chat:
     Replies play on ``sink`` (default: the sound card), through a
     ``RecordingSink`` that keeps what was heard for ``/save``. With
     ``reply_wav``, each reply is written to its own numbered WAV file instead
-    (``reply-1.wav``, ...). ``audio_error`` says why there is no audio at all:
-    speech then stays off and ``/mute`` explains why. ``make_tts(name)`` builds
-    the TTS for ``/engine`` (raising ``VoicekitError`` if it can't).
+    (``reply-1.wav``, ...). ``make_tts(name)`` builds the TTS for ``/engine``
+    (raising ``VoicekitError`` if it can't); ``engine_problem(name)`` says why
+    one of ``engines`` can't speak here ("needs AWS credentials"), or None.
+    ``default_voice(name)`` is the voice id an engine starts with, if known.
     ``system`` is sent before the history. ``input``/``output`` are
     prompt_toolkit's (tests pass a pipe input). The chat owns ``tts``: it is
     cleaned up when :meth:`run` returns.
@@ -223,10 +231,11 @@ class Chat:
         backend: Backend,
         *,
         sink: Sink | None = None,
-        audio_error: str | None = None,
         make_tts: Callable[[str], BaseTTS] | None = None,
         engine: str = "espeak",
         engines: Sequence[str] = (),
+        engine_problem: Callable[[str], str | None] | None = None,
+        default_voice: Callable[[str], str | None] | None = None,
         voice: str | None = None,
         rate: float | str | None = None,
         reply_wav: Path | None = None,
@@ -241,22 +250,24 @@ class Chat:
         self.make_tts = make_tts
         self.engine = engine
         self.engines = tuple(engines) if make_tts else (engine,)
+        self.engine_problem = engine_problem
+        self.default_voice = default_voice
         self.voice = voice
         self.rate = _number_or_word(rate) if rate is not None else None
         self.reply_wav = reply_wav
-        self.audio_error = audio_error
-        self.muted = muted or audio_error is not None
+        self.muted = muted
         self.sync_text = sync_text
         self.system = system
         self.history: list[dict[str, str]] = []
         self._input = input
         self._output = output
-        self._recorder = None if audio_error is not None else RecordingSink(sink or DeviceSink())
+        self._recorder = RecordingSink(sink or DeviceSink()) if reply_wav is None else None
         self._turn: _Turn | None = None
         self._last_recording: Recording | None = None
         self._replies = 0
         self._line = ""  # the reply's unfinished last line, shown above the prompt
         self._first_line = True
+        self._markdown = _Markdown()
         self._voices: list[Voice] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._context: contextvars.Context | None = None
@@ -333,14 +344,22 @@ class Chat:
             logger.removeHandler(notes)
 
     def _prompt(self) -> FormattedText:
-        if not self._line:
+        line = self._markdown.partial(self._line) if self._line else None
+        if line is None:
             return FormattedText([("class:you", "you> ")])
         prefix = "bot> " if self._first_line else "     "
-        return FormattedText([("class:bot", prefix), ("", self._line + "\n"), ("class:you", "you> ")])
+        return FormattedText([("class:bot", prefix), *line, ("", "\n"), ("class:you", "you> ")])
 
     def _rprompt(self) -> FormattedText:
         # The text of a reply arrives before its speech ends: say when Esc still has something to stop.
-        return FormattedText([("class:note", "speaking (Esc stops)")] if self.speaking else [])
+        turn = self._turn
+        if turn is None:
+            return FormattedText([])
+        if not turn.speech.on:
+            doing = "replying"  # muted, or the speech failed
+        else:
+            doing = f"writing {turn.wav.name}" if turn.wav is not None else "speaking"
+        return FormattedText([("class:note", f"{doing} (Esc stops)")])
 
     def _key_bindings(self) -> KeyBindings:
         keys = KeyBindings()
@@ -376,6 +395,7 @@ class Chat:
         self._replies += 1
         recorder = None if self.muted else self._reply_recorder()
         sync = self.sync_text and recorder is not None
+        wav = self._wav_path() if recorder is not None and self.reply_wav is not None else None
         speech = _Speech(None)
         try:
             if recorder is not None:
@@ -387,16 +407,16 @@ class Chat:
             self.history.pop()  # unanswered: sending it again must not double it
             self._note(f"error: {_describe(exc)}")
             return
-        turn = _Turn(reply, speech, recorder, sync)
+        turn = _Turn(reply, speech, recorder, sync, wav)
         turn.thread = threading.Thread(target=self._speak, args=(turn,), name="voicekit-chat-reply", daemon=True)
         self._turn = turn
         turn.thread.start()
 
-    def _reply_recorder(self) -> RecordingSink | None:
-        if self.reply_wav is not None:
-            return RecordingSink(WavSink(self._wav_path()))
-        if self._recorder is not None:
-            self._recorder.take()  # nothing else plays on it: start this reply's recording
+    def _reply_recorder(self) -> RecordingSink:
+        if self._recorder is None:
+            # the file is written from the recording when the reply is over: complete, and as heard
+            return RecordingSink(NullSink())
+        self._recorder.take()  # nothing else plays on it: start this reply's recording
         return self._recorder
 
     def _wav_path(self) -> Path:
@@ -434,6 +454,14 @@ class Chat:
             self._note(f"speech failed: {_describe(speech.error)}")
         if error is not None:
             self._note(f"error: {_describe(error)}")
+        self._last_recording = turn.recorder.take() if turn.recorder is not None and speech.stream else None
+        # the file is there before the reply counts as over
+        if turn.wav is not None and self._last_recording is not None and self._last_recording.seconds:
+            try:
+                self._last_recording.save(turn.wav)
+                self._note(f"(audio: {turn.wav})")
+            except VoicekitError as exc:
+                self._note(f"can't save the reply's audio: {exc}")
         if speech.on:
             if reply.text:
                 self.history.append(reply.as_message())
@@ -441,11 +469,8 @@ class Chat:
             # Muted or failed, the user read what was shown: that is what "heard" means here.
             mark = INTERRUPTED_MARK if reply.interrupted else ""
             self.history.append({"role": "assistant", "content": reply.text + mark})
-        self._last_recording = turn.recorder.take() if turn.recorder is not None and speech.stream else None
         if self._turn is turn:
             self._turn = None
-        if self.reply_wav is not None and self._last_recording is not None and self._last_recording.seconds:
-            self._note(f"(audio: {self._wav_path()})")
         self._invalidate()
 
     def _barge_in(self) -> None:
@@ -474,14 +499,14 @@ class Chat:
         if "\n" in self._line:
             done, _, self._line = self._line.rpartition("\n")
             for line in done.split("\n"):
-                self._print(self._bot_line(line))
+                self._print_bot_line(line)
         self._invalidate()
 
     def _show_word(self, word: str) -> None:
         """A heard word; a line full to the terminal's width goes to the scrollback."""
         line = f"{self._line} {word}" if self._line else word
         if len(line) > self._columns() - 6 and self._line:
-            self._print(self._bot_line(self._line))
+            self._print_bot_line(self._line)
             line = word
         self._line = line
         self._invalidate()
@@ -490,16 +515,20 @@ class Chat:
         app = get_app_or_none()
         return app.output.get_size().columns if app is not None else 80
 
-    def _bot_line(self, line: str) -> list[tuple[str, str]]:
+    def _print_bot_line(self, line: str) -> None:
+        fragments = self._markdown.line(line)
+        if fragments is None:
+            return
         prefix = [("class:bot", "bot> ")] if self._first_line else [("", "     ")]
         self._first_line = False
-        return [*prefix, ("", line)]
+        self._print([*prefix, *fragments])
 
     def _flush_line(self) -> None:
         if self._line:
-            self._print(self._bot_line(self._line))
+            self._print_bot_line(self._line)
         self._line = ""
         self._first_line = True
+        self._markdown = _Markdown()
 
     def _print(self, fragments: list[tuple[str, str]]) -> None:
         print_formatted_text(FormattedText(fragments), style=_STYLE)
@@ -535,7 +564,8 @@ class Chat:
             except (VoicekitError, ValueError) as exc:
                 raise ValueError(f"no {self.engine} voice {args[0]!r}; /voices lists them") from exc
             self.voice = args[0]
-        self._note(f"voice: {self.voice or 'the default'} (/voices lists them, Tab completes)")
+        voice = self.voice or (self.default_voice(self.engine) if self.default_voice else None)
+        self._note(f"voice: {voice or 'the default'} (/voices lists them, Tab completes)")
 
     async def _cmd_voices(self, args: list[str]) -> None:
         voices = self.voices()
@@ -571,12 +601,19 @@ class Chat:
             await self._stop_turn()
             old, self.tts, self.engine, self.voice, self._voices = self.tts, tts, args[0], None, None
             old.cleanup()
-        self._note(f"engine: {self.engine} (available: {', '.join(self.engines)})")
+        self._note(f"engine: {self.engine} (available: {await self._engines_available()})")
+
+    async def _engines_available(self) -> str:
+        """The engines that can speak, then what each other one needs ("polly needs AWS credentials")."""
+        if self.engine_problem is None:
+            return ", ".join(self.engines)
+        # boto3 loads and looks for credentials: not on the UI loop
+        problems = await asyncio.gather(*(asyncio.to_thread(self.engine_problem, e) for e in self.engines))
+        ready = [e for e, problem in zip(self.engines, problems) if problem is None]
+        lacking = [f"{e} {problem}" for e, problem in zip(self.engines, problems) if problem is not None]
+        return "; ".join([", ".join(ready), *lacking])
 
     async def _cmd_mute(self, args: list[str]) -> None:
-        if self.audio_error is not None:
-            self._note(f"speech stays off: {self.audio_error}")
-            return
         self.muted = not self.muted
         if self.muted:
             await self._stop_turn()
@@ -647,6 +684,76 @@ COMMANDS: dict[str, Callable[[Chat, list[str]], Any]] = {
     "/help": Chat._cmd_help,
     "/quit": Chat._cmd_quit,
 }
+
+
+_Fragments = list[tuple[str, str]]
+
+_FENCE = re.compile(r"\s*(```|~~~)\s*([\w+.#-]*)")
+_HEADING = re.compile(r"\s{0,3}#{1,6}(?:\s+|$)(.*?)(?:\s+#+)?\s*$")
+_BULLET = re.compile(r"(\s*)[-*+]\s+")
+_INLINE = re.compile(
+    r"`(?P<code>[^`]+)`"
+    r"|\[(?P<link>[^\]]+)\]\((?P<url>[^)\s]+)\)"
+    r"|\*\*(?P<strong>\S(?:.*?\S)?)\*\*|__(?P<strong_>\S(?:.*?\S)?)__"
+    r"|(?<![\w*])\*(?P<em>[^\s*](?:[^*]*[^\s*])?)\*(?![\w*])"
+    r"|(?<![\w_])_(?P<em_>[^\s_](?:[^_]*[^\s_])?)_(?![\w_])"
+)
+
+
+class _Markdown:
+    """A reply's markdown as the terminal shows it, line by line as the reply streams in.
+
+    Headings and strong emphasis are bold, emphasis italic, links underlined
+    (the target follows, grey), bullets are "•", and code blocks are grey
+    under a "code (not spoken)" line: the speech filter skips them, so the
+    screen says so. Only a complete line opens or closes a code block.
+    """
+
+    def __init__(self) -> None:
+        self.in_code = False
+
+    def line(self, text: str) -> _Fragments | None:
+        """A complete line; None for one that shows nothing (a code block's closing fence)."""
+        shown = self.partial(text)
+        if _FENCE.match(text):
+            self.in_code = not self.in_code
+        return shown
+
+    def partial(self, text: str) -> _Fragments | None:
+        """The line as far as it has arrived."""
+        fence = _FENCE.match(text)
+        if fence:
+            return None if self.in_code else [("class:code italic", f"{fence[2]} code (not spoken)".lstrip())]
+        if self.in_code:
+            return [("class:code", "  " + text)]
+        heading = _HEADING.match(text)
+        if heading:
+            return _inline(heading[1], "bold")
+        bullet = _BULLET.match(text)
+        if bullet:
+            return [("", f"{bullet[1]}• "), *_inline(text[bullet.end() :])]
+        return _inline(text)
+
+
+def _inline(text: str, style: str = "") -> _Fragments:
+    fragments: _Fragments = []
+    end = 0
+    for match in _INLINE.finditer(text):
+        if match.start() > end:
+            fragments.append((style, text[end : match.start()]))
+        end = match.end()
+        if match["code"] is not None:
+            fragments.append((f"{style} class:code".strip(), match["code"]))
+        elif match["link"] is not None:
+            fragments += _inline(match["link"], f"{style} underline".strip())
+            fragments.append(("class:code", f" ({match['url']})"))
+        elif match["strong"] is not None or match["strong_"] is not None:
+            fragments += _inline(match["strong"] or match["strong_"], f"{style} bold".strip())
+        else:
+            fragments += _inline(match["em"] or match["em_"], f"{style} italic".strip())
+    if end < len(text):
+        fragments.append((style, text[end:]))
+    return fragments
 
 
 def _voice_matches(voice: Voice, prefix: str) -> bool:

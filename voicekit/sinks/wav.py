@@ -48,6 +48,15 @@ def wav_header(samplerate: int, channels: int, dtype: str, data_bytes: int) -> b
     return struct.pack("<4sI4s", b"RIFF", 4 + len(chunks) + data_bytes, b"WAVE") + chunks
 
 
+def rewrite_header(out: BinaryIO, samplerate: int, channels: int, dtype: str, data_bytes: int) -> None:
+    """Put the real sizes in the header at the start of ``out``, then return to the end of its data."""
+    header = wav_header(samplerate, channels, dtype, data_bytes)
+    out.seek(0)
+    out.write(header)
+    out.seek(len(header) + data_bytes)
+    out.flush()
+
+
 def encode(frames: np.ndarray, dtype: str) -> bytes:
     """Little-endian ``dtype`` sample bytes from int16, int32 or float (-1.0..1.0) input.
 
@@ -162,10 +171,7 @@ class WavSink(ClosesOnExit):
     def _finish(self, out: BinaryIO) -> None:
         assert self._layout is not None  # set whenever a file is open
         with self._os_errors("finishing"):
-            out.seek(0)
-            out.write(wav_header(*self._layout, self.dtype, self._data_bytes))
-            out.seek(self._header_size + self._data_bytes)
-            out.flush()
+            rewrite_header(out, *self._layout, self.dtype, self._data_bytes)
 
     def close(self) -> None:
         with self._lock:
