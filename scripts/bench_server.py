@@ -309,17 +309,18 @@ async def _session(url: str, text: str, ready: asyncio.Event) -> tuple[float, in
         await ws.send(json.dumps({"type": "text", "text": text}))
         await ws.send(json.dumps({"type": "done"}))
         first: float | None = None
-        received = 0.0  # seconds of audio
+        runs_dry = 0.0  # when a real-time player would have played all it got
         underruns = 0
         while True:
             message = await ws.recv()
             now = time.perf_counter()
             if isinstance(message, bytes):
                 if first is None:
-                    first = now - started
-                elif now - started - first > received + _UNDERRUN:
-                    underruns += 1
-                received += len(message) / 2 / 24000
+                    first, runs_dry = now - started, now
+                elif now > runs_dry + _UNDERRUN:
+                    underruns += 1  # the player stalled, and plays on from now
+                    runs_dry = now
+                runs_dry += len(message) / 2 / 24000
             elif json.loads(message)["type"] in ("reply_done", "interrupted"):
                 assert first is not None, "a reply without audio"
                 return first, underruns
