@@ -237,6 +237,21 @@ def test_openai_gets_every_chunk_as_valid_text(fake_openai: FakeOpenAI, text: st
         client.close()
 
 
+def _said_and_reported(pieces: list[str]) -> tuple[str, list[str]]:
+    """The speech filter as a stream runs it: sanitizing its input, both stages reporting to one list."""
+    reported: list[str] = []
+    speech = SpeechFilter(on_filtered=reported.append, sanitize=True)
+    said = "".join(speech.feed(piece) for piece in pieces) + speech.flush()
+    return said, reported
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_texts, cuts=_cuts)
+def test_what_the_text_stages_report_does_not_depend_on_how_the_text_is_cut(text: str, cuts: list[int]) -> None:
+    said, reported = _said_and_reported(_pieces(text, cuts))
+    assert (said, reported) == _said_and_reported([text])
+
+
 def test_replacement_character_is_what_a_lone_surrogate_becomes() -> None:
     stages = Stages(["Half a pair \ud83d here."])
     assert stages.chunks == [f"Half a pair {REPLACEMENT} here."] and stages.reported == ["\ud83d"]
@@ -284,3 +299,21 @@ def test_an_interrupt_at_any_point_loses_nothing(espeak_tts, text: str, cuts: li
             - _visible(stream.filtered_text))
     stream.close()
     assert not lost, f"neither heard, unheard nor reported: {''.join(lost.elements())!r}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_texts.filter(lambda t: not t.lstrip().startswith("<speak")), cut=st.integers(min_value=0))
+def test_what_a_stream_reports_does_not_depend_on_where_its_text_is_cut(espeak_tts, text: str, cut: int) -> None:
+    """The worker takes queued text in slices of ``_SLICE`` characters: blank lines before the text put a cut at ``cut``."""
+    from voicekit import MemorySink
+    from voicekit.stream import _SLICE
+
+    def reported(blank_lines: int) -> tuple[str, str]:
+        stream = espeak_tts.create_stream(sink=MemorySink())
+        stream.feed("\n" * blank_lines + text)
+        stream.done()
+        assert stream.wait_until_done(timeout=30)
+        stream.close()
+        return stream.filtered_text, stream.heard_text
+
+    assert reported(_SLICE - cut % (len(text) + 1)) == reported(_SLICE)

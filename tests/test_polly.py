@@ -11,9 +11,13 @@ import time
 
 import pytest
 
+from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from tests.helpers import collect, words
+from tests.helpers import collect, wait_for, words
 from voicekit.engine import Cancel, Engine
+from voicekit.engines import polly as polly_module
+from voicekit.engines.fallback import FallbackEngine
+from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
 from voicekit.voices import PollyTTS
@@ -190,6 +194,70 @@ def test_disconnect_mid_body_raises_after_the_audio_it_got(fake_polly: FakePolly
     marks = [m for c in got for m in c.marks]
     assert marks and all(m.time < sum(c.duration for c in got) for m in marks)
     assert len(fake_polly.speech_requests("pcm")) == 1, "a broken body is not retried"
+
+
+@pytest.mark.parametrize("fault, reason", [("html", "text/html"), ("noise", "middle of a sample")])
+def test_a_200_whose_body_is_not_pcm_is_an_engine_error(fake_polly: FakePolly, polly: PollyClient, fault: str,
+                                                         reason: str) -> None:
+    fake_polly.faults = [fault]
+    got = []
+    with pytest.raises(EngineError, match=reason) as caught:
+        for chunk in polly.synthesize("A proxy answers in place of Polly.", threading.Event()):
+            got.append(chunk)
+    assert caught.value.engine == "polly"
+    if fault == "html":
+        assert got == [], "a page is never played as noise"
+
+
+def test_a_page_in_place_of_audio_moves_a_chain_on(fake_polly: FakePolly, fake_openai: FakeOpenAI,
+                                                    polly: PollyClient) -> None:
+    text = "A captive portal answers in place of Polly."
+    openai = OpenAIClient(api_key="sk-fake", base_url=f"{fake_openai.url}/v1")
+    fake_polly.faults = ["html"]
+    try:
+        chunks = list(FallbackEngine([polly, openai]).synthesize(text, threading.Event()))
+    finally:
+        openai.close()
+    assert {c.engine for c in chunks} == {"openai"}
+    assert [r.body["input"] for r in fake_openai.speech_requests()] == [text]
+
+
+def test_a_429_is_retried_after_its_retry_after(fake_polly: FakePolly, polly: PollyClient) -> None:
+    fake_polly.faults = ["429"]
+    fake_polly.retry_after = "1"
+    chunks, _ = collect(polly.synthesize("Patience pays.", threading.Event()))
+    first, second = fake_polly.speech_requests("pcm")
+    assert 0.9 <= second.received_at - first.received_at < 3, "Retry-After: 1 was not honoured"
+    assert sum(len(c.pcm) for c in chunks) == second.total // 2
+
+
+def test_retry_after_is_bounded(fake_polly: FakePolly, polly: PollyClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(polly_module, "_MAX_RETRY_AFTER", 0.5)
+    fake_polly.faults = ["429"]
+    fake_polly.retry_after = "3600"
+    collect(polly.synthesize("Not in an hour.", threading.Event()))
+    first, second = fake_polly.speech_requests("pcm")
+    assert 0.4 <= second.received_at - first.received_at < 2
+
+
+@pytest.mark.parametrize("event", [Cancel, threading.Event])
+def test_an_interrupt_ends_a_retry_after_wait_at_once(fake_polly: FakePolly, polly: PollyClient,
+                                                      event: type[threading.Event]) -> None:
+    fake_polly.faults = ["429"]
+    fake_polly.retry_after = "5"
+    cancel = event()
+    got: list = []
+    speaker = threading.Thread(target=lambda: got.extend(polly.synthesize("Never mind.", cancel)))
+    speaker.start()
+    wait_for(lambda: fake_polly.speech_requests("pcm") and fake_polly.speech_requests("pcm")[0].finished.is_set(),
+             "the 429 answer")
+    time.sleep(0.1)  # the client has the answer and waits
+    interrupted = time.monotonic()
+    cancel.set()
+    speaker.join(timeout=5)
+    assert time.monotonic() - interrupted < 0.5 and got == []
+    time.sleep(0.3)
+    assert len(fake_polly.speech_requests("pcm")) == 1, "a request was sent after the interrupt"
 
 
 def test_connection_refused_is_an_engine_error(aws_env: None, no_thread_leak: None) -> None:

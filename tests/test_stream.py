@@ -536,6 +536,33 @@ def test_interrupt_inside_on_word_stops_at_once(tts):
     assert run_briefly(lambda: tts.speak("Next.", sink=sink)) < 5
 
 
+def test_the_unheard_text_of_one_huge_word_is_exactly_what_was_not_heard(tts):
+    """A text without spaces is cut into chunks (max_text_chunk) and slices (queued text): no cut adds a space."""
+    text = "".join(itertools.islice(itertools.cycle("Antidisestablishmentarianism"), 1_000_000))
+    heard = threading.Event()
+    stream = tts.create_stream(sink=MemorySink(realtime=True), on_word=lambda info: heard.set())
+    stream.feed(text)
+    assert heard.wait(30)
+    unheard = stream.interrupt()
+    assert stream.heard_text + unheard == text, (len(stream.heard_text), len(unheard))
+    stream.close()
+
+
+def test_the_unspoken_text_of_one_huge_word_is_exactly_what_was_not_heard(no_thread_leak):
+    from voicekit import BaseTTS, EspeakClient
+
+    tts = BaseTTS(_BreaksAfter(EspeakClient(), "Anti"))  # the first chunk already breaks off
+    fed = "".join(itertools.islice(itertools.cycle("Antidisestablishmentarianism"), 2000))
+    stream = tts.create_stream(sink=MemorySink())
+    stream.feed(fed)
+    stream.done()
+    with pytest.raises(EngineError) as info:
+        stream.wait_until_done(timeout=20)
+    assert stream.heard_text + info.value.unspoken_text == fed
+    stream.close()
+    tts.cleanup()
+
+
 def test_close_inside_on_chunk_processed_does_not_stall(tts):
     sink = MemorySink()
     holder = {}

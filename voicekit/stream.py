@@ -15,6 +15,7 @@ worker) run with no voicekit lock held; ``close()``, ``interrupt()`` and
 from __future__ import annotations
 
 import atexit
+import bisect
 import concurrent.futures
 import itertools
 import logging
@@ -51,6 +52,7 @@ OnWord = Callable[[WordInfo], Any] | Callable[[dict[str, Any]], Any]
 # how much queued text the worker takes per turn; bounds how long the lock is held
 _SLICE = 16_384
 _WORD = re.compile(r"\S+")
+_NON_SPACE = re.compile(r"\S")
 
 _live: weakref.WeakSet[SpeechStream] = weakref.WeakSet()
 
@@ -117,10 +119,12 @@ class SpeechStream:
         # SSML goes to engines that read it; others get an SSML reply's words
         self._ssml_ok = bool(getattr(engine, "supports_ssml", False))
         self._ssml: list[str] = []
-        # what the text stages drop goes to the reply being filtered (filtered_text)
+        # what the text stages drop goes to the reply being filtered (filtered_text); the speech
+        # filter sanitizes its own input, so that both stages' reports keep the input's order
         self._filtered = RecentText(0)
         self._sanitizer = Sanitizer(self._report_filtered)
-        self._filter = SpeechFilter(on_filtered=self._report_filtered) if config.speech_filter else None
+        self._filter = SpeechFilter(on_filtered=self._report_filtered, sanitize=True) if config.speech_filter else None
+        self._seams = _Seams()
         self._chunker = SentenceChunker(
             first_fragment=config.first_fragment,
             max_chars=min(config.max_text_chunk, engine.max_chars),
@@ -272,14 +276,17 @@ class SpeechStream:
         The stream gives up its place in line at once: streams waiting behind it
         on the same sink start playing. Returns the text that was fed to this
         reply but not heard: spoken-form text of cut chunks, then text still
-        inside the filter and chunker.
+        inside the filter and chunker, then text still queued as fed. A space
+        joins two of these only where the text had one: a word longer than
+        ``max_text_chunk`` comes back whole.
         """
         with self._cond:
             reply = self._reply
             if reply is None:
                 return ""
             self._reply = None
-            unheard_tail = self._drain_text_pipeline()
+            seams = self._seams
+            unheard_tail = self._drain_text_pipeline(reply)
             self._unsynth_chars = 0
             if self._busy is reply:
                 # it may be stuck in a cancelled network call: a new reply gets a new worker
@@ -290,7 +297,7 @@ class SpeechStream:
         reply.cancel.set()
         reply.buffer.clear()
         self._check_finished()
-        return " ".join(t for t in (reply.unheard_text(), unheard_tail) if t)
+        return (seams.mend(reply.unheard_text()) + unheard_tail).strip()
 
     def pause(self) -> None:
         """Hold playback where it is (the sink's buffer, ``buffer_size`` frames, still plays)."""
@@ -331,10 +338,12 @@ class SpeechStream:
     def filtered_text(self) -> str:
         """What the text stages dropped from the current (or last) reply, in order.
 
-        Control characters and lone surrogates (the sanitizer); markup, emoji,
-        code blocks and URLs (the speech filter). Each stage reports in input
-        order, as pieces joined by spaces. With ``heard_text`` and the unheard
-        text (``interrupt()``'s result or ``EngineError.unspoken_text``), every
+        Control characters, escape sequences and lone surrogates (the
+        sanitizer); markup, emoji, code blocks and URLs (the speech filter).
+        Pieces joined by spaces, a piece being what was dropped with nothing
+        said in between, in input order; the same however the text was split
+        into ``feed()`` calls. With ``heard_text`` and the unheard text
+        (``interrupt()``'s result or ``EngineError.unspoken_text``), every
         character fed is accounted for.
         """
         reply = self._reply or self._last_reply
@@ -367,6 +376,7 @@ class SpeechStream:
         reply = Reply(self._format, self._hold, self._on_word)
         self._reply = self._last_reply = reply
         self._filtered = reply.filtered
+        self._seams = _Seams()
         self._replies.append(reply)
         reply.admitted.call_on_set(self._wake)
         reply.outcome.add_done_callback(self._played)
@@ -444,33 +454,36 @@ class SpeechStream:
     def _report_filtered(self, text: str) -> None:
         self._filtered.append(text)
 
-    def _drain_text_pipeline(self) -> str:
-        """Empty the filter, chunker and queue; returns their text, in order (lock held).
+    def _drain_text_pipeline(self, reply: Reply) -> str:
+        """Empty the text stages, chunker and queue; returns their text, in order and as it came (lock held).
 
-        Queued text is returned as fed, not filtered: that is bounded work
-        however much is queued, so an interrupt stays instant.
+        It continues the reply's chunks exactly: the chunker's text from the end
+        of the last chunk on, not re-cut into chunks, whose joints would add
+        spaces. Queued text is returned as fed, not filtered: that is bounded
+        work however much is queued, so an interrupt stays instant.
         """
-        held = " ".join(self._filter_and_chunk("", final=True))
-        raw = ("".join(self._ssml) + "".join(self._pending)).strip()
+        if reply.ssml:
+            held = "".join(self._ssml) + self._sanitizer.flush()
+        else:
+            held = self._seams.rest + self._clean("", final=True)
+        self._chunker.reset()
+        held += "".join(self._pending)
         self._ssml.clear()
         self._pending.clear()
         self._pending_chars = 0
-        return " ".join(part for part in (held, raw) if part)
+        return held
 
-    def _filter_and_chunk(self, text: str, final: bool) -> list[str]:
-        text = self._sanitizer.feed(text)
-        if final:
-            text += self._sanitizer.flush()
-        if self._filter is not None:
-            text = self._filter.feed(text)
+    def _clean(self, text: str, final: bool) -> str:
+        """Plain text through the sanitizer and the speech filter, which runs the sanitizer itself."""
+        stage = self._filter or self._sanitizer
+        text = stage.feed(text)
+        return text + stage.flush() if final else text
+
+    def _chunk(self, text: str, final: bool) -> list[str]:
+        """The chunks of ``text``, the chunker's input; ``final``: the reply's text ends here."""
+        self._seams.feed(text)
         chunks = self._chunker.feed(text) if text else []
-        if final:
-            if self._filter is not None:
-                chunks += self._chunker.feed(self._filter.flush())
-                self._filter.reset()
-            chunks += self._chunker.flush()
-            self._chunker.reset()
-        return chunks
+        return chunks + self._chunker.flush() if final else chunks
 
     def _cut(self, reply: Reply) -> tuple[list[tuple[str, int, float]], bool]:
         """Take queued text through filter and chunker (lock held).
@@ -501,16 +514,17 @@ class SpeechStream:
                 else:
                     words, markup = ssml_words(document)
                     self._filtered.extend(markup)
-                    chunks = self._chunker.feed(words) + self._chunker.flush()
-                    self._chunker.reset()
+                    chunks = self._chunk(words, final=True)
                 self._ssml.clear()
         else:
-            chunks = self._filter_and_chunk(text, final)
+            chunks = self._chunk(self._clean(text, final), final)
         now = time.perf_counter()
         out = []
         for chunk in chunks:
             self._unsynth_chars += len(chunk)
-            out.append((chunk, reply.add_chunk_text(chunk), now))
+            base = reply.add_chunk_text(chunk)
+            self._seams.add(chunk, base)
+            out.append((chunk, base, now))
         return out, final
 
     def _run(self) -> None:
@@ -529,7 +543,7 @@ class SpeechStream:
                 try:
                     chunks, final = self._cut(reply)
                 except ValueError as exc:  # malformed SSML: refused whole, nothing was sent
-                    self._fail(reply, exc, [])
+                    self._fail(reply, exc, "")
                     if self._worker is me:
                         self._worker = None
                     return
@@ -560,7 +574,7 @@ class SpeechStream:
             except Exception as exc:  # noqa: BLE001 - engines fail in many ways; all are reported
                 if reply.cancel.is_set():
                     break  # an interrupted call failing is the interrupt working
-                self._fail(reply, exc, [chunk[writer.salvage() :], *(c for c, _, _ in chunks[index + 1 :])])
+                self._fail(reply, exc, " ".join([chunk[writer.salvage() :], *(c for c, _, _ in chunks[index + 1 :])]))
                 return False
             with self._cond:
                 if self._reply is reply:
@@ -588,12 +602,14 @@ class SpeechStream:
         if not cancel.is_set():
             writer.finish(busy)
 
-    def _fail(self, reply: Reply, exc: Exception, unspoken: list[str]) -> None:
-        """The engine gave up: keep what was made, report the rest, accept no more text."""
+    def _fail(self, reply: Reply, exc: Exception, unspoken: str) -> None:
+        """The engine gave up: keep what was made, report the rest, accept no more text.
+
+        ``unspoken`` is the end of the reply's spoken text that has no audio.
+        """
         with self._cond:
-            rest = [*unspoken, self._drain_text_pipeline()]
             engine = getattr(exc, "engine", None) or self._engine.name
-            unspoken_text = " ".join(part.strip() for part in rest if part.strip())
+            unspoken_text = (self._seams.mend(unspoken) + self._drain_text_pipeline(reply)).strip()
             if self._error is None:
                 error = EngineError(f"{engine} could not speak: {exc}", unspoken_text=unspoken_text, engine=engine)
                 error.__cause__ = exc
@@ -602,6 +618,59 @@ class SpeechStream:
             self._unsynth_chars = 0
             reply.buffer.end()
             self._cond.notify_all()
+
+
+class _Seams:
+    """Where a reply's chunks meet with nothing between them, so the unheard text gains no space there.
+
+    A reply's spoken text joins its chunks with a space (``Reply``), but a
+    chunk cut out of a word longer than ``max_text_chunk`` (a URL, a hash, a
+    long CJK sentence) continues the one before it directly. Chunks hold every
+    non-space character of the chunker's input, in order, so following that
+    input tells which chunks are glued to the one before.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""  # the chunker's input from the end of the last chunk on, from _at
+        self._at = 0
+        self._glued: list[int] = []  # offsets in the spoken text of chunks glued to the one before
+        self._end = 0  # the end of the spoken text
+
+    @property
+    def rest(self) -> str:
+        """The chunker's input that is in no chunk yet."""
+        return self._text[self._at :]
+
+    def feed(self, text: str) -> None:
+        if text:
+            self._text, self._at = self._text[self._at :] + text, 0
+
+    def add(self, chunk: str, base: int) -> None:
+        """``chunk`` was placed at ``base`` in the spoken text (an SSML document is in no input: never glued)."""
+        text, at = self._text, self._at
+        if base and text[at : at + 1].strip():
+            self._glued.append(base)
+            # the unheard part of a reply is a slice of text and the lookahead at most: older seams never matter
+            del self._glued[: bisect.bisect_left(self._glued, base - Reply.HISTORY_CHARS)]
+        first = _NON_SPACE.search(text, at)
+        start = first.start() if first else len(text)
+        if text.startswith(chunk, start):
+            self._at = start + len(chunk)
+        else:  # the chunker squeezed a long run of whitespace inside the chunk
+            self._at = start
+            for char in itertools.islice(_NON_SPACE.finditer(text, start), len(_NON_SPACE.findall(chunk))):
+                self._at = char.end()
+        self._end = base + len(chunk)
+
+    def mend(self, spoken: str) -> str:
+        """``spoken``, the end of the reply's spoken text, without the spaces it has between glued chunks."""
+        start = self._end - len(spoken)
+        parts, at = [], 0
+        for base in self._glued[bisect.bisect_right(self._glued, start) :]:
+            parts.append(spoken[at : base - 1 - start])
+            at = base - start
+        parts.append(spoken[at:])
+        return "".join(parts)
 
 
 def _ssml_keyword(reply: Reply, engine: Engine) -> dict[str, bool]:

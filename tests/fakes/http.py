@@ -9,7 +9,9 @@ the connection before the end).
 from __future__ import annotations
 
 import json
+import os
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,8 +20,12 @@ from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["Exchange", "FakeServer"]
 
-#: what a fault string in ``FakeServer.faults`` makes the next audio request do.
-FAULTS = ("throttle", "500", "disconnect")
+#: what a fault string in ``FakeServer.faults`` makes the next audio request do: ``throttle``,
+#: ``429`` (Polly only) and ``500`` are error answers (each fake says which), ``disconnect`` ends
+#: the connection halfway through the body and ``reset`` aborts it there (a TCP RST), ``html`` is a
+#: 200 with an HTML page and ``noise`` a 200 "audio" body of random bytes, an odd number of them.
+FAULTS = ("throttle", "429", "500", "disconnect", "reset", "html", "noise")
+_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><p>Please sign in to continue.</p></body></html>"
 
 
 @dataclass
@@ -100,29 +106,43 @@ class FakeServer:
         handler.end_headers()
         handler.wfile.write(data)
 
+    def send_audio(self, handler: BaseHTTPRequestHandler, exchange: Exchange, pcm: bytes, fault: str | None) -> None:
+        """Stream ``pcm`` as ``audio/pcm``, or what the fault ``html``, ``noise``, ``disconnect`` or ``reset`` sends."""
+        if fault == "html":
+            self.stream(handler, exchange, _PAGE, "text/html; charset=utf-8", delay=self.first_byte_delay)
+        elif fault == "noise":
+            self.stream(handler, exchange, os.urandom(len(pcm) | 1), "audio/pcm", delay=self.first_byte_delay)
+        else:
+            self.stream(handler, exchange, pcm, "audio/pcm", delay=self.first_byte_delay,
+                        cut=fault if fault in ("disconnect", "reset") else None)
+
     def stream(self, handler: BaseHTTPRequestHandler, exchange: Exchange, data: bytes, content_type: str,
-               *, delay: float, disconnect: bool = False) -> None:
-        """Send ``data`` chunked, slowly, after ``delay`` s; with ``disconnect`` drop the connection halfway."""
+               *, delay: float, cut: str | None = None) -> None:
+        """Send ``data`` chunked, slowly, after ``delay`` s; ``cut`` ("disconnect" or "reset") ends it halfway."""
         exchange.total = len(data)
         if self._hold_over.wait(delay) and self._stopping:
             handler.close_connection = True
             return
-        cut = len(data) // 2 if disconnect else len(data)
+        end = len(data) // 2 if cut else len(data)
         try:
             handler.send_response(200)
             handler.send_header("Content-Type", content_type)
             handler.send_header("Transfer-Encoding", "chunked")
             handler.end_headers()
-            for start in range(0, cut, self.piece_bytes):
-                piece = data[start:min(start + self.piece_bytes, cut)]
+            for start in range(0, end, self.piece_bytes):
+                piece = data[start:min(start + self.piece_bytes, end)]
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 handler.wfile.flush()
                 exchange.sent += len(piece)
-                if exchange.sent < cut:
+                if exchange.sent < end:
                     time.sleep(self.piece_interval)
-            if disconnect:
+            if cut:
                 handler.close_connection = True
-                handler.connection.shutdown(socket.SHUT_RDWR)
+                if cut == "reset":  # closing with a zero linger time sends RST instead of FIN
+                    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    handler.connection.close()
+                else:
+                    handler.connection.shutdown(socket.SHUT_RDWR)
                 return
             handler.wfile.write(b"0\r\n\r\n")
             handler.wfile.flush()

@@ -3,7 +3,7 @@
 ``POST /v1/audio/speech`` with ``response_format=pcm`` streams eSpeak PCM at
 24 kHz. Faults (see :class:`FakeServer`): ``throttle`` is a 429 and ``500`` a
 server error, both with a short ``retry-after-ms`` so the SDK's own retries stay
-fast; ``disconnect`` drops the connection mid-body.
+fast; the others cut or replace the body.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ class FakeOpenAI(FakeServer):
         elif fault == "500":
             self._error(handler, 500, "server_error", "The server had an error")
         else:
-            pcm = speech_pcm(exchange.body.get("input", ""), 24000)
-            self.stream(handler, exchange, pcm, "audio/pcm", delay=self.first_byte_delay,
-                        disconnect=fault == "disconnect")
+            self.send_audio(handler, exchange, speech_pcm(exchange.body.get("input", ""), 24000), fault)
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
         self.send_json(handler, status, {"error": {"message": message, "type": code, "code": code}},

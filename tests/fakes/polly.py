@@ -3,8 +3,9 @@
 ``POST /v1/speech`` streams eSpeak PCM (``OutputFormat=pcm``) or serves word
 speech marks as JSON lines (``OutputFormat=json``); ``GET /v1/voices`` lists a
 few voices over two pages. Faults (see :class:`FakeServer`) apply to audio
-requests only: ``throttle`` is Polly's 400 ThrottlingException, ``500`` a
-ServiceFailureException, ``disconnect`` drops the connection mid-body.
+requests only: ``throttle`` is Polly's 400 ThrottlingException, ``429`` a
+TooManyRequestsException with ``Retry-After: <retry_after>`` when that is set,
+``500`` a ServiceFailureException; the others cut or replace the body.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class FakePolly(FakeServer):
         super().__init__()
         #: extra seconds before the speech marks answer, to make them arrive after the audio.
         self.marks_delay = 0.0
+        #: the ``Retry-After`` header of a ``429`` fault (None: no header)
+        self.retry_after: str | None = None
 
     def speech_requests(self, output_format: str = "pcm") -> list[Exchange]:
         return [e for e in self.exchanges if e.path == "/v1/speech" and e.body.get("OutputFormat") == output_format]
@@ -57,13 +60,15 @@ class FakePolly(FakeServer):
         fault = self.take_fault()
         if fault == "throttle":
             self._error(handler, 400, "ThrottlingException", "Rate exceeded")
+        elif fault == "429":
+            retry = {} if self.retry_after is None else {"Retry-After": self.retry_after}
+            self._error(handler, 429, "TooManyRequestsException", "Too many requests", retry)
         elif fault == "500":
             self._error(handler, 500, "ServiceFailureException", "Internal failure")
         else:
-            pcm = speech_pcm(spoken_text(text, ssml), rate)
-            self.stream(handler, exchange, pcm, "audio/pcm", delay=self.first_byte_delay,
-                        disconnect=fault == "disconnect")
+            self.send_audio(handler, exchange, speech_pcm(spoken_text(text, ssml), rate), fault)
 
-    def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+    def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str,
+               headers: dict[str, str] | None = None) -> None:
         error_type = f"{code}:http://internal.amazon.com/"
-        self.send_json(handler, status, {"message": message}, {"x-amzn-ErrorType": error_type})
+        self.send_json(handler, status, {"message": message}, {"x-amzn-ErrorType": error_type, **(headers or {})})

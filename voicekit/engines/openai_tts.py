@@ -21,7 +21,9 @@ Retries are the SDK's own (``max_retries``, default 2): 408/409/429/5xx and
 connection errors are retried with exponential backoff (0.5 s doubling, capped
 at 8 s, with jitter; a server's ``Retry-After`` wins). They happen before the
 response body starts, so never after audio was yielded. A body that breaks off
-mid-way raises ``EngineError`` at once, for a fallback engine to continue.
+mid-way raises ``EngineError`` at once, for a fallback engine to continue, and
+so does one that is not PCM (another ``Content-Type``, or half a sample at its
+end).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 from ..engine import AudioChunk, Voice, check_voice_id
 from ..errors import EngineError
-from .transfer import AsyncBridge, Pcm16Decoder
+from .transfer import AsyncBridge, Pcm16Decoder, check_audio_type
 
 __all__ = ["OPENAI_VOICES", "OpenAIClient"]
 
@@ -161,15 +163,34 @@ class OpenAIClient:
         if self._client is None:
             # here, on the engine's thread: importing the SDK and building a client take 0.1-1 s of CPU
             self._client = _import_openai().AsyncOpenAI(**options)
-        decoder = Pcm16Decoder()
+        decoder = Pcm16Decoder(self.name)
+        body_started = False
         try:
             async with self._client.audio.speech.with_streaming_response.create(**params) as response:
+                check_audio_type(response.headers.get("content-type"), self.name)
+                body_started = True
                 async for data in response.iter_bytes():
                     yield AudioChunk(decoder.decode(data) * gain, SAMPLERATE)
-        except asyncio.CancelledError:
+                decoder.finish()
+        except (asyncio.CancelledError, EngineError):
             raise
         except Exception as exc:  # noqa: BLE001 - SDK, transport and socket errors alike
-            raise EngineError(f"OpenAI speech failed: {exc}", engine=self.name) from exc
+            if body_started:
+                raise EngineError(f"the OpenAI response ended early after {decoder.received} bytes: {_reason(exc)}",
+                                  engine=self.name) from exc
+            raise EngineError(f"OpenAI speech failed: {_reason(exc)}", engine=self.name) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, never empty: a connection reset is an httpx ``ReadError('')``."""
+    causes: list[str] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 5:  # a cycle of causes must not loop forever
+        if str(cause):
+            return str(cause)
+        causes.append(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return " from ".join(causes)
 
 
 def _import_openai() -> Any:

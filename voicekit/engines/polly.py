@@ -23,11 +23,14 @@ a thread until the headers come or botocore's read timeout ends it. Nothing is
 sent after ``close()``.
 
 Retries: throttling and 5xx answers get ``max_retries`` retries with jittered
-exponential backoff, always before any audio of the chunk was yielded (the
-request itself is what is retried). Network failures (refused connection,
-connection dropped mid-body, timeouts) fail at once with ``EngineError`` so a
-fallback engine can take over quickly. botocore's own retries are turned off
-for clients we build, so the two policies never multiply.
+exponential backoff, or after the answer's ``Retry-After`` seconds (at most
+``_MAX_RETRY_AFTER``), always before any audio of the chunk was yielded (the
+request itself is what is retried); an interrupt ends the wait at once.
+Network failures (refused connection, connection dropped mid-body, timeouts)
+fail at once with ``EngineError`` so a fallback engine can take over quickly,
+and so does a body that is not PCM (another ``Content-Type``, or half a sample
+at its end). botocore's own retries are turned off for clients we build, so
+the two policies never multiply.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ import numpy as np
 
 from ..engine import AudioChunk, Cancel, Voice, WordMark, check_voice_id
 from ..errors import EngineError
-from .transfer import Pcm16Decoder, cut_on_cancel, shut_down
+from .transfer import Pcm16Decoder, check_audio_type, cut_on_cancel, shut_down
 
 __all__ = ["PollyClient"]
 
@@ -68,6 +71,8 @@ _PIECE_SECONDS = 0.02
 #: (shorter: a fallback engine is waiting to take over).
 _MARKS_TIMEOUT = 10.0
 _MARKS_AFTER_FAILURE = 1.0
+#: the longest ``Retry-After`` waited for: a fallback engine serves better than a long silence
+_MAX_RETRY_AFTER = 10.0
 
 
 class _RedactAwsCredentials(logging.Filter):
@@ -271,8 +276,9 @@ class PollyClient:
             return
         body = response["AudioStream"]
         piece_bytes = 2 * round(self.samplerate * _PIECE_SECONDS)
-        decoder, produced = Pcm16Decoder(), 0
+        decoder, produced = Pcm16Decoder(self.name), 0
         with contextlib.closing(body), cut_on_cancel(cancel, lambda: _socket_of(body)):
+            check_audio_type(response.get("ContentType"), self.name)
             while True:
                 if cancel.is_set():
                     return
@@ -289,6 +295,7 @@ class PollyClient:
                 if not data:
                     if cancel.is_set():
                         return
+                    decoder.finish()
                     break
                 pcm = decoder.decode(data)
                 produced += len(pcm)
@@ -425,18 +432,30 @@ class PollyClient:
                 return getattr(self._polly, operation)(**params)
             except self._errors as exc:
                 error = exc.response.get("Error", {})
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                metadata = exc.response.get("ResponseMetadata", {})
+                status = metadata.get("HTTPStatusCode", 0)
                 retryable = error.get("Code") in _RETRYABLE_CODES or status >= 500 or status == 429
                 if not retryable or attempt == self._max_retries:
                     raise EngineError(f"Polly {operation} failed: {error.get('Code')}: {error.get('Message')}",
                                       engine=self.name) from exc
+                delay = _retry_after(metadata.get("HTTPHeaders", {}))
             except BotoCoreError as exc:
                 raise EngineError(f"Polly {operation} failed: {exc}", engine=self.name) from exc
-            delay = self._backoff * 2**attempt * random.uniform(0.5, 1.0)
+            if delay is None:
+                delay = self._backoff * 2**attempt * random.uniform(0.5, 1.0)
             attempt += 1
             log.info("Polly %s throttled or failed, retry %d in %.2fs", operation, attempt, delay)
             if cancel.wait(delay):
                 return None
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """The wait an answer asks for, in seconds (AWS sends delta-seconds, never a date), bounded."""
+    try:
+        seconds = float(headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return min(seconds, _MAX_RETRY_AFTER) if seconds >= 0 else None  # also refuses NaN
 
 
 _current = threading.local()  # the _Watch of the request this thread is sending, if any

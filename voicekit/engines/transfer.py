@@ -25,7 +25,7 @@ import numpy as np
 from ..engine import Cancel
 from ..errors import EngineError
 
-__all__ = ["AsyncBridge", "Pcm16Decoder", "cut_on_cancel", "shut_down"]
+__all__ = ["AsyncBridge", "Pcm16Decoder", "check_audio_type", "cut_on_cancel", "shut_down"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -35,6 +35,17 @@ _BATCH = 32
 _CLOSE_TIMEOUT = 1.0
 
 
+def check_audio_type(content_type: str | None, engine: str) -> None:
+    """Refuse a 200 answer that is not audio: a proxy's or captive portal's page would play as noise.
+
+    Polly and OpenAI send raw PCM as ``audio/*``; ``application/octet-stream``
+    is what generic servers say for bytes.
+    """
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if not (media_type.startswith("audio/") or media_type == "application/octet-stream"):
+        raise EngineError(f"{engine} answered with {content_type or 'no Content-Type'} instead of audio", engine=engine)
+
+
 class Pcm16Decoder:
     """Little-endian signed 16-bit bytes in, float32 samples in [-1, 1) out.
 
@@ -42,14 +53,24 @@ class Pcm16Decoder:
     for the next piece instead of shifting every later sample by one byte.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, engine: str) -> None:
+        self._engine = engine
         self._leftover = b""
+        #: bytes of the body decoded so far
+        self.received = 0
 
     def decode(self, data: bytes) -> np.ndarray:
+        self.received += len(data)
         data = self._leftover + data
         whole = len(data) - len(data) % 2
         self._leftover = data[whole:]
         return np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
+
+    def finish(self) -> None:
+        """The body is complete: a byte left over means it was never 16-bit samples."""
+        if self._leftover:
+            raise EngineError(f"{self._engine}'s audio ended in the middle of a sample after {self.received} bytes: "
+                              "the body was not 16-bit PCM", engine=self._engine)
 
 
 @contextlib.contextmanager

@@ -11,25 +11,30 @@ well-formed attributes (``<b>``, ``<a href="x">``, ``</p>``, ``<br/>``) or a com
 ``<...>`` is text and is spoken: "a<b and c>d", "Press <Enter>", "x -> y".
 
 Every input character is spoken or reported: what the filter drops (markup, emoji, code,
-URLs) goes, in order, to ``on_filtered``; only dropped whitespace is not reported. A
-replacement (a URL becoming "link to example.com") reports the whole original.
+URLs) goes, in order, to ``on_filtered``, one piece per stretch of input with nothing said in
+between (whitespace at a piece's ends is not reported). A piece is sent once something is said
+after it, or at ``flush()``. A replacement (a URL becoming "link to example.com") reports the
+whole original. With ``sanitize=True`` the :class:`~voicekit.text.sanitize.Sanitizer` runs
+first, in step with the filter: what it removes joins these pieces where it was in the input.
 
 Block structure is kept for the chunker: a heading, list item or table row becomes its own
 paragraph (a blank line), so it is spoken as a chunk of its own. So does the sentence an emoji
 closes: an emoji right after a word, before a capital ("questions 🚀 Happy"), becomes a blank
 line before the capital, the cut the chunker makes of such an emoji when it sees it.
 
-The output does not depend on how the input is split into ``feed()`` calls. Only constructs
-that are still ambiguous are held back, at most ``MAX_HOLD`` characters.
+The output, and what is reported, do not depend on how the input is split into ``feed()``
+calls. Only constructs that are still ambiguous are held back, at most ``MAX_HOLD`` characters.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .rules import capital_like
+from .sanitize import DroppedText, Sanitizer
 
 MAX_HOLD = 256  # upper bound on the characters feed() keeps back
 
@@ -74,6 +79,7 @@ _HOST = re.compile(r"[\w.-]{0,100}")
 _SPACE = re.compile(r"\s")
 _NON_SPACE = re.compile(r"\S")
 _TRAILING_PUNCT = ".,;:!?'\")]"
+_NOT_PUNCT = re.compile(f"[^{re.escape(_TRAILING_PUNCT)}]")
 _URL_LEFT = "/.@-_"  # "a/www.x" or "user@www.x" is no URL start
 
 # Line-start holds are capped so the hold stays bounded; past the cap the line is plain text.
@@ -90,7 +96,10 @@ def _run_length(data: str, i: int, char: str, cap: int) -> int:
 
 
 class SpeechFilter:
-    """Incremental markdown-to-speech filter: ``feed(text) -> str``, ``flush() -> str``."""
+    """Incremental markdown-to-speech filter: ``feed(text) -> str``, ``flush() -> str``.
+
+    ``sanitize=True`` takes raw text: it is sanitized first (see the module's docstring).
+    """
 
     def __init__(
         self,
@@ -98,6 +107,7 @@ class SpeechFilter:
         code_block_phrase: str = "",
         url_phrase: str = "link to {host}",
         on_filtered: Callable[[str], object] | None = None,
+        sanitize: bool = False,
     ) -> None:
         if not isinstance(code_block_phrase, str) or not isinstance(url_phrase, str):
             raise TypeError("code_block_phrase and url_phrase must be str")
@@ -108,6 +118,10 @@ class SpeechFilter:
         self.code_block_phrase = code_block_phrase
         self.url_phrase = url_phrase
         self.on_filtered = on_filtered
+        self._sanitizer = Sanitizer(self._sanitized) if sanitize else None
+        # what the sanitizer removed, not yet placed among this filter's reports: (where in its output, text)
+        self._removed: deque[tuple[int, str]] = deque()
+        self._dropped = DroppedText(self._report)  # since something was last said: the next report
         self._markers = {
             "*": self._emphasis,
             "_": self._emphasis,
@@ -124,7 +138,12 @@ class SpeechFilter:
 
     def reset(self) -> None:
         """Forget everything: the next text starts a new document."""
+        if self._sanitizer is not None:
+            self._sanitizer.reset()
+        self._removed.clear()
+        self._dropped.clear()
         self._pending = ""
+        self._offset = 0  # where the pending text starts in all the input (the sanitizer's output)
         self._last = "\n"  # ends with the input character before the pending text
         self._line_start = True
         self._fence: tuple[str, int] | None = None  # open code fence: its character and length
@@ -146,19 +165,50 @@ class SpeechFilter:
         """Add markdown; return the speakable text that is certain now."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
+        if self._sanitizer is None:
+            return self._feed(text)
+        start = self._sanitizer.passed
+        return self._feed_sanitized(self._sanitizer.feed(text), start)
+
+    def _feed_sanitized(self, text: str, start: int) -> str:
+        """Feed the sanitizer's output ``text`` (from its position ``start``) in pieces that end where it
+        removed something, so the filter takes its steps up to there as it would if a feed() ended there."""
+        if not self._removed:
+            return self._feed(text)  # the usual token: nothing was removed
+        said, at = [], 0
+        for position in [p - start for p, _ in self._removed if p > start]:
+            said.append(self._feed(text[at:position]))
+            at = position
+        if at < len(text):
+            said.append(self._feed(text[at:]))
+        return "".join(said)
+
+    def _sanitized(self, removed: str) -> None:
+        assert self._sanitizer is not None  # the sanitizer's own callback
+        self._removed.append((self._sanitizer.passed, removed))
+
+    def _place_removed(self, upto: int) -> None:
+        """Report what the sanitizer removed at or before ``upto`` in this filter's input, in order."""
+        while self._removed and self._removed[0][0] <= upto:
+            self._dropped.add(self._removed.popleft()[1])
+
+    def _feed(self, text: str) -> str:
         plain = self._plain
-        if plain is not None and text and not plain.search(text):
+        if plain is not None and text and not self._removed and not plain.search(text):
             self._last = text  # the usual token: plain text (or a line of code: nothing)
-            if not self._skip_line:
+            self._offset += len(text)
+            said = [] if self._skip_line else [text]
+            if said:
                 self._said_before, self._said = self._said, text
-                return text
-            self._report(text, "")
-            return ""
+            if self.on_filtered is not None:
+                self._note(text, said, 0)
+            return "".join(said)
         data = self._pending + text
         out, i = self._run(data, final=False)
         self._pending = data[i:]
         if i:
             self._last = data[i - 1]
+        self._offset += i
         self._arm_fast_path()
         return out
 
@@ -180,40 +230,38 @@ class SpeechFilter:
 
     def flush(self) -> str:
         """End of the document: return the rest and reset."""
+        said = ""
+        if self._sanitizer is not None:
+            start = self._sanitizer.passed
+            said = self._feed_sanitized(self._sanitizer.flush(), start)
         out, _ = self._run(self._pending, final=True)
+        self._dropped.end()
         self.reset()
-        return out
+        return said + out
 
     # -- driver -----------------------------------------------------------------------------
 
     def _run(self, data: str, final: bool) -> tuple[str, int]:
         out: list[str] = []
         i, n = 0, len(data)
+        # Where the sanitizer removed something inside pending text, a feed() call ended once.
+        # Each step is taken as it was then: on the text up to there if that decides it, and
+        # plain text is said up to there, so that the removal lands between the same two steps
+        # whatever the feed() calls were.
+        ends = [p - self._offset for p, _ in self._removed if 0 < p - self._offset < n] if self._removed else None
+        note = self._note if self.on_filtered is not None else None
         while i < n:
             said = len(out)
-            if data[i] == "\n":
-                self._newline(out)
-                step: int | None = i + 1
-            elif self._line_start:
-                step = self._block(data, i, final, out)
-            elif self._skip_line:
-                j = data.find("\n", i)
-                step = n if j < 0 else j
-            elif self._target:
-                step = self._drop_target(data, i)
-            elif self._url_tail:
-                step = self._drop_url_tail(data, i, final, out)
-            elif self._drop_run:
-                step = i + _run_length(data, i, self._drop_run, n)
-                if step == i:
-                    self._drop_run = ""
-            else:
-                step = self._inline(data, i, final, out)
+            if self._removed:
+                self._place_removed(self._offset + i)
+            step = self._step_as_fed(data, i, final, out, ends) if ends else self._step(data, i, final, out, n)
             if step is None:
                 break
-            if self.on_filtered is not None and (len(out) != said + 1 or out[said] != data[i:step]):
-                self._report(data[i:step], "".join(out[said:]))
+            if note is not None:
+                note(data[i:step], out, said)
             i = step
+        if self._removed:
+            self._place_removed(self._offset + i)
         if self._closed is not None:
             self._place_break(out)
             if self._closed is not None:
@@ -223,19 +271,63 @@ class SpeechFilter:
             self._said_before, self._said = self._said, spoken
         return spoken, i
 
-    def _report(self, consumed: str, said: str) -> None:
-        """Report the input a step consumed but did not say.
+    def _step_as_fed(self, data: str, i: int, final: bool, out: list[str], ends: list[int]) -> int | None:
+        """``_step`` on the text up to the first of ``ends`` after ``i`` that decides it."""
+        later = [end for end in ends if end > i]
+        for end in later:
+            step = self._step(data[:end], i, False, out, later[0])
+            if step is not None:
+                return step
+        return self._step(data, i, final, out, later[0] if later else len(data))
+
+    def _step(self, data: str, i: int, final: bool, out: list[str], stop: int) -> int | None:
+        """Handle the input at ``i``: where the next step starts, or None to wait for more text.
+
+        Plain text is said, and a URL's path dropped, up to ``stop`` or just past it at most.
+        """
+        n = len(data)
+        if data[i] == "\n":
+            self._newline(out)
+            return i + 1
+        if self._line_start:
+            return self._block(data, i, final, out)
+        if self._skip_line:
+            j = data.find("\n", i)
+            return n if j < 0 else j
+        if self._target:
+            return self._drop_target(data, i)
+        if self._url_tail:
+            return self._drop_url_tail(data, i, final, out, stop)
+        if self._drop_run:
+            step = i + _run_length(data, i, self._drop_run, n)
+            if step == i:
+                self._drop_run = ""
+            return step
+        return self._inline(data, i, final, out, stop)
+
+    def _note(self, consumed: str, out: list[str], said_from: int) -> None:
+        """Account for a step that said ``out[said_from:]``: the input it did not say joins the piece to report.
 
         Steps are small (one marker, one tag, one URL, one line of code), so this needs no
         bookkeeping in each handler: a step says its input, a part of it (its tail, as in
-        "\\*" -> "*"), or something else, and then all of its input is reported.
+        "\\*" -> "*"), or something else, and then all of its input is dropped. Saying anything
+        ends the piece. How input is split into steps depends on the feed() calls (a line of
+        code or a link target is taken as far as it has arrived); pieces do not.
         """
-        if said == consumed or self.on_filtered is None:
+        if len(out) == said_from + 1 and out[said_from] == consumed:  # plain text, the usual step
+            self._dropped.end()
             return
-        k = consumed.rfind(said) if said else -1
-        dropped = consumed[:k] + consumed[k + len(said) :] if k >= 0 else consumed
-        if dropped and not dropped.isspace():
-            self.on_filtered(dropped)
+        said = "".join(out[said_from:])
+        if said != consumed:
+            k = consumed.rfind(said) if said else -1
+            self._dropped.add(consumed[:k] + consumed[k + len(said) :] if k >= 0 else consumed)
+        if said:
+            self._dropped.end()
+
+    def _report(self, piece: str) -> None:
+        piece = piece.strip()  # the whitespace around dropped markup is no news
+        if piece and self.on_filtered is not None:
+            self.on_filtered(piece)
 
     def _newline(self, out: list[str]) -> None:
         if self._fence is None:
@@ -321,11 +413,12 @@ class SpeechFilter:
     def _pattern(self) -> re.Pattern[str]:
         return _SPECIAL_CODE if self._code else _SPECIAL_TABLE if self._table else _SPECIAL
 
-    def _inline(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
-        """Copy plain text up to the next special character, or handle that character."""
+    def _inline(self, data: str, i: int, final: bool, out: list[str], stop: int) -> int | None:
+        """Copy plain text up to the next special character (or ``stop``), or handle that character."""
         m = self._pattern().search(data, i)
         k = m.start() if m else len(data)
         if k > i:
+            k = min(k, stop)
             out.append(data[i:k])
             return k
         if m is None:
@@ -514,11 +607,16 @@ class SpeechFilter:
         out.append(data[end + len(host) : host_end])  # "example.com." ends a sentence
         return host_end
 
-    def _drop_url_tail(self, data: str, i: int, final: bool, out: list[str]) -> int | None:
+    def _drop_url_tail(self, data: str, i: int, final: bool, out: list[str], stop: int) -> int | None:
         m = _SPACE.search(data, i)
         end = m.start() if m else len(data)
         path = data[i:end]
         punct = len(path) - len(path.rstrip(_TRAILING_PUNCT))
+        if stop < end - punct:
+            # the punctuation held at stop is no end of the URL: drop it with the next character
+            after = _NOT_PUNCT.search(data, stop)
+            assert after is not None  # data[end - punct - 1] is one
+            return after.end()
         if m is None and not final:
             keep = end - min(punct, 16)  # hold the trailing punctuation until the URL ends
             return keep if keep > i else None
