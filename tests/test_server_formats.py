@@ -101,14 +101,16 @@ def test_every_format_through_the_sdk(client: openai.OpenAI, server: Running, pc
         pieces = list(streamed.iter_bytes())
     _check(b"".join(pieces), fmt, pcm_seconds)
 
-    async def read_async() -> bytes:
+    async def read_async() -> tuple[bytes, bytes]:
         async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="s3cret", max_retries=0) as ac:
+            whole = await ac.audio.speech.create(model="tts-1", voice="alloy", input=TEXT, response_format=fmt)  # type: ignore[arg-type]
             async with ac.audio.speech.with_streaming_response.create(
                 model="tts-1", voice="alloy", input=TEXT, response_format=fmt  # type: ignore[arg-type]
             ) as response:
-                return b"".join([piece async for piece in response.iter_bytes()])
+                return whole.content, b"".join([piece async for piece in response.iter_bytes()])
 
-    _check(asyncio.run(read_async()), fmt, pcm_seconds)
+    for data in asyncio.run(read_async()):
+        _check(data, fmt, pcm_seconds)
 
 
 def test_one_container_across_sentences(client: openai.OpenAI) -> None:
