@@ -444,6 +444,14 @@ def test_responder_streams_markdown_at_its_pace():
 
 
 # -- as a user runs it: a real pseudo-terminal ---------------------------------------------
+def quit_cleanly(pexpect: Any, child: Any) -> None:
+    """``/quit`` ends the chat with exit code 0."""
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., tuple[Any, Any]]]:
     """Starts `voicekit chat` in a real pseudo-terminal; every child is ended at teardown."""
@@ -479,10 +487,7 @@ def test_chat_in_a_terminal_writes_each_reply_to_wav(tmp_path, spawn):
     child.expect("Each sentence is cut")
     child.expect(r"audio: (\S+\.wav)")
     wav_path = Path(child.match.group(1))
-    child.sendline("/quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(pexpect, child)
     assert wav_path == tmp_path / "x-1.wav"
     with wave.open(str(wav_path)) as wav:
         assert wav.getnframes() / wav.getframerate() > 5.0
@@ -516,10 +521,7 @@ def test_chat_without_a_sound_card_writes_each_reply_to_a_wav(sounddevice, reaso
     child.expect("muted: replies are shown, not spoken")
     child.sendline("/history")
     child.expect("## Hello")  # the whole reply is in the history
-    child.sendline("/quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(pexpect, child)
     seen = child.logfile_read.getvalue()
     assert "Traceback" not in seen and "speaking (Esc stops)" not in seen and "speech stays off" not in seen
     for wav_file in (folder / "reply-1.wav", tmp_path / "saved.wav"):
@@ -543,10 +545,7 @@ def test_engine_lists_what_can_speak_and_piper_names_its_voice(tmp_path, spawn):
     assert child.match.group(1) == "piper, espeak; polly needs AWS credentials; openai needs an API key"
     child.sendline("/engine espeak")
     child.expect("engine: espeak")
-    child.sendline("/quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(pexpect, child)
 
 
 def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path, spawn):
@@ -557,10 +556,7 @@ def test_chat_in_a_terminal_with_an_openai_compatible_server(fake_llm, tmp_path,
     child.sendline("hi")
     child.expect("How can I help you today")
     child.expect("audio: ")
-    child.sendline("/quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(pexpect, child)
     assert fake_llm.requests[0]["model"] == "fake-model"
 
 
