@@ -57,9 +57,21 @@ def run_subprocess(
     )
 
 
-def stdin_bytes(monkeypatch, data: bytes) -> None:
-    """sys.stdin as a process gets it: text over a binary buffer."""
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+@pytest.fixture
+def stdin_bytes(monkeypatch, tmp_path_factory):
+    """Sets sys.stdin as a process gets it: text over a buffered file with a descriptor
+    (narrate reads the descriptor itself)."""
+    opened: list[io.TextIOWrapper] = []
+
+    def set_stdin(data: bytes) -> None:
+        path = tmp_path_factory.mktemp("stdin") / "stdin"  # not in tmp_path, which tests list
+        path.write_bytes(data)
+        opened.append(open(path, encoding="utf-8"))
+        monkeypatch.setattr(sys, "stdin", opened[-1])
+
+    yield set_stdin
+    for file in opened:
+        file.close()
 
 
 def samples(path: Path) -> np.ndarray:
@@ -154,8 +166,8 @@ def test_progress_shows_the_heard_position_not_synthesis(no_thread_leak):
         speaker.join(timeout=10)
 
 
-def test_say_reads_stdin(tmp_path, capsys, monkeypatch, no_thread_leak):
-    stdin_bytes(monkeypatch, "Read from standard input, café.\n".encode())
+def test_say_reads_stdin(tmp_path, capsys, stdin_bytes, no_thread_leak):
+    stdin_bytes("Read from standard input, café.\n".encode())
     out = tmp_path / "stdin.wav"
     code, _, _ = run(["say", "-", "--out", str(out)], capsys)
     assert code == 0
@@ -211,8 +223,8 @@ def test_binary_input_is_refused_at_once(where, tmp_path):
     assert took < 10  # the process start dominates; the point is: not 25 s of speech
 
 
-def test_invalid_utf8_is_refused_with_its_offset(tmp_path, capsys, monkeypatch):
-    stdin_bytes(monkeypatch, b"Plain text, then Latin-1: caf\xe9.\n")
+def test_invalid_utf8_is_refused_with_its_offset(tmp_path, capsys, stdin_bytes):
+    stdin_bytes(b"Plain text, then Latin-1: caf\xe9.\n")
     code, _, err = run(["say", "--out", str(tmp_path / "x.wav")], capsys)
     assert code == 2 and "stdin is not UTF-8 text (invalid byte at offset 29)" in err
     assert list(tmp_path.iterdir()) == []
@@ -334,9 +346,9 @@ def test_say_rejects_a_file_that_is_not_text(tmp_path, capsys):
     assert code == 2 and "is not UTF-8 text" in err
 
 
-def test_narrate_speaks_every_line(tmp_path, capsys, monkeypatch, no_thread_leak):
+def test_narrate_speaks_every_line(tmp_path, capsys, stdin_bytes, no_thread_leak):
     lines = ["Build started", "Compiling the first module", "All tests passed"]
-    stdin_bytes(monkeypatch, "".join(f"{line}\n" for line in lines).encode())
+    stdin_bytes("".join(f"{line}\n" for line in lines).encode())
     out = tmp_path / "narration.wav"
     code, _, _ = run(["narrate", "--out", str(out)], capsys)
     assert code == 0

@@ -451,13 +451,33 @@ def _read_lines(source: BinaryIO, name: str, lines: queue.Queue[Line]) -> None:
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     offset = 0
     try:
-        for raw in source:
+        for raw in _raw_lines(source.fileno()):
             lines.put(_decode(decoder, raw, name, offset, final=False))
             offset += len(raw)
     except UsageError as exc:
         lines.put(exc)  # binary input: the narrator stops with this error
+    except OSError as exc:
+        lines.put(UsageError(f"can't read {name}: {exc.strerror or exc}"))
     finally:
         lines.put(_EOF)
+
+
+def _raw_lines(fd: int) -> Iterator[bytes]:
+    """The lines read from ``fd``, each with its newline.
+
+    Read with ``os.read`` rather than through the file object: this runs on a
+    daemon thread, and one blocked inside ``BufferedReader`` holds the lock that
+    the interpreter takes for stdin at exit, which aborts the exit after Ctrl-C.
+    """
+    held: list[bytes] = []
+    while block := os.read(fd, _READ_BLOCK):
+        *ended, rest = block.split(b"\n")
+        for piece in ended:
+            yield b"".join([*held, piece, b"\n"])
+            held.clear()
+        held.append(rest)
+    if tail := b"".join(held):
+        yield tail
 
 
 def _text(line: Line) -> str | None:
