@@ -18,7 +18,10 @@ device played:
    starts (against spreading them by character position).
 5. barge-in: interrupt() to the last audible block handed to PortAudio and to
    the last sound recorded at the device, Piper and eSpeak in the same run.
-6. memory: an unpaced narration (NullSink) of 60 minutes of audio (10 with
+6. batching: several sessions' first fragments as one batched onnxruntime
+   run (padded to the longest) against one run each, per fragment, on the
+   session voicekit uses; what is faster is what voicekit does.
+7. memory: an unpaced narration (NullSink) of 60 minutes of audio (10 with
    --quick) in a fresh process, its RSS sampled as the audio is made; the
    growth after the first 10% is what a long narration would keep adding.
 
@@ -335,6 +338,45 @@ def measure_synthesis(lines: int) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+# -- 6. batching ---------------------------------------------------------------------------------------
+# first fragments of different lengths, as several sessions' replies begin
+OPENINGS = ["Hello there,", "Sure,", "Well, let me see.", "Good morning,", "Here is what I found,",
+            "Okay,", "Right away,", "That is a good question,"]
+
+
+def measure_batching(repeats: int) -> tuple[list[Row], list[str]]:
+    import voicekit
+
+    client = voicekit.PiperClient()
+    model = client._model  # the bench measures the session voicekit runs, with its options
+    config = model.config
+    sequences = [model.ids([p for sentence in model.phonemize(text) for p in sentence])[0] for text in OPENINGS]
+    scales = np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32)
+
+    def run(batch: list[list[int]]) -> float:
+        ids = np.zeros((len(batch), max(map(len, batch))), dtype=np.int64)
+        for k, sequence in enumerate(batch):
+            ids[k, : len(sequence)] = sequence
+        lengths = np.array([len(sequence) for sequence in batch], dtype=np.int64)
+        started = time.perf_counter()
+        model.session.run(None, {"input": ids, "input_lengths": lengths, "scales": scales})
+        return time.perf_counter() - started
+
+    rows = []
+    run(sequences[:1])
+    for size in (1, 2, 4, 8):
+        batch = sequences[:size]
+        one_by_one = [sum(run([sequence]) for sequence in batch) / size for _ in range(repeats)]
+        batched = [run(batch) / size for _ in range(repeats)]
+        ratio = float(np.median(batched) / np.median(one_by_one))
+        rows.append(row(f"first fragments, batch of {size}: per fragment, batched / one run each "
+                        f"({1000 * np.median(batched):.0f} / {1000 * np.median(one_by_one):.0f} ms)", "x",
+                        "< 1 pays off", ratio < 1, value=round(ratio, 2)))  # fmt: skip
+    notes = [f"batching: {repeats} repeats of the first {len(OPENINGS)} openings {OPENINGS!r} padded to the longest; "
+             "voicekit runs one fragment at a time, most urgent first, because batching did not pay off here"]
+    return rows, notes
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -381,6 +423,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         return {"section": "piper", "rows": [], "notes": [f"skipped: the piper extra is not installed ({exc})"]}
     attempt("voice load time", lambda: measure_load(2 if quick else 5), rows, notes)
     attempt("synthesis", lambda: measure_synthesis(4 if quick else 20), rows, notes)
+    attempt("batching", lambda: measure_batching(2 if quick else 5), rows, notes)
     attempt("memory", lambda: measure_memory(10 if quick else 60), rows, notes)
     try:
         with jack_server() as device:

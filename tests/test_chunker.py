@@ -86,7 +86,7 @@ def test_blank_line_and_list_item_end_a_chunk_without_waiting() -> None:
 
 def test_first_fragment_cuts_at_a_clause_once_per_utterance() -> None:
     text = "Well, to be honest, I think this is right, mostly. And more, much more."
-    first = ["Well, to be honest,", "I think this is right, mostly.", "And more, much more."]
+    first = ["Well,", "to be honest, I think this is right, mostly.", "And more, much more."]
     assert chunk([text]) == first
     assert chunk(list(text)) == first
     chunker = SentenceChunker()
@@ -96,6 +96,8 @@ def test_first_fragment_cuts_at_a_clause_once_per_utterance() -> None:
     chunker.reset()
     assert chunker.feed(text) + chunker.flush() == first
     assert chunk([text], first_fragment=False) == ["Well, to be honest, I think this is right, mostly.", "And more, much more."]
+    # a clause shorter than FIRST_FRAGMENT_MIN_CHARS is no fragment of its own
+    assert chunk(["So, the answer is yes, it is."]) == ["So, the answer is yes,", "it is."]
 
 
 def test_first_fragment_cuts_at_a_dash() -> None:

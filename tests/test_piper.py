@@ -97,11 +97,28 @@ def test_long_sentences_are_cut_into_short_runs(client):
     model = client._model
     runs = []
     for phonemes, aligned in client._sentences(model, LONG, model.phonemize(LONG)):
-        for start, end in piper_engine._pairs(LONG, phonemes, aligned):
+        for start, end in piper_engine._pairs(LONG, phonemes, aligned, first=False):
             assert len(model.ids(phonemes[start:end])[0]) <= piper_engine._RUN_IDS
             runs.append(" ".join(LONG[o : o + n] for o, n, p in aligned if start <= p < end))
     assert " ".join(runs) == LONG
     assert [run.split()[0] for run in runs[1:]] == ["over", "into", "where", "which", "because", "It", "and", "of"], runs
+
+
+def _runs(client, text: str) -> list[str]:
+    """The words of each run of a reply's first sentence."""
+    model = client._model
+    phonemes, aligned = next(client._sentences(model, text, model.phonemize(text)))
+    return [" ".join(text[o : o + n] for o, n, p in aligned if start <= p < end)
+            for start, end in piper_engine._pairs(text, phonemes, aligned, first=True)]  # fmt: skip
+
+
+def test_a_replys_first_run_is_short_so_its_audio_starts_soon(client):
+    # a run costs about as much as the audio it makes: the listener waits for the whole first one
+    assert _runs(client, "Sure, here is the weather for today in the city.") == [
+        "Sure,", "here is the weather for today in the city."]  # fmt: skip
+    first, *rest = _runs(client, "I have three short sentences for you to hear today.")
+    assert rest and len(first.split()) <= 3
+    assert _runs(client, "This one is the last.") == ["This one is the last."]  # a short sentence is not cut
 
 
 def test_a_clause_cut_between_words_keeps_its_pace(client):

@@ -75,6 +75,9 @@ _PINNED_SHA256 = {
 # model size, so the first audio of a chunk comes soon and an interrupt never
 # waits behind a long run.
 _RUN_IDS = 90
+# A reply's first run is shorter still (about a second of speech): a run costs about
+# 0.12 s of the 2 cores per second of audio, and the listener waits for all of it.
+_FIRST_RUN_PHONEMES = 16
 # how often a run waiting for its turn looks at a plain threading.Event cancel (a Cancel wakes it)
 _CANCEL_POLL = 0.05
 # How long close() waits for its stopped runs: a stopped run returns at its next graph
@@ -606,13 +609,18 @@ def _align(model: _Model, text: str, phonemes: Sequence[str]) -> list[tuple[int,
     return out
 
 
-def _cuts(phonemes: Sequence[str], word_starts: Sequence[int], phrase_starts: Sequence[int]) -> list[int]:
-    """Run boundaries (phoneme indices) within one sentence: each run at most ``_RUN_IDS`` ids.
+def _cuts(
+    phonemes: Sequence[str], word_starts: Sequence[int], phrase_starts: Sequence[int], *, first: bool = False
+) -> list[int]:
+    """Run boundaries (phoneme indices) within one sentence: each run at most ``_RUN_IDS`` ids,
+    and the first at most ``_FIRST_RUN_PHONEMES`` phonemes when it is the reply's ``first``.
 
     Prefer the last clause break that fits, then the last phrase start
     ("and", "which", ...) past the run's first third, then the last word start.
     """
-    limit = (_RUN_IDS - 3) // 2  # BOS + PAD + EOS, then two ids per phoneme
+    most = (_RUN_IDS - 3) // 2  # BOS + PAD + EOS, then two ids per phoneme
+    # a short sentence is not cut: each cut adds a run and lengthens the word before it
+    limit = _FIRST_RUN_PHONEMES if first and len(phonemes) > 2 * _FIRST_RUN_PHONEMES else most
     cuts = []
     start = 0
     while len(phonemes) - start > limit:
@@ -624,7 +632,7 @@ def _cuts(phonemes: Sequence[str], word_starts: Sequence[int], phrase_starts: Se
         while cut < len(phonemes) and phonemes[cut] == " ":  # the space stays with the run before
             cut += 1
         cuts.append(cut)
-        start = cut
+        start, limit = cut, most
     return cuts
 
 
@@ -714,7 +722,7 @@ class PiperClient:
         samplerate = round(model.config.sample_rate * factor)
         produced = 0  # samples yielded so far
         for phonemes, words in self._sentences(model, clean, sentences):
-            for start, end in _pairs(clean, phonemes, words):
+            for start, end in _pairs(clean, phonemes, words, first=progress.first_audio_at is None):
                 if cancel.is_set():
                     return
                 ids, id_starts = model.ids(phonemes[start:end])
@@ -849,11 +857,13 @@ def _language_tag(config: dict[str, Any]) -> str:
     return str(code).replace("_", "-")
 
 
-def _pairs(text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, int]]) -> list[tuple[int, int]]:
-    """The (start, end) phoneme ranges of one sentence's runs."""
+def _pairs(
+    text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, int]], *, first: bool
+) -> list[tuple[int, int]]:
+    """The (start, end) phoneme ranges of one sentence's runs (``first``: the reply's first sentence)."""
     word_starts = [p for _, _, p in words]
     phrase_starts = [p for o, n, p in words if text[o : o + n].lower().strip(".,;:!?\"'()") in _PHRASE_STARTS]
-    bounds = [0, *_cuts(phonemes, word_starts, phrase_starts), len(phonemes)]
+    bounds = [0, *_cuts(phonemes, word_starts, phrase_starts, first=first), len(phonemes)]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 

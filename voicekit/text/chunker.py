@@ -15,7 +15,10 @@ from functools import lru_cache
 from . import rules
 from .rules import WAIT, _Wait, parse_marker
 
-FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut
+FIRST_FRAGMENT_MIN_CHARS = 10  # a first fragment shorter than this is not worth a cut...
+# ...unless it ends with a comma: an opening "Sure," or "Well," is said as a phrase of its own,
+# and cutting there starts the audio one word into a streamed reply ("Hi," and "So," are too short)
+FIRST_FRAGMENT_MIN_CHARS_AT_COMMA = 5
 TITLE_MAX_CHARS = 60  # a line this short without a terminator, before a capital, is a title or label
 _NEXT_WORD_MAX = 40  # a longer word after an abbreviation is read as not starting a sentence
 
@@ -103,6 +106,7 @@ class SentenceChunker:
         self.max_chars = max_chars
         self.min_chars = min(min_chars, max_chars)  # a tiny max_chars must not make the default invalid
         self._first_min = max(self.min_chars, FIRST_FRAGMENT_MIN_CHARS)
+        self._first_min_at_comma = max(self.min_chars, FIRST_FRAGMENT_MIN_CHARS_AT_COMMA)
         self._steps = (self._start_step, self._scan_step, self._cluster_step, self._after_step, self._newline_step)
         self.reset()
 
@@ -284,7 +288,8 @@ class SentenceChunker:
                 return False
             self._pos = k + 1
             return True
-        if _CLAUSE.match(buf, k) and k + 1 - self._start >= self._first_min:
+        least = self._first_min_at_comma if buf[k] == "," else self._first_min
+        if _CLAUSE.match(buf, k) and k + 1 - self._start >= least:
             self._emit(out, k + 1)
             self._continued = True
             self._mode = _START
