@@ -15,9 +15,9 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from tests.helpers import acollect, collect, wait_for
+from tests.helpers import collect, wait_for
 from voicekit import EngineError, MemorySink, StreamError
-from voicekit.engine import AsyncEngine, Cancel
+from voicekit.engine import Cancel
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.tts import BaseTTS
@@ -172,9 +172,6 @@ def test_after_cleanup_every_engine_path_refuses(tts: BaseTTS, fake_polly: FakeP
     tts.cleanup()
     with pytest.raises(EngineError, match="closed"):
         collect(tts.client.synthesize("After cleanup.", Cancel()))
-    if isinstance(tts.client, AsyncEngine):
-        with pytest.raises(EngineError, match="closed"):
-            asyncio.run(acollect(tts.client.asynthesize("After cleanup, async.", Cancel())))
     with pytest.raises(StreamError, match="closed"):
         tts.speak("Through a stream after cleanup.", sink=MemorySink())
 

@@ -189,19 +189,12 @@ def test_stream_reports_unspoken_text_when_every_engine_fails(engines, fake_poll
 
 
 def test_the_chain_exposes_its_members_capabilities(engines) -> None:
-    from voicekit.engine import AsyncEngine
     from voicekit.engines.espeak import EspeakClient
 
     primary, backup, openai = engines
     espeak = EspeakClient()
     assert FallbackEngine([openai, primary]).supports_ssml and FallbackEngine([espeak, primary]).supports_ssml
     assert not FallbackEngine([openai, espeak]).supports_ssml
-    other = OpenAIClient(api_key="sk-fake", base_url=openai.base_url)
-    try:
-        assert isinstance(FallbackEngine([openai, other]), AsyncEngine)
-        assert not isinstance(FallbackEngine([openai, espeak]), AsyncEngine)
-    finally:
-        other.close()
 
 
 def test_ssml_behind_a_fallback_reaches_polly_as_ssml(engines, fake_polly: FakePolly) -> None:
@@ -304,22 +297,3 @@ def test_the_chain_refuses_work_once_closed(engines) -> None:
     with pytest.raises(EngineError, match="closed") as caught:
         list(chain.synthesize("Too late.", threading.Event()))
     assert caught.value.unspoken_text == "Too late."
-
-
-def test_an_async_chain_falls_back_on_the_event_loop(engines, fake_openai: FakeOpenAI) -> None:
-    import asyncio
-
-    from tests.helpers import acollect
-    from voicekit.engine import Cancel
-
-    _, _, openai = engines
-    backup = OpenAIClient(api_key="sk-fake", base_url=openai.base_url, max_retries=0)
-    backup.name = "openai-backup"
-    try:
-        chain = FallbackEngine([openai, backup])
-        fake_openai.faults = ["500"]
-        chunks, _ = asyncio.run(acollect(chain.asynthesize(TEXT, Cancel())))
-        assert {c.engine for c in chunks} == {"openai-backup"}
-        assert sum(len(c.pcm) for c in chunks) == fake_openai.speech_requests()[-1].total // 2
-    finally:
-        backup.close()

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from tests.helpers import acollect, collect
+from tests.helpers import collect
 from voicekit.engine import Cancel, Engine
 from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
@@ -92,8 +92,6 @@ def test_missing_key_is_a_clear_error_at_first_use(fake_openai: FakeOpenAI) -> N
     client = OpenAIClient(base_url=f"{fake_openai.url}/v1")  # constructing needs no key yet
     with pytest.raises(EngineError, match="OPENAI_API_KEY"):
         collect(client.synthesize("No key.", threading.Event()))
-    with pytest.raises(EngineError, match="OPENAI_API_KEY"):
-        asyncio.run(acollect(client.asynthesize("No key.", threading.Event())))
     assert not fake_openai.exchanges
 
 
@@ -189,35 +187,6 @@ def test_a_later_interrupt_never_cuts_a_reused_connection(fake_openai: FakeOpenA
     first.set()  # the first reply is interrupted after its audio was complete
     got += list(second)
     assert sum(len(c.pcm) for c in got) == fake_openai.speech_requests()[1].total // 2
-
-
-def test_async_streams_before_the_body_is_complete(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
-    text = "Async audio arrives in pieces as well."
-    chunks, first = asyncio.run(acollect(openai_client.asynthesize(text, threading.Event())))
-    [request] = fake_openai.speech_requests()
-    assert first < request.last_byte_at
-    assert sum(len(c.pcm) for c in chunks) == request.total // 2
-
-
-def test_async_close_cancels_the_transfer(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
-    fake_openai.piece_interval = 0.03
-
-    async def interrupt_after_first() -> None:
-        chunks = openai_client.asynthesize("An async answer that gets interrupted at once, mid-way.",
-                                           threading.Event())
-        await chunks.__anext__()
-        await chunks.aclose()
-
-    asyncio.run(interrupt_after_first())
-    [request] = fake_openai.speech_requests()
-    assert request.finished.wait(5)
-    assert request.hung_up.is_set() and request.sent < request.total
-
-
-def test_async_failure_is_an_engine_error(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
-    fake_openai.faults = ["disconnect"]
-    with pytest.raises(EngineError):
-        asyncio.run(acollect(openai_client.asynthesize("Broken async body, sadly.", threading.Event())))
 
 
 def test_key_stays_out_of_logs_reprs_and_errors(fake_openai: FakeOpenAI, openai_client: OpenAIClient,
@@ -341,43 +310,6 @@ def test_an_interrupt_cancels_a_request_waiting_for_its_first_byte_and_it_is_not
     assert len(fake_openai.speech_requests()) == 1
 
 
-def test_an_async_interrupt_cancels_a_request_waiting_for_its_first_byte(fake_openai: FakeOpenAI,
-                                                                         openai_client: OpenAIClient) -> None:
-    fake_openai.first_byte_delay = HOLD
-
-    async def interrupted() -> tuple[float, list]:
-        cancel = Cancel()
-        interrupted_at = interrupt_once_requested(fake_openai, cancel)
-        chunks = [c async for c in openai_client.asynthesize("Held back, async.", cancel)]
-        return time.monotonic() - interrupted_at[0], chunks
-
-    elapsed, chunks = asyncio.run(interrupted())
-    assert chunks == [] and elapsed < 1.0
-    time.sleep(1.0)
-    assert len(fake_openai.speech_requests()) == 1
-
-
-def test_cancelling_the_callers_task_cancels_the_request(fake_openai: FakeOpenAI,
-                                                         openai_client: OpenAIClient) -> None:
-    fake_openai.first_byte_delay = HOLD
-
-    async def cancelled() -> float:
-        task = asyncio.create_task(acollect(openai_client.asynthesize("Never awaited to the end.", Cancel())))
-        while not fake_openai.speech_requests():
-            await asyncio.sleep(0.01)
-        task.cancel()
-        started = asyncio.get_running_loop().time()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return asyncio.get_running_loop().time() - started
-
-    assert asyncio.run(cancelled()) < 0.5
-    time.sleep(1.0)
-    assert len(fake_openai.speech_requests()) == 1
-
-
-
-
 def test_close_cancels_requests_in_flight_and_every_path_refuses_afterwards(
         fake_openai: FakeOpenAI, openai_env: None, no_thread_leak: None) -> None:
     client = OpenAIClient(api_key=KEY, base_url=f"{fake_openai.url}/v1")
@@ -401,8 +333,6 @@ def test_close_cancels_requests_in_flight_and_every_path_refuses_afterwards(
     assert len(outcome) == 1 and "closed" in str(outcome[0]), "an unfinished chunk is reported, not dropped"
     with pytest.raises(EngineError, match="closed"):
         list(client.synthesize("After close.", Cancel()))
-    with pytest.raises(EngineError, match="closed"):
-        asyncio.run(acollect(client.asynthesize("After close, async.", Cancel())))
     client.close()  # idempotent
     time.sleep(1.0)  # no retry, no late request
     assert len(fake_openai.speech_requests()) == 1

@@ -27,13 +27,13 @@ import atexit
 import logging
 import re
 import threading
-from collections.abc import AsyncGenerator, Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "AsyncEngine", "Cancel", "at_exit", "check_voice_id", "run_exit_hooks"]
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "Cancel", "at_exit", "check_voice_id", "run_exit_hooks"]
 
 # Letters, digits and _ . + - only, starting with a letter or digit: no path separator, no
 # "..", nothing absolute, so an id can never name a file outside the engine's voice folder.
@@ -166,15 +166,6 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release clients, sessions and libraries; idempotent."""
-        ...
-
-
-@runtime_checkable
-class AsyncEngine(Engine, Protocol):
-    """An engine that can also synthesize on an event loop (async streams then use it)."""
-
-    def asynthesize(self, text: str, cancel: threading.Event) -> AsyncGenerator[AudioChunk, None]:
-        """``synthesize`` for event loops: never blocks the loop."""
         ...
 
 

@@ -27,8 +27,7 @@ Rules, per text chunk handed to :meth:`FallbackEngine.synthesize`:
 
 Capabilities are the members': ``supports_ssml`` when any member reads SSML
 (an SSML chunk goes whole, ``ssml=True``, to those members, and as its plain
-text, without word marks, to the others), and ``asynthesize`` (an
-:class:`AsyncFallbackEngine`) when every member has it.
+text, without word marks, to the others).
 
 ``samplerate`` is the first engine's; ``max_chars`` the smallest of all, so
 every engine accepts every chunk. ``voices``, ``set_voice`` and
@@ -41,14 +40,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from ..engine import AsyncEngine, AudioChunk, Engine, Voice, WordMark
+from ..engine import AudioChunk, Engine, Voice, WordMark
 from ..errors import EngineError
 
-__all__ = ["FallbackEngine", "AsyncFallbackEngine"]
+__all__ = ["FallbackEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +58,7 @@ class _Health:
 
 
 class FallbackEngine:
-    """Implements :class:`voicekit.engine.Engine` over ``engines``, tried in order.
-
-    ``FallbackEngine(...)`` makes an :class:`AsyncFallbackEngine` when every
-    member is an :class:`~voicekit.engine.AsyncEngine`.
-    """
-
-    def __new__(cls, engines: Sequence[Engine], **_: Any) -> FallbackEngine:
-        if cls is FallbackEngine and engines and all(isinstance(e, AsyncEngine) for e in engines):
-            cls = AsyncFallbackEngine
-        return super().__new__(cls)
+    """Implements :class:`voicekit.engine.Engine` over ``engines``, tried in order."""
 
     def __init__(self, engines: Sequence[Engine], *, cooldown: float = 30.0, max_cooldown: float = 300.0) -> None:
         if not engines:
@@ -154,34 +143,6 @@ class FallbackEngine:
                 return
             health.cooldown = min(health.cooldown * 2, self.max_cooldown) if health.cooldown else self.cooldown
             health.until = time.monotonic() + health.cooldown
-
-
-class AsyncFallbackEngine(FallbackEngine):
-    """A :class:`FallbackEngine` whose members all synthesize on event loops: the same rules, async."""
-
-    engines: list[AsyncEngine]  # type: ignore[assignment]
-
-    async def asynthesize(self, text: str, cancel: threading.Event, *,
-                          ssml: bool = False) -> AsyncGenerator[AudioChunk, None]:
-        run = _Run(self, text, ssml)
-        for engine in run.engines():
-            assert isinstance(engine, AsyncEngine)  # every member is, or __new__ would not have made this class
-            text_for, ssml_for = run.request(engine)
-            pieces: AsyncGenerator[AudioChunk, None] | None = None
-            try:
-                pieces = engine.asynthesize(text_for, cancel, **ssml_for)
-                async for piece in pieces:
-                    yield run.shifted(piece, engine)
-                run.succeeded(engine)
-                return
-            except Exception as exc:  # noqa: BLE001 - any failure of one engine is the next one's turn
-                if cancel.is_set():
-                    return
-                run.failed(engine, exc)
-            finally:
-                if pieces is not None:
-                    await pieces.aclose()
-        raise run.error()
 
 
 class _Run:

@@ -7,12 +7,11 @@ a fast body costs few hand-overs.
 OpenAI reports no word timings, so chunks carry no marks and the stream
 estimates them.
 
-One ``AsyncOpenAI`` client per engine does every request, sync and async, on
-the engine's own event loop thread (:class:`~voicekit.engines.transfer.AsyncBridge`):
-an async client belongs to the loop it was used on, and building one costs
-~28 ms, so a client per call or per caller's loop would stall that loop.
-``synthesize`` (a thread) and ``asynthesize`` (any event loop) only wait for
-finished pieces. An interrupt (``cancel`` set, or the iterator closed) cancels
+One ``AsyncOpenAI`` client per engine does every request on the engine's own
+event loop thread (:class:`~voicekit.engines.transfer.AsyncBridge`): an async
+client belongs to the loop it was used on, and building one costs ~28 ms, so a
+client per call would cost that each time. ``synthesize`` (on the stream's
+worker thread) only waits for finished pieces. An interrupt (``cancel`` set, or the iterator closed) cancels
 the request task at once, whatever it waits for: the connection, the first
 byte, the body or the SDK's retry back-off. So nothing is retried after an
 interrupt, and after ``close()`` nothing more is sent.
@@ -98,13 +97,6 @@ class OpenAIClient:
         if not text.strip():
             return
         yield from self._bridge.iterate(self._speech(text), cancel)
-
-    async def asynthesize(self, text: str, cancel: threading.Event) -> AsyncGenerator[AudioChunk, None]:
-        """``synthesize`` for event loops: the caller's loop only awaits finished pieces."""
-        if not text.strip():
-            return
-        async for chunk in self._bridge.aiterate(self._speech(text), cancel):
-            yield chunk
 
     def voices(self) -> list[Voice]:
         # The API has no endpoint listing its built-in voices; they speak every language.

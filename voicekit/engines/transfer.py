@@ -17,7 +17,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -139,8 +139,8 @@ class AsyncBridge:
 
     One async SDK client lives on it for the engine's whole life, whichever
     threads and event loops the engine is called from (an async client belongs
-    to the loop it was used on). :meth:`iterate` and :meth:`aiterate` pull an
-    async generator running there, from a thread or from another loop.
+    to the loop it was used on). :meth:`iterate` pulls an async generator running
+    there into the calling thread.
     """
 
     def __init__(self, name: str) -> None:
@@ -181,27 +181,6 @@ class AsyncBridge:
                 if not batch:
                     return
                 yield from batch
-        finally:
-            step.cancel()
-            self._close(puller)
-
-    async def aiterate(self, agen: AsyncGenerator[T, None], cancel: threading.Event) -> AsyncIterator[T]:
-        """``iterate`` for a caller on another event loop: it only awaits finished pieces."""
-        step, puller = _Step(cancel), _Puller(agen)
-        try:
-            while not cancel.is_set():
-                try:
-                    batch = await asyncio.wrap_future(step.start(self.submit(puller.batch())))
-                except asyncio.CancelledError:
-                    if cancel.is_set():
-                        return
-                    if self._closed:
-                        raise self._closed_error() from None
-                    raise  # the caller's own task was cancelled
-                if not batch:
-                    return
-                for item in batch:
-                    yield item
         finally:
             step.cancel()
             self._close(puller)
