@@ -4,6 +4,9 @@ The work happens on the stream's own threads. Waiting is bridged to the
 event loop by :meth:`SpeechStream.add_finished_callback`: the thread that
 finishes the stream wakes the loop once, so a hundred waiting streams cost
 the loop nothing while they play, and no executor thread is borrowed.
+``interrupt()`` and the end of ``close()`` run on an executor thread: they
+silence the sink (PortAudio's abort takes milliseconds) and release the
+stream's worker thread, which must not hold up the loop.
 """
 
 from __future__ import annotations
@@ -51,10 +54,10 @@ class AsyncSpeechStream:
             raise
         finally:
             # finished or interrupted: this neither waits for audio nor for the network
-            self.sync.close()
+            await asyncio.to_thread(self.sync.close)
 
     async def interrupt(self) -> str:
-        return self.sync.interrupt()
+        return await asyncio.to_thread(self.sync.interrupt)
 
     async def pause(self) -> None:
         self.sync.pause()
@@ -78,7 +81,7 @@ class AsyncSpeechStream:
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self.sync.interrupt()
+            await self.interrupt()
         await self.close()
 
     async def _finished(self, timeout: float | None) -> bool:

@@ -208,10 +208,10 @@ class _Session:
             self.server.metrics.interrupted(time.monotonic() - asked)
         if reply.finisher is not None:
             reply.finisher.cancel()
-        unheard = await run_in_threadpool(reply.stream.sync.interrupt)
+        unheard = await reply.stream.interrupt()
         spoken = reply.stream.heard_text  # spoken form, up to where the server handed audio over
         heard_end = _heard_end(spoken, reply.words, min(float(played), reply.sent_frames / SAMPLE_RATE))
-        await run_in_threadpool(reply.stream.sync.close)
+        await reply.stream.close()
         self.outbox.finish_reply(
             reply.id,
             {
@@ -279,7 +279,7 @@ class _Session:
         if self.reply is not reply:
             return
         text = reply.stream.heard_text
-        await run_in_threadpool(reply.stream.sync.close)
+        await reply.stream.close()
         if self.reply is not reply:
             return
         if error is not None:
@@ -295,8 +295,8 @@ class _Session:
         self.outbox.cut(reply.id)
         if reply.finisher is not None:
             reply.finisher.cancel()
-        await run_in_threadpool(reply.stream.sync.interrupt)
-        await run_in_threadpool(reply.stream.sync.close)
+        await reply.stream.interrupt()
+        await reply.stream.close()
 
     # -- sending -----------------------------------------------------------------------------
     async def send_json(self, event: dict[str, Any]) -> None:

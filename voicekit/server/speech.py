@@ -216,7 +216,7 @@ class _Speaking:
                 self.finisher.cancel()
             if self.stream is not None and not self.ended:
                 self.outbox.cut(_REPLY)
-                await run_in_threadpool(self.stream.sync.interrupt)
+                await self.stream.interrupt()
             await run_in_threadpool(self.tts.cleanup)
             self.server.leave("http")
 

@@ -219,8 +219,8 @@ class WyomingSpeech(AsyncEventHandler):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if stream is not None:
-            await run_in_threadpool(stream.sync.interrupt)
-            await run_in_threadpool(stream.sync.close)
+            await stream.interrupt()
+            await stream.close()
 
     async def _info(self) -> Info:
         engine = self.server.settings.engine
