@@ -13,14 +13,12 @@ out by running more processes.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -30,17 +28,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .. import __version__
-from ..engine import Voice
 from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import VoicekitError
 from ..tts import BaseTTS
 from .backend import ChatBackend, ResponderChat
+from .core import ClientError, Server, json_body
 from .guard import Guard, error_body, quiet_spurious_handshake_errors
-from .metrics import Metrics, RequestCounter
+from .metrics import RequestCounter
 from .outbox import SAMPLE_RATE
+from .session import speak_socket
 from .settings import ServerSettings
+from .speech import openai_alias, speech
 
-__all__ = ["ClientError", "Server", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("voicekit.server")
 
@@ -52,94 +52,6 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-class ClientError(Exception):
-    """A bad request: answered with ``status`` and OpenAI's error JSON, never a traceback."""
-
-    def __init__(self, message: str, *, status: int = 400, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.param = param
-
-    def response(self) -> Response:
-        return Response(error_body(str(self), param=self.param), status_code=self.status, media_type="application/json")
-
-
-class Server:
-    """What every route shares: the settings, the TTS factory and the session count."""
-
-    def __init__(self, settings: ServerSettings, make_tts: Callable[[], BaseTTS], chat: ChatBackend) -> None:
-        self.settings = settings
-        self._make_tts = make_tts
-        self.chat = chat
-        self.sessions = 0
-        self.metrics = Metrics()
-        self._voices: list[Voice] | None = None
-
-    def try_enter(self, protocol: str) -> bool:
-        """Take a session slot (event loop only, so no lock is needed)."""
-        if self.sessions >= self.settings.max_sessions:
-            return False
-        self.sessions += 1
-        self.metrics.opened(protocol)
-        return True
-
-    def leave(self, protocol: str) -> None:
-        self.sessions -= 1
-        self.metrics.closed(protocol)
-
-    def observe(self, tts: BaseTTS) -> Callable[[Any], None]:
-        """An ``on_chunk_processed`` callback that feeds the synthesis metrics."""
-        client = tts.client
-        members = getattr(client, "engines", None)  # a fallback chain: its first member is the preferred one
-        first = members[0].name if members else client.name
-
-        def chunk(info: Any) -> None:
-            self.metrics.chunk(info, first)
-
-        return chunk
-
-    def busy_response(self) -> Response:
-        """503 at the session limit, with the ``Retry-After`` that clients back off by."""
-        busy = ClientError(f"the server is at its limit of {self.settings.max_sessions} sessions; retry shortly", status=503)
-        response = busy.response()
-        response.headers["Retry-After"] = "1"
-        return response
-
-    async def voices(self) -> list[Voice]:
-        """The engine's voices, listed once (a cloud engine's list costs a request)."""
-        if self._voices is None:
-
-            def listing() -> list[Voice]:
-                tts = self._make_tts()
-                try:
-                    return tts.get_voices()
-                finally:
-                    tts.cleanup()
-
-            self._voices = await run_in_threadpool(listing)
-        return self._voices
-
-    async def new_tts(self) -> BaseTTS:
-        """A TTS of the session's own, 24 kHz int16 out (engines may do I/O when built: off the loop)."""
-        return await run_in_threadpool(self._build_tts)
-
-    def check_engine(self) -> None:
-        """Build and release one TTS: a missing engine or bad voice shows up before serving."""
-        self._build_tts().cleanup()
-
-    def _build_tts(self) -> BaseTTS:
-        tts = self._make_tts()
-        try:
-            if self.settings.voice:
-                tts.set_voice(self.settings.voice)
-            tts.setup_stream(samplerate=SAMPLE_RATE, dtype="int16")
-            tts.set_stream_config({"lookahead": self.settings.lookahead / 2})
-        except BaseException:
-            tts.cleanup()
-            raise
-        return tts
 
 
 def create_app(
@@ -173,9 +85,6 @@ def create_app(
 
     server = Server(config, make_tts, chat or ResponderChat(config.chat_tokens_per_second))
     quiet_spurious_handshake_errors()
-
-    from .session import speak_socket
-    from .speech import openai_alias, speech
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
@@ -226,7 +135,7 @@ def create_app(
     async def chat_reply(request: Request) -> Response:
         try:
             # the page sends the whole conversation
-            messages = _chat_messages(await _json_body(request, config.max_session_chars))
+            messages = _chat_messages(await json_body(request, config.max_session_chars))
         except ClientError as exc:
             return exc.response()
 
@@ -279,29 +188,6 @@ def create_app(
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("voicekit.server: %s %s failed", request.method, request.url.path, exc_info=exc)
     return Response(error_body("internal server error", type="server_error"), status_code=500, media_type="application/json")
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    """The request's JSON, read up to ``limit`` bytes (413 beyond)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ClientError(f"request body larger than {limit} bytes", status=413)
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise ClientError(f"request body larger than {limit} bytes", status=413)
-    return parse_json(bytes(body))
-
-
-def parse_json(data: bytes | str) -> Any:
-    """JSON from a client: anything malformed, nested too deep included, is a ``ClientError``."""
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise ClientError("the request body must be JSON") from None
-    except RecursionError:
-        raise ClientError("the JSON is nested too deeply") from None
 
 
 def _chat_messages(body: Any) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..async_stream import AsyncSpeechStream
 from ..errors import StreamError, VoicekitError
 from ..tts import BaseTTS
-from .app import ClientError, Server, parse_json
+from .core import ClientError, Server, parse_json
 from .guard import deny
 from .outbox import SAMPLE_RATE, Item, Outbox
 

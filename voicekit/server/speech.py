@@ -34,7 +34,7 @@ from ..async_stream import AsyncSpeechStream
 from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import StreamError, VoicekitError
 from ..tts import BaseTTS
-from .app import ClientError, Server, _json_body
+from .core import ClientError, Server, json_body
 from .formats import FORMATS, AudioFormat, Encoder
 from .guard import ending_on_purpose
 from .outbox import SAMPLE_RATE, Item, Outbox
@@ -301,7 +301,7 @@ async def speech(server: Server, request: Request) -> Response:
     settings = server.settings
     try:
         # 4 bytes per character of UTF-8 at most, plus the other fields
-        req = parse(await _json_body(request, settings.max_input_chars * 4 + 4096), settings.max_input_chars)
+        req = parse(await json_body(request, settings.max_input_chars * 4 + 4096), settings.max_input_chars)
     except ClientError as exc:
         return exc.response()
     if not server.try_enter("http"):

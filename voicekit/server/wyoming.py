@@ -38,7 +38,7 @@ from .. import __version__
 from ..async_stream import AsyncSpeechStream
 from ..errors import StreamError, VoicekitError
 from ..tts import BaseTTS
-from .app import Server
+from .core import Server
 from .outbox import SAMPLE_RATE, Outbox
 
 __all__ = ["WyomingServer", "WyomingSpeech"]
