@@ -161,24 +161,44 @@ def test_markdown_is_rendered_on_screen_and_code_is_not_spoken(session):
     assert "A heading" in spoken and "read aloud" not in spoken and "*" not in spoken and "#" not in spoken
 
 
-def test_escape_barges_in_and_history_keeps_only_what_was_heard(session):
-    s = session([LONG], tokens_per_second=None)
+def _barge_in_with(s: Session, key: str) -> float:
+    """Ask for LONG, press ``key`` a second into its speech: the seconds heard after the key.
+
+    Checks that the speaker is silent from then on and that the history keeps only what was heard.
+    """
     s.type("tell me everything\r")
     wait_for(lambda: s.sink.seconds > 1.0, what="speech to start")
     before = s.sink.seconds
-    s.type("\x1b")
-    wait_for(lambda: not s.chat.speaking, timeout=5, what="the interrupt")
+    s.type(key)
+    wait_for(lambda: not s.chat.speaking, timeout=5, what=f"{key!r} to interrupt")
     after = s.sink.seconds
     time.sleep(0.3)
     assert s.sink.seconds == after  # silent from then on
-    # Esc waits out prompt_toolkit's key timeout (0.1 s); generous bound for a busy machine.
-    assert after - before < 1.5
     content = s.chat.history[-1]["content"]
     assert content.endswith("[interrupted]")
     heard = content.removesuffix("[interrupted]").split()
     assert 2 <= len(heard) < len(LONG.split()) // 2
     assert "fifth" not in content
     wait_for(lambda: "[interrupted]" in s.text, what="the interrupted mark in the scrollback")
+    return after - before
+
+
+def test_escape_barges_in_and_history_keeps_only_what_was_heard(session):
+    s = session([LONG], tokens_per_second=None)
+    # Esc waits out prompt_toolkit's key timeout (0.1 s); generous bound for a busy machine.
+    assert _barge_in_with(s, "\x1b") < 1.5
+    s.quit()
+
+
+def test_typing_barges_in_and_the_key_stays_on_the_input_line(session):
+    s = session([LONG, SHORT], tokens_per_second=None)
+    # the first key of the next message stops the reply, with no key timeout to wait out
+    assert _barge_in_with(s, "w") < 1.0
+    assert len(s.chat.history) == 2  # nothing was sent: the key is on the input line ...
+    s.type("hat now?\r")  # ... and starts the next message
+    wait_for(lambda: len(s.chat.history) == 4 and not s.chat.speaking, what="the second reply")
+    assert s.chat.history[2] == {"role": "user", "content": "what now?"}
+    assert s.chat.history[3]["content"] == SHORT
     s.quit()
 
 
@@ -321,11 +341,13 @@ def test_save_writes_the_audio_that_was_heard(session, tmp_path):
 
 def test_messages_read_as_words_not_python(session):
     s = session([SHORT])
-    s.command("/rate fast-ish", "/rate: rate must be a number from 0.1 to 10 or one of")
+    rates = "x-slow, slow, medium, fast, x-fast"
+    s.command("/rate banana", f"/rate: rate must be a number from 0.1 to 10 or one of {rates}, got 'banana'")
+    s.command("/rate 50", f"/rate: rate must be a number from 0.1 to 10 or one of {rates}, got '50'")
     s.command("/voice no-such-voice", "/voice: no espeak voice 'no-such-voice'; /voices lists them")
     s.command("/save-transcript /no/such/dir/t.txt", "there is no directory '/no/such/dir'")
     s.quit()
-    for python in ("could not convert", "voices()", "Errno", "Error:"):
+    for python in ("could not convert", "voices()", "Errno", "Error:", "['", "50.0"):
         assert python not in s.text
 
 
@@ -511,7 +533,7 @@ def test_chat_without_a_sound_card_writes_each_reply_to_a_wav(sounddevice, reaso
     assert folder.parent == tmp_path
     child.expect("/help lists the commands")
     child.sendline("hello")
-    child.expect(r"writing reply-1\.wav \(Esc stops")  # the toolbar: nothing plays, a file is written
+    child.expect(r"writing reply-1\.wav \(type or Esc to stop")  # the toolbar: nothing plays, a file is written
     child.expect(r"to stop me at any time\.")  # the reply's last words (Esc is bold)
     child.expect(r"\(audio: (\S+)\)")
     assert Path(child.match.group(1)) == folder / "reply-1.wav"
@@ -523,7 +545,7 @@ def test_chat_without_a_sound_card_writes_each_reply_to_a_wav(sounddevice, reaso
     child.expect("## Hello")  # the whole reply is in the history
     quit_cleanly(pexpect, child)
     seen = child.logfile_read.getvalue()
-    assert "Traceback" not in seen and "speaking (Esc stops)" not in seen and "speech stays off" not in seen
+    assert "Traceback" not in seen and "speaking (type or Esc to stop)" not in seen and "speech stays off" not in seen
     for wav_file in (folder / "reply-1.wav", tmp_path / "saved.wav"):
         with wave.open(str(wav_file)) as wav:
             assert wav.getnframes() / wav.getframerate() > 5.0
@@ -599,7 +621,7 @@ def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env, spawn):
         """Until ``line`` is on the screen and no reply is still speaking."""
         deadline = time.monotonic() + 90
         settle()
-        while line not in rendered() or any("speaking (Esc stops)" in row for row in rendered()):
+        while line not in rendered() or any("speaking (type or Esc to stop)" in row for row in rendered()):
             assert time.monotonic() < deadline, f"timed out waiting for {line!r}; screen:\n" + "\n".join(rendered())
             settle()
 

@@ -1,13 +1,18 @@
 """The voicekit command as someone new to it first meets it: a bare `voicekit`, a file
-to narrate, a mistyped rate, a cloud engine without its setup, WAV on stdout into a file."""
+to narrate, a mistyped rate, a cloud engine without its setup, WAV on stdout into a file,
+Ctrl-C pressed as soon as it starts."""
 
 from __future__ import annotations
 
 import os
+import random
+import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
@@ -65,6 +70,10 @@ def test_narrate_refuses_a_binary_file_by_its_name(tmp_path, capsys):
     assert code == 2 and err == f"voicekit narrate: {binary} is binary, not text (it holds NUL bytes)\n"
 
 
+_RATES = "x-slow, slow, medium, fast, x-fast"
+_LEVELS = "silent, x-low, low, medium, high, x-high, loud"
+
+
 @pytest.mark.parametrize(
     "flag, value, expected",
     [
@@ -72,6 +81,10 @@ def test_narrate_refuses_a_binary_file_by_its_name(tmp_path, capsys):
         ("-r", "quick", "expected a number like 1.2 or one of x-slow, slow, medium, fast, x-fast; got 'quick'"),
         ("--volume", "loud-ish", "expected a number like 50 or one of silent, x-low, low, medium, high, x-high, loud; got 'loud-ish'"),
         ("--pitch", "up", "expected a number like 50 or one of silent, x-low, low, medium, high, x-high, loud; got 'up'"),
+        # a number out of range: the library's own line, as plain
+        ("--rate", "50", f"rate must be a number from 0.1 to 10 or one of {_RATES}, got '50'"),
+        ("--volume", "200", f"volume must be a number from 0 to 100 or one of {_LEVELS}, got '200'"),
+        ("--pitch", "nan", f"pitch must be a number from 0 to 100 or one of {_LEVELS}, got 'nan'"),
     ],
 )
 def test_a_mistyped_property_names_what_it_accepts(flag, value, expected, capsys):
@@ -142,3 +155,45 @@ def test_out_dash_appended_to_a_file_is_left_streaming(tmp_path):
     _say_to_stdout(target, "ab")
     data = target.read_bytes()
     assert data.count(b"RIFF") == 1 and _header_sizes(data)[1] > len(data)
+
+
+def _entry_point() -> tuple[str, str]:
+    """The module and function pyproject.toml names as the `voicekit` command's entry point."""
+    text = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    scripts = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    found = re.search(r'^voicekit\s*=\s*"([\w.]+):(\w+)"', scripts, re.MULTILINE)
+    assert found, scripts
+    return found[1], found[2]
+
+
+@pytest.mark.parametrize("how", ["python -m voicekit", "the voicekit script"])
+def test_ctrl_c_while_starting_up_is_130_without_a_traceback(how, tmp_path):
+    # Before the command handles Ctrl-C itself, its modules load for a tenth of a second (numpy
+    # among them): Ctrl-C there printed a KeyboardInterrupt traceback, or numpy's page-long
+    # ImportError. The child says when CPython is up and the voicekit package is imported
+    # (nothing of the command runs before, so nothing of it could catch anything), then runs
+    # what `python -m` runs, or what pip's script for the entry point runs.
+    if how == "python -m voicekit":
+        run_command = "runpy.run_module('voicekit', run_name='__main__', alter_sys=True)"
+    else:
+        module, function = _entry_point()
+        run_command = f"from {module} import {function}; sys.exit({function}())"
+    code = f"import os, runpy, sys, voicekit; os.write(1, b'.'); {run_command}"
+    argv = [sys.executable, "-c", code, "say", "--engine", "espeak", "-o", str(tmp_path / "out.wav"), "hello"]
+    runs = 10
+    # one delay in each 15 ms of the first 150 ms, from 3 ms: the first ms are runpy's or pip's own
+    for delay in [0.003 + (i + random.random()) * 0.147 / runs for i in range(runs)]:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert child.stdout is not None and child.stdout.read(1) == b"."
+            time.sleep(delay)
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        stderr = err.decode(errors="replace")
+        assert child.returncode in (130, 0) and "Traceback" not in stderr and len(stderr.splitlines()) <= 1, (
+            f"Ctrl-C {delay * 1000:.0f} ms in: exit code {child.returncode}, stderr:\n{stderr}"
+        )

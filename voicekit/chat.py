@@ -3,8 +3,9 @@
 Each reply gets its own stream (``create_stream`` ... ``done()``), fed token by
 token through ``voicekit.adapters`` while the same tokens are printed (or, with
 ``sync_text``, while each word is printed as it is heard, from ``on_word``).
-Barge-in: sending a new message, or Esc / Ctrl-C while the bot speaks,
-interrupts the reply; the history then keeps only the words that were heard,
+Barge-in: typing while the bot speaks (the first key stops the reply and
+stays on the input line), Esc or Ctrl-C, or sending a new message interrupts
+the reply; the history then keeps only the words that were heard,
 marked as interrupted. The audio plays through a ``RecordingSink``, so
 ``/save`` writes what was heard, not a new synthesis. The screen shows the
 reply's markdown rendered (headings, emphasis, bullets, dimmed code blocks);
@@ -30,10 +31,13 @@ from prompt_toolkit.application import get_app_or_none
 from prompt_toolkit.application.current import create_app_session
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.filters import Condition
+from prompt_toolkit.filters import Condition, emacs_insert_mode, vi_insert_mode
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding.bindings.basic import if_no_repeat
+from prompt_toolkit.key_binding.bindings.named_commands import get_by_name
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
 
@@ -56,8 +60,8 @@ __all__ = ["Backend", "Chat", "LLMBackend", "ResponderBackend"]
 Message = Mapping[str, str]
 
 HELP = """\
-Type a message and press Enter. While the bot speaks, Esc or Ctrl-C stops it, and
-sending a new message interrupts it: the history keeps only what you heard.
+Type a message and press Enter. While the bot speaks, start typing (or press Esc or
+Ctrl-C) to interrupt it: the history keeps only what you heard.
   /voice [ID]            show or switch the voice (Tab completes, e.g. /voice en<Tab>)
   /voices [LANG]         list the languages, or the voices of one (/voices en)
   /rate [FACTOR]         show or set the speaking rate (1.0 is normal)
@@ -76,6 +80,7 @@ _STYLE = Style.from_dict(
     {"you": "ansicyan bold", "bot": "ansigreen bold", "note": "ansiyellow", "code": "ansibrightblack"}
 )
 _WHO = {"user": "you> ", "assistant": "bot> ", "system": "system> "}
+_SELF_INSERT = get_by_name("self-insert")
 
 
 class Backend(Protocol):
@@ -351,7 +356,7 @@ class Chat:
         return FormattedText([("class:bot", prefix), *line, ("", "\n"), ("class:you", "you> ")])
 
     def _rprompt(self) -> FormattedText:
-        # The text of a reply arrives before its speech ends: say when Esc still has something to stop.
+        # The text of a reply arrives before its speech ends: say when a key still has something to stop.
         turn = self._turn
         if turn is None:
             return FormattedText([])
@@ -359,7 +364,7 @@ class Chat:
             doing = "replying"  # muted, or the speech failed
         else:
             doing = f"writing {turn.wav.name}" if turn.wav is not None else "speaking"
-        return FormattedText([("class:note", f"{doing} (Esc stops)")])
+        return FormattedText([("class:note", f"{doing} (type or Esc to stop)")])
 
     def _key_bindings(self) -> KeyBindings:
         keys = KeyBindings()
@@ -369,6 +374,14 @@ class Chat:
         @keys.add("c-c", filter=speaking)
         def _(event: KeyPressEvent) -> None:
             self._barge_in()
+
+        # Barge-in by typing: the first printable key stops the reply at once, and is typed
+        # as any key is (prompt_toolkit's own self-insert), so the next message starts with it.
+        @keys.add(Keys.Any, filter=speaking & (emacs_insert_mode | vi_insert_mode), save_before=if_no_repeat)
+        def _(event: KeyPressEvent) -> None:
+            if event.data.isprintable():
+                self._barge_in()
+            _SELF_INSERT.call(event)
 
         # Esc pressed just after a reply ended, then `/` for a command: that is not
         # Meta-/ (complete) but the start of the command.

@@ -24,15 +24,10 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
-try:
-    from . import DeviceSink, VoicekitError, WavSink, __version__
-    from .config import _LEVELS, _RATES
-    from .errors import OutputError, UsageError
-    from .sinks import WavPipeSink
-except KeyboardInterrupt:  # numpy loads here, a fifth of a second: Ctrl-C then ends as it does later
-    print(file=sys.stderr)
-    exec("")  # see _ctrl_c
-    raise SystemExit(130) from None
+from . import DeviceSink, VoicekitError, WavSink, __version__
+from .config import _LEVELS, _RATES
+from .errors import OutputError, UsageError
+from .sinks import WavPipeSink
 
 __all__ = ["main", "make_tts", "tts_factory"]
 
@@ -127,7 +122,7 @@ def engine_problem(engine: str) -> str | None:
 
 
 def _check_property(name: str, value: str) -> None:
-    # the library's own message shows its names as a Python list
+    # a word that is no number, in the flag's terms with an example; a number out of range gets the library's line
     try:
         float(value)
     except ValueError:

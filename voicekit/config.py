@@ -166,11 +166,13 @@ def normalize_property(name: str, value: Any) -> float:
     if isinstance(value, str) and value.strip().lower() in table:
         return table[value.strip().lower()]
     low, high = (0.1, 10.0) if name == "rate" else (0.0, 100.0)
+    number = value
     if isinstance(value, str):  # py3-tts-wrapper style: set_property("volume", "80")
         try:
-            value = float(value)
+            number = float(value)
         except ValueError:
-            raise ValueError(
-                f"{name} must be a number from {low:g} to {high:g} or one of {sorted(table)}, got {value!r}"
-            ) from None
-    return _as_float(name, value, low, high, True)
+            pass
+    if isinstance(number, numbers.Real) and not isinstance(number, bool) and low <= float(number) <= high:
+        return float(number)  # NaN fails the comparison, infinities the bounds
+    # one plain line, as a user reads it (chat's /rate, the CLI's --rate): the value as given
+    raise ValueError(f"{name} must be a number from {low:g} to {high:g} or one of {', '.join(table)}, got {value!r}")
