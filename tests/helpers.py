@@ -33,15 +33,6 @@ def collect(chunks):
     return out, first
 
 
-async def acollect(chunks):
-    """``collect`` for async iterators."""
-    first, out = None, []
-    async for chunk in chunks:
-        first = first or time.monotonic()
-        out.append(chunk)
-    return out, first
-
-
 def words(text: str) -> list[str]:
     return re.findall(r"\S+", text)
 
@@ -112,3 +103,15 @@ def pieces(text: str, cuts: list[int]) -> list[str]:
     """``text`` cut at the given points (taken modulo its length)."""
     points = sorted({c % (len(text) + 1) for c in cuts})
     return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+
+
+def timeline(engine, chunks: list[str]) -> list[tuple[str, int]]:
+    """Each word of a reply spoken as ``chunks`` by a ToneEngine, with the frame of the reply where it starts.
+
+    A reply's chunks play back to back, so a chunk's words start after all the audio before it.
+    """
+    out, at = [], 0
+    for text in chunks:
+        out += [(text[w.offset : w.offset + w.length], at + w.start) for w in engine.plan(text)]
+        at += engine.frames(text)
+    return out

@@ -1,4 +1,4 @@
-"""voicekit.adapters with real parts: eSpeak synthesis, MemorySink, the real openai SDK.
+"""voicekit.adapters with real parts: the tone engine of voicekit.testing, MemorySink, the real openai SDK.
 
 The OpenAI tests talk HTTP to the fake chat server of tests/fixtures/llm.py,
 which streams deltas slowly and records when it sent its last byte and whether
@@ -17,11 +17,11 @@ import pytest
 
 from voicekit.adapters import INTERRUPTED_MARK, astream_chat, speak_aiter, speak_iter, stream_chat
 
-pytest.importorskip("espeakng_loader", reason="needs eSpeak NG: pip install 'voicekit[espeak]'")
 openai = pytest.importorskip("openai", reason="needs the openai SDK: pip install 'voicekit[openai]'")
 
 from tests import helpers  # noqa: E402
-from voicekit import EspeakTTS, MemorySink, StreamError  # noqa: E402 - after the skips above
+from voicekit import MemorySink, StreamError  # noqa: E402 - after the skip above
+from voicekit.testing import ToneTTS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -44,7 +44,7 @@ def assert_heard_prefix(heard: str, text: str, *, strict: bool = True) -> None:
 
 @pytest.fixture
 def tts():
-    engine = EspeakTTS()
+    engine = ToneTTS()
     yield engine
     engine.cleanup()
 

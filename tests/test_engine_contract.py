@@ -1,12 +1,22 @@
-"""Engines import only the engine contract and errors, never the TTS runtime."""
+"""The engine contract: engines import only it and the errors, never the TTS runtime, and every
+offline engine (eSpeak, and voicekit.testing's ToneEngine) keeps it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
 
 import voicekit
+from tests.helpers import audio, marks, synth
+from voicekit.engine import AudioChunk, Cancel, Engine, Voice
+from voicekit.engines.espeak import EspeakClient
 from voicekit.engines.polly import PollyClient
+from voicekit.errors import EngineError
+from voicekit.testing import ToneEngine
 from voicekit.voices import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
 
 
@@ -27,3 +37,51 @@ def test_tts_classes_stay_importable_from_the_package() -> None:
     assert (voicekit.EspeakTTS, voicekit.PollyTTS, voicekit.OpenAITTS, voicekit.FallbackTTS) == (
         EspeakTTS, PollyTTS, OpenAITTS, FallbackTTS)
     assert voicekit.PollyClient is PollyClient
+
+
+# -- what every engine client does (the offline ones: the cloud clients have their own files) --------
+
+CONTRACT_TEXT = "Every engine keeps this contract, word by word."
+
+
+@pytest.fixture(params=["espeak", "tone"])
+def client(request) -> Iterator[Engine]:
+    made: Engine = EspeakClient() if request.param == "espeak" else ToneEngine()
+    yield made
+    made.close()
+
+
+def test_an_engine_yields_float_mono_audio_at_its_rate_with_marks_on_its_words(client: Engine) -> None:
+    assert isinstance(client, Engine) and client.name and client.max_chars >= 100
+    chunks = synth(client, CONTRACT_TEXT)
+    assert chunks and all(isinstance(c, AudioChunk) for c in chunks)
+    assert {c.samplerate for c in chunks} == {client.samplerate}
+    assert all(c.pcm.dtype == np.float32 and c.pcm.ndim == 1 and np.abs(c.pcm).max(initial=0) <= 1 for c in chunks)
+    found = marks(chunks)
+    spoken = [CONTRACT_TEXT[m.offset : m.offset + m.length] for m in found]
+    assert spoken and all(word and word == word.strip() for word in spoken)
+    assert [m.offset for m in found] == sorted(m.offset for m in found)
+    assert [m.time for m in found] == sorted(m.time for m in found)
+    assert 0 <= found[0].time and found[-1].time < len(audio(chunks)) / client.samplerate
+
+
+def test_an_engine_stops_when_cancelled_and_refuses_once_closed(client: Engine) -> None:
+    cancel = Cancel()
+    cancel.set()
+    assert synth(client, CONTRACT_TEXT, cancel) == []
+    client.close()
+    client.close()
+    with pytest.raises(EngineError, match="closed") as caught:
+        synth(client, CONTRACT_TEXT)
+    assert caught.value.unspoken_text == CONTRACT_TEXT
+
+
+def test_an_engine_takes_normalized_properties_and_voice_ids_only(client: Engine) -> None:
+    voices = client.voices()
+    assert voices and all(isinstance(v, Voice) for v in voices)
+    client.set_voice(voices[0].id)
+    with pytest.raises(ValueError):
+        client.set_voice("../" + voices[0].id)
+    for name, value in (("rate", 1.5), ("volume", 80.0), ("pitch", 40.0)):
+        client.set_property(name, value)
+    assert synth(client, "Still speaking.")

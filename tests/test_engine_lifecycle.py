@@ -20,6 +20,7 @@ from voicekit import EngineError, MemorySink, StreamError
 from voicekit.engine import Cancel
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
+from voicekit.testing import ToneTTS
 from voicekit.tts import BaseTTS
 from voicekit.voices import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
 
@@ -146,7 +147,7 @@ def test_polly_stream_close_and_cleanup_after_an_interrupt_do_not_wait(fake_poll
 
 # -- after cleanup(), every engine path refuses -------------------------------------------
 
-@pytest.fixture(params=["espeak", "piper", "polly", "openai", "fallback"])
+@pytest.fixture(params=["espeak", "piper", "polly", "openai", "fallback", "tone"])
 def tts(request, fake_polly: FakePolly, fake_openai: FakeOpenAI) -> Iterator[BaseTTS]:
     def piper() -> BaseTTS:
         pytest.importorskip("piper", reason="needs the piper extra: pip install 'voicekit[piper]'")
@@ -159,7 +160,7 @@ def tts(request, fake_polly: FakePolly, fake_openai: FakeOpenAI) -> Iterator[Bas
     def polly() -> PollyTTS:
         return PollyTTS(PollyClient(CREDENTIALS, endpoint_url=fake_polly.url))
 
-    made = {"espeak": EspeakTTS, "piper": piper, "polly": polly, "openai": openai,
+    made = {"espeak": EspeakTTS, "piper": piper, "polly": polly, "openai": openai, "tone": ToneTTS,
             "fallback": lambda: FallbackTTS([polly(), openai(), EspeakTTS()])}[request.param]()
     yield made
     made.cleanup()

@@ -1,20 +1,25 @@
-"""FallbackEngine / FallbackTTS over real clients talking to the fake servers: nothing is lost."""
+"""FallbackEngine / FallbackTTS over real clients talking to the fake servers: nothing is lost.
+
+The offline last resort of a chain is voicekit.testing's ToneEngine, whose audio is known exactly.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from tests.helpers import words
+from tests.helpers import audio, marks, synth, words
 from voicekit.engine import Engine
 from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
+from voicekit.testing import ToneEngine, ToneTTS
 from voicekit.voices import FallbackTTS, OpenAITTS, PollyTTS
 
 CREDENTIALS = ("eu-west-1", "AKIDFAKEKEY1234567", "fakeSecretValue")
@@ -151,20 +156,23 @@ def test_fallback_tts_speaks_every_word_across_engines(engines, fake_polly: Fake
     tts.cleanup()
 
 
-def test_fallback_tts_to_espeak_reports_the_engine_and_resamples(engines, fake_polly: FakePolly,
-                                                                 fake_openai: FakeOpenAI) -> None:
+def test_fallback_tts_to_the_offline_engine_reports_the_engine_and_resamples(engines, fake_polly: FakePolly,
+                                                                             fake_openai: FakeOpenAI) -> None:
     from voicekit.sinks import MemorySink
-    from voicekit.voices import EspeakTTS
 
     primary, _, openai = engines
     fake_polly.faults = ["500"]
     fake_openai.faults = ["500"]
-    tts = FallbackTTS([PollyTTS(primary), OpenAITTS(openai), EspeakTTS()])
+    last = ToneTTS()
+    tts = FallbackTTS([PollyTTS(primary), OpenAITTS(openai), last])
     reports = []
     sink = MemorySink()
-    tts.speak_streamed("Polly and OpenAI are down. eSpeak speaks.", on_chunk_processed=reports.append, sink=sink)
-    assert reports and {r["engine"] for r in reports} == {"espeak"}
-    assert tts.client.samplerate == 16000 and sink.seconds > 1
+    tts.speak_streamed("Polly and OpenAI are down. The tones speak.", on_chunk_processed=reports.append, sink=sink)
+    assert [r["text"] for r in reports] == last.client.texts == ["Polly and OpenAI are down.", "The tones speak."]
+    assert {r["engine"] for r in reports} == {"tone"}
+    # the chain plays at its first engine's rate: the tones' 24 kHz comes out at Polly's 16 kHz, none lost
+    assert tts.client.samplerate == sink.samplerate == 16000
+    assert len(sink.audio) == sum(last.client.frames(t) * 2 // 3 for t in last.client.texts)
     tts.cleanup()
 
 
@@ -189,20 +197,17 @@ def test_stream_reports_unspoken_text_when_every_engine_fails(engines, fake_poll
 
 
 def test_the_chain_exposes_its_members_capabilities(engines) -> None:
-    from voicekit.engines.espeak import EspeakClient
-
     primary, backup, openai = engines
-    espeak = EspeakClient()
-    assert FallbackEngine([openai, primary]).supports_ssml and FallbackEngine([espeak, primary]).supports_ssml
-    assert not FallbackEngine([openai, espeak]).supports_ssml
+    tone = ToneEngine()  # reads no SSML
+    assert FallbackEngine([openai, primary]).supports_ssml and FallbackEngine([tone, primary]).supports_ssml
+    assert not FallbackEngine([openai, tone]).supports_ssml
 
 
 def test_ssml_behind_a_fallback_reaches_polly_as_ssml(engines, fake_polly: FakePolly) -> None:
     from voicekit.sinks import MemorySink
-    from voicekit.voices import EspeakTTS
 
     primary, _, _ = engines
-    tts = FallbackTTS([PollyTTS(primary), EspeakTTS()])
+    tts = FallbackTTS([PollyTTS(primary), ToneTTS()])
     document = '<speak>Hello <break time="300ms"/> <emphasis>world</emphasis>.</speak>'
     tts.speak(document, sink=MemorySink())
     [request] = fake_polly.speech_requests()
@@ -211,17 +216,16 @@ def test_ssml_behind_a_fallback_reaches_polly_as_ssml(engines, fake_polly: FakeP
 
 
 def test_an_ssml_chunk_reaches_a_member_without_ssml_as_its_words(engines, fake_polly: FakePolly) -> None:
-    from voicekit.engines.espeak import EspeakClient
-
     primary, _, _ = engines
     fake_polly.faults = ["500"]
     document = '<speak>Hello <break time="300ms"/>there, <emphasis>world</emphasis>.</speak>'
-    chain = FallbackEngine([primary, EspeakClient()])
-    chunks = list(chain.synthesize(document, threading.Event(), ssml=True))
-    assert {c.engine for c in chunks} == {"espeak"} and sum(c.duration for c in chunks) > 0.5
-    assert not any(c.marks for c in chunks), "eSpeak's offsets index the words, not the document"
-    solo = list(EspeakClient().synthesize("Hello there, world.", threading.Event()))
-    assert abs(sum(c.duration for c in chunks) - sum(c.duration for c in solo)) < 0.2
+    tone = ToneEngine()
+    chunks = list(FallbackEngine([primary, tone]).synthesize(document, threading.Event(), ssml=True))
+    [words_only] = tone.texts
+    assert {c.engine for c in chunks} == {"tone"} and words_only.split() == ["Hello", "there,", "world."]
+    alone = synth(ToneEngine(), words_only)
+    np.testing.assert_array_equal(audio(chunks), audio(alone))
+    assert marks(alone) and not marks(chunks), "the member's offsets index its words, not the document"
 
 
 @pytest.fixture
@@ -245,14 +249,13 @@ def test_a_failed_engine_cools_down_instead_of_costing_every_chunk(slow_primary:
                                                                   fake_polly: FakePolly,
                                                                   no_thread_leak: None) -> None:
     from voicekit.sinks import MemorySink
-    from voicekit.voices import EspeakTTS
 
-    tts = FallbackTTS([PollyTTS(slow_primary), EspeakTTS()], cooldown=60)
+    tts = FallbackTTS([PollyTTS(slow_primary), ToneTTS()], cooldown=60)
     tts.set_stream_config({"max_text_chunk": 40})
     reports: list[dict] = []
     text = "One sentence here. Another one follows. A third is spoken. And a fourth one ends it."
     tts.speak_streamed(text, on_chunk_processed=reports.append, sink=MemorySink())
-    assert len(reports) >= 4 and {r["engine"] for r in reports} == {"espeak"}
+    assert len(reports) >= 4 and {r["engine"] for r in reports} == {"tone"}
     assert len(fake_polly.speech_requests()) == 1, "the dead primary was asked again within its cooldown"
     tts.cleanup()
     fake_polly.release()
@@ -261,20 +264,19 @@ def test_a_failed_engine_cools_down_instead_of_costing_every_chunk(slow_primary:
 def test_after_the_cooldown_a_probe_brings_the_engine_back(engines, fake_polly: FakePolly) -> None:
     import time
 
-    from voicekit.engines.espeak import EspeakClient
-
     primary, _, _ = engines
-    chain = FallbackEngine([primary, EspeakClient()], cooldown=0.3)
+    tone = ToneEngine()
+    chain = FallbackEngine([primary, tone], cooldown=0.3)
     fake_polly.faults = ["500"]
-    assert {c.engine for c in chain.synthesize("First.", threading.Event())} == {"espeak"}
-    assert {c.engine for c in chain.synthesize("Second.", threading.Event())} == {"espeak"}
+    assert {c.engine for c in chain.synthesize("First.", threading.Event())} == {"tone"}
+    assert {c.engine for c in chain.synthesize("Second.", threading.Event())} == {"tone"}
     assert len(fake_polly.speech_requests()) == 1
     time.sleep(0.35)
     fake_polly.faults = ["500"]  # the probe fails: the cooldown doubles
-    assert {c.engine for c in chain.synthesize("Third.", threading.Event())} == {"espeak"}
+    assert {c.engine for c in chain.synthesize("Third.", threading.Event())} == {"tone"}
     time.sleep(0.35)
-    assert {c.engine for c in chain.synthesize("Fourth.", threading.Event())} == {"espeak"}
-    assert len(fake_polly.speech_requests()) == 2
+    assert {c.engine for c in chain.synthesize("Fourth.", threading.Event())} == {"tone"}
+    assert len(fake_polly.speech_requests()) == 2 and tone.texts == ["First.", "Second.", "Third.", "Fourth."]
     time.sleep(0.3)
     assert {c.engine for c in chain.synthesize("Fifth.", threading.Event())} == {"polly"}
     assert {c.engine for c in chain.synthesize("Sixth.", threading.Event())} == {"polly"}

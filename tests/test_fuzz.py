@@ -6,7 +6,8 @@ Invariants: nothing crashes or hangs, plain text never reaches an engine as SSML
 character fed is spoken or reported (the sanitizer's and the speech filter's ``on_filtered``).
 
 The text stages run many examples (they are fast); each engine runs fewer, real ones: eSpeak
-in process, Polly and OpenAI through their real clients against the fake servers.
+in process, Polly and OpenAI through their real clients against the fake servers. The whole
+stream runs on voicekit.testing's tone engine: its accounting is what is checked there.
 """
 
 from __future__ import annotations
@@ -261,20 +262,20 @@ def test_replacement_character_is_what_a_lone_surrogate_becomes() -> None:
 
 
 @pytest.fixture(scope="module")
-def espeak_tts():
-    from voicekit import EspeakTTS
+def tone_tts():
+    from voicekit.testing import ToneTTS  # the stream's accounting is the point here, not an engine's
 
-    tts = EspeakTTS()
+    tts = ToneTTS()
     yield tts
     tts.cleanup()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=_texts.filter(lambda t: not t.lstrip().startswith("<speak")), cuts=_cuts)
-def test_a_stream_hears_or_reports_every_character(espeak_tts, text: str, cuts: list[int]) -> None:
+def test_a_stream_hears_or_reports_every_character(tone_tts, text: str, cuts: list[int]) -> None:
     from voicekit import MemorySink
 
-    stream = espeak_tts.create_stream(sink=MemorySink())
+    stream = tone_tts.create_stream(sink=MemorySink())
     for piece in _pieces(text, cuts):
         stream.feed(piece)
     stream.done()
@@ -287,10 +288,10 @@ def test_a_stream_hears_or_reports_every_character(espeak_tts, text: str, cuts: 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=_texts.filter(lambda t: not t.lstrip().startswith("<speak")), cuts=_cuts, stop=st.integers(0, 12))
-def test_an_interrupt_at_any_point_loses_nothing(espeak_tts, text: str, cuts: list[int], stop: int) -> None:
+def test_an_interrupt_at_any_point_loses_nothing(tone_tts, text: str, cuts: list[int], stop: int) -> None:
     from voicekit import MemorySink
 
-    stream = espeak_tts.create_stream(sink=MemorySink(realtime=True))
+    stream = tone_tts.create_stream(sink=MemorySink(realtime=True))
     fed = _pieces(text, cuts)[:stop]
     for piece in fed:
         stream.feed(piece)
@@ -303,13 +304,13 @@ def test_an_interrupt_at_any_point_loses_nothing(espeak_tts, text: str, cuts: li
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=_texts.filter(lambda t: not t.lstrip().startswith("<speak")), cut=st.integers(min_value=0))
-def test_what_a_stream_reports_does_not_depend_on_where_its_text_is_cut(espeak_tts, text: str, cut: int) -> None:
+def test_what_a_stream_reports_does_not_depend_on_where_its_text_is_cut(tone_tts, text: str, cut: int) -> None:
     """The worker takes queued text in slices of ``_SLICE`` characters: blank lines before the text put a cut at ``cut``."""
     from voicekit import MemorySink
     from voicekit.stream import _SLICE
 
     def reported(blank_lines: int) -> tuple[str, str]:
-        stream = espeak_tts.create_stream(sink=MemorySink())
+        stream = tone_tts.create_stream(sink=MemorySink())
         stream.feed("\n" * blank_lines + text)
         stream.done()
         assert stream.wait_until_done(timeout=30)

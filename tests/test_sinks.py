@@ -304,9 +304,10 @@ def test_wav_sink_unwritable_path(tmp_path):
 
 def test_a_sink_error_is_raised_and_logged_in_one_line(tmp_path, caplog):
     """A device or file error reaches the stream as OutputError; the log gets one line, no traceback."""
-    from voicekit import EspeakTTS, StreamError
+    from voicekit import StreamError
+    from voicekit.testing import ToneTTS
 
-    with EspeakTTS() as tts, caplog.at_level("ERROR", logger="voicekit"):
+    with ToneTTS() as tts, caplog.at_level("ERROR", logger="voicekit"):
         with pytest.raises(StreamError, match="opening WAV file"):
             tts.speak_streamed("Hello.", sink=WavSink(tmp_path / "missing-dir" / "x.wav"))
     failed = [r for r in caplog.records if "playback failed" in r.getMessage()]
@@ -338,39 +339,42 @@ def test_wav_sink_writes_the_sample_type_it_was_made_for(tmp_path, dtype, bits, 
 
 
 @pytest.fixture
-def espeak_tts():
-    from voicekit import EspeakTTS
+def tone_tts():
+    from voicekit.testing import ToneTTS
 
-    tts = EspeakTTS()
+    tts = ToneTTS()
     yield tts
     tts.cleanup()
 
 
-def test_synth_to_bytes_writes_a_stereo_header_for_stereo_audio(espeak_tts):
-    mono = read_wav_bytes(espeak_tts.synth_to_bytes("Stereo check."))
-    espeak_tts.setup_stream(channels=2)
-    params, pcm = read_wav_bytes(espeak_tts.synth_to_bytes("Stereo check."))
+def test_synth_to_bytes_writes_a_stereo_header_for_stereo_audio(tone_tts):
+    frames = tone_tts.client.frames("Stereo check.")
+    mono = read_wav_bytes(tone_tts.synth_to_bytes("Stereo check."))
+    tone_tts.setup_stream(channels=2)
+    params, pcm = read_wav_bytes(tone_tts.synth_to_bytes("Stereo check."))
     assert (params.nchannels, params.sampwidth) == (2, 2)
-    # the same speech, not twice as long (a mono header over stereo data doubles it)
-    assert abs(params.nframes - mono[0].nframes) < 0.01 * mono[0].nframes
+    # the same audio, not twice as long (a mono header over stereo data doubles it)
+    assert params.nframes == mono[0].nframes == frames
     np.testing.assert_array_equal(pcm[:, 0], pcm[:, 1])
-    assert np.abs(pcm).max() > 1000
+    np.testing.assert_array_equal(pcm[:, 0], mono[1][:, 0])
+    assert abs(int(np.abs(pcm).max()) - 16384) <= 1  # the tones peak at half scale
 
 
 @needs_sox
-def test_synth_to_file_honours_channels_and_dtype(espeak_tts, tmp_path):
-    espeak_tts.setup_stream(samplerate=16000, channels=2, dtype="int32")
-    params = wave.open(str(espeak_tts.synth_to_file("Thirty two bits.", tmp_path / "a.wav"))).getparams()
-    assert (params.nchannels, params.sampwidth, params.framerate) == (2, 4, 16000) and params.nframes > 8000
-    espeak_tts.setup_stream(channels=4, dtype="float32")
-    path = espeak_tts.synth_to_file("Float samples.", tmp_path / "b.wav")
+def test_synth_to_file_honours_channels_and_dtype(tone_tts, tmp_path):
+    tone_tts.setup_stream(samplerate=16000, channels=2, dtype="int32")
+    params = wave.open(str(tone_tts.synth_to_file("Thirty two bits.", tmp_path / "a.wav"))).getparams()
+    assert (params.nchannels, params.sampwidth, params.framerate) == (2, 4, 16000)
+    assert params.nframes == tone_tts.client.frames("Thirty two bits.") * 2 // 3  # resampled from 24 kHz
+    tone_tts.setup_stream(channels=4, dtype="float32")
+    path = tone_tts.synth_to_file("Float samples.", tmp_path / "b.wav")
     assert (soxi(path, "-c"), soxi(path, "-e")) == ("4", "Floating Point PCM")
-    assert float(soxi(path, "-D")) > 0.5
+    assert float(soxi(path, "-D")) == tone_tts.client.frames("Float samples.") / 24000
 
 
-def test_synth_to_bytes_of_nothing_is_an_empty_wav_of_the_layout(espeak_tts):
-    espeak_tts.setup_stream(channels=2)
-    params, pcm = read_wav_bytes(espeak_tts.synth_to_bytes("   "))
+def test_synth_to_bytes_of_nothing_is_an_empty_wav_of_the_layout(tone_tts):
+    tone_tts.setup_stream(channels=2)
+    params, pcm = read_wav_bytes(tone_tts.synth_to_bytes("   "))
     assert (params.nchannels, params.nframes) == (2, 0)
 
 
