@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from voicekit import cli
+from voicekit import cli, registry
 from voicekit.errors import OutputError
 from voicekit.tts import BaseTTS
 
@@ -29,7 +29,7 @@ def _engine_name() -> str:
         return "polly"
     if os.environ.get("OPENAI_API_KEY"):
         return "openai"
-    return cli.default_engine()
+    return registry.default_engine()
 
 
 def make_tts() -> BaseTTS:
@@ -45,6 +45,6 @@ def make_tts() -> BaseTTS:
             sink = cli.check_device(None, instead="or set VOICEKIT_OUTPUT=out.wav to write a WAV file instead")
         except OutputError as exc:
             raise SystemExit(f"{os.path.basename(sys.argv[0])}: {exc}") from None
-    tts: BaseTTS = cli.make_tts(_engine_name())  # Polly: the standard boto3 credential chain; OpenAI: OPENAI_API_KEY
+    tts: BaseTTS = registry.make_tts(_engine_name())  # Polly: the standard boto3 credential chain; OpenAI: OPENAI_API_KEY
     tts.set_output(sink)
     return tts

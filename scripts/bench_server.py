@@ -57,7 +57,7 @@ def naive_app(engine: str) -> Any:
     from starlette.routing import Route
 
     from voicekit import MemorySink
-    from voicekit.cli import make_tts
+    from voicekit.registry import make_tts
 
     def synthesize(text: str) -> bytes:
         tts = make_tts(engine)
@@ -411,7 +411,7 @@ def _rss_row(url: str, pid: int, sessions: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from voicekit.cli import default_engine
+    from voicekit.registry import default_engine
 
     rows = http_rows("espeak", LONG, 3 if quick else 7)
     rows += format_rows("espeak", 3 if quick else 9)

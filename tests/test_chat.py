@@ -417,7 +417,8 @@ def test_system_prompt_reaches_the_model(fake_llm, no_thread_leak):
 
 
 def test_engine_without_credentials_is_refused(session, monkeypatch):
-    from voicekit.cli import ENGINES, build_parser, tts_factory
+    from voicekit.cli import build_parser, tts_factory
+    from voicekit.registry import ENGINES
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     s = session([SHORT])
@@ -553,7 +554,7 @@ def test_chat_without_a_sound_card_writes_each_reply_to_a_wav(sounddevice, reaso
 
 
 def test_engine_lists_what_can_speak_and_piper_names_its_voice(tmp_path, spawn):
-    from voicekit.cli import default_engine
+    from voicekit.registry import default_engine
 
     if default_engine() != "piper":
         pytest.skip("needs Piper: pip install 'voicekit[piper]'")
@@ -591,7 +592,7 @@ def test_readme_transcript_is_the_real_output(tmp_path, alsa_null_env, spawn):
     # and rendered by a terminal emulator: every line on the screen must be the page's.
     pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
     pyte = pytest.importorskip("pyte", reason="needs pyte: pip install 'voicekit[test]'")
-    from voicekit.cli import default_engine
+    from voicekit.registry import default_engine
 
     if default_engine() != "piper":
         pytest.skip("the documented session is `scripts/demo`, which speaks with Piper: pip install '.[piper]'")

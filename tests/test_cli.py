@@ -264,7 +264,7 @@ def test_a_control_the_engine_lacks_is_a_usage_error(capsys, monkeypatch):
 
 
 def test_pitch_flag_with_piper(tmp_path, capsys):
-    from voicekit.cli import default_engine
+    from voicekit.registry import default_engine
 
     if default_engine() != "piper":
         pytest.skip("needs Piper: pip install 'voicekit[piper]'")

@@ -187,7 +187,7 @@ def test_without_a_sound_card_an_example_says_to_set_voicekit_output(tmp_path):
 
 
 def test_examples_speak_with_the_default_engine(tmp_path):
-    from voicekit.cli import default_engine
+    from voicekit.registry import default_engine
 
     env = example_env(tmp_path, {"VOICEKIT_ENGINE": "", "PYTHONPATH": os.pathsep.join([str(EXAMPLES), *sys.path])})
     proc = subprocess.run(

@@ -580,12 +580,12 @@ def test_a_damaged_cache_entry_is_made_again(tmp_path, monkeypatch):
 
 # -- the command line -------------------------------------------------------------------------------
 def test_the_command_line_speaks_with_piper_by_default(capsys):
-    from voicekit import cli
+    from voicekit import cli, registry
 
-    assert cli.default_engine() == "piper"
+    assert registry.default_engine() == "piper"
     assert cli.main(["voices", "--engine", "piper"]) == 0
     assert capsys.readouterr().out.split()[:2] == ["en_US-joe-medium", "en-US"]
-    tts = cli.make_tts(cli.default_engine())
+    tts = registry.make_tts(registry.default_engine())
     assert isinstance(tts, voicekit.PiperTTS)
     tts.cleanup()
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.fixtures.web import free_port, server_process
-from voicekit.cli import default_engine
+from voicekit.registry import default_engine
 
 
 def _env(**extra: str) -> dict[str, str]:

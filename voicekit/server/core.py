@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import Voice
+from ..registry import configured
 from ..tts import BaseTTS
 from .backend import ChatBackend
 from .guard import error_body
@@ -102,16 +103,13 @@ class Server:
         self._build_tts().cleanup()
 
     def _build_tts(self) -> BaseTTS:
-        tts = self._make_tts()
-        try:
-            if self.settings.voice:
-                tts.set_voice(self.settings.voice)
-            tts.setup_stream(samplerate=SAMPLE_RATE, dtype="int16")
-            tts.set_stream_config({"lookahead": self.settings.lookahead / 2})
-        except BaseException:
-            tts.cleanup()
-            raise
-        return tts
+        return configured(self._make_tts(), self._configure)
+
+    def _configure(self, tts: BaseTTS) -> None:
+        if self.settings.voice:
+            tts.set_voice(self.settings.voice)
+        tts.setup_stream(samplerate=SAMPLE_RATE, dtype="int16")
+        tts.set_stream_config({"lookahead": self.settings.lookahead / 2})
 
 
 async def json_body(request: Request, limit: int) -> Any:
