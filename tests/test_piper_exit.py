@@ -8,12 +8,14 @@ interrupt() and cleanup(), and on Ctrl-C in the command line.
 from __future__ import annotations
 
 import importlib.abc
+import os
 import random
 import signal
 import subprocess
 import sys
 import threading
 import time
+import wave
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,38 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_no_file(tmp_path, engine, verb,
     assert code == 130, f"{when}: rc {code}, stderr {err!r}"
     assert len(err.splitlines()) <= 1 and "terminate called" not in err, f"{when}: {err!r}"
     assert _leftovers(tmp_path) == [], when
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C twice", "SIGINT"])
+def test_ctrl_c_in_the_chat_exits_130_and_leaves_no_partial_file(tmp_path, how):
+    # In the chat's line editor Ctrl-C is a key: while the bot speaks it stops the reply, at an
+    # empty prompt it leaves. A SIGINT from outside (kill -INT) ends the chat at any moment.
+    pexpect = pytest.importorskip("pexpect", reason="needs pexpect: pip install 'voicekit[test]'")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}  # the offline responder answers
+    env["PROMPT_TOOLKIT_NO_CPR"] = "1"
+    for _ in range(2):
+        child = pexpect.spawn(sys.executable, ["-m", "voicekit", "chat", "--engine", "piper", "--out", "out.wav"],
+                              env=env, cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(40, 120))  # fmt: skip
+        try:
+            child.expect("you> ")
+            child.sendline("Tell me a story about the sea, please.")
+            child.expect("bot> ")
+            delay = random.uniform(0, 1.5)
+            time.sleep(delay)  # the reply is being synthesized and written
+            if how == "SIGINT":
+                child.kill(signal.SIGINT)
+            else:
+                child.sendcontrol("c")  # stops the reply (or, if it ended, leaves)
+                time.sleep(0.5)
+                child.sendcontrol("c")  # at the empty prompt: leaves
+            child.expect(pexpect.EOF, timeout=20)
+            seen = child.before
+        finally:
+            child.close(force=True)
+        when = f"{how} {delay:.2f} s into the reply"
+        assert child.exitstatus == 130, f"{when}: rc {child.exitstatus}, signal {child.signalstatus}: {seen[-500:]!r}"
+        assert "Traceback" not in seen and "terminate called" not in seen, f"{when}: {seen[-2000:]!r}"
+        assert not list(tmp_path.glob("*.part")), when
+        for wav in tmp_path.glob("*.wav"):  # what was heard of the reply, whole
+            with wave.open(str(wav)) as audio:
+                assert audio.getnframes() > 0, f"{when}: {wav.name} is empty"

@@ -61,7 +61,8 @@ Message = Mapping[str, str]
 
 HELP = """\
 Type a message and press Enter. While the bot speaks, start typing (or press Esc or
-Ctrl-C) to interrupt it: the history keeps only what you heard.
+Ctrl-C) to interrupt it: the history keeps only what you heard. Ctrl-C at an empty
+prompt, Ctrl-D or /quit leaves.
   /voice [ID]            show or switch the voice (Tab completes, e.g. /voice en<Tab>)
   /voices [LANG]         list the languages, or the voices of one (/voices en)
   /rate [FACTOR]         show or set the speaking rate (1.0 is normal)
@@ -338,9 +339,6 @@ class Chat:
             while not self._quit:
                 try:
                     text = await session.prompt_async()
-                except KeyboardInterrupt:
-                    self._note("(Ctrl-D or /quit to leave)")
-                    continue
                 except EOFError:
                     break
                 await self._handle(text.strip())
@@ -382,6 +380,15 @@ class Chat:
             if event.data.isprintable():
                 self._barge_in()
             _SELF_INSERT.call(event)
+
+        # Ctrl-C with nothing to stop: drop the line typed so far, as a shell does; at an empty
+        # prompt, leave like every other command on Ctrl-C (KeyboardInterrupt: exit code 130)
+        @keys.add("c-c", filter=~speaking)
+        def _(event: KeyPressEvent) -> None:
+            if event.current_buffer.text:
+                event.current_buffer.reset()
+            else:
+                event.app.exit(exception=KeyboardInterrupt())
 
         # Esc pressed just after a reply ended, then `/` for a command: that is not
         # Meta-/ (complete) but the start of the command.
