@@ -125,14 +125,14 @@ def test_a_clause_cut_between_words_keeps_its_pace(client):
     # The model pads every run with silence (BOS, EOS); between two words of one clause it is
     # cut out, so the joins sound like word gaps (~0.12 s quiet), not pauses (~0.21 s).
     # The model's durations are random (its noise inputs): one synthesis' mean join ranged
-    # 0.11-0.16 s over 60, so the mean is taken over three.
+    # 0.11-0.16 s over 60, so the mean is taken over five (the reply's short first run adds a join).
     clause = LONG.split(". ")[0] + "."
 
     def quiet(pcm):  # seconds below 1% of full scale
         return int(np.argmax(np.abs(pcm) > 0.01)) / 22050
 
     joins = []
-    for _ in range(3):
+    for _ in range(5):
         chunks = synth(client, clause)
         assert len(chunks) >= 4
         joins += [quiet(a.pcm[::-1]) + quiet(b.pcm) for a, b in itertools.pairwise(chunks)]
@@ -487,7 +487,7 @@ def test_rate_and_volume(client):
 
 @pytest.mark.parametrize(
     ("name", "value", "error"),
-    [("pitch", 101, ValueError), ("pitch", -1, ValueError), ("tone", 1, EngineError), ("rate", 0, ValueError),
+    [("pitch", 101, ValueError), ("pitch", -1, ValueError), ("tone", 1, ValueError), ("rate", 0, ValueError),
      ("volume", 101, ValueError), ("rate", float("nan"), ValueError), ("volume", True, ValueError)],
 )
 def test_bad_properties_are_rejected(client, name, value, error):

@@ -49,6 +49,7 @@ import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .engine import PROPERTY_RANGES, check_property
 from .text.rules import resolve
 
 __all__ = ["StreamConfig", "normalize_property"]
@@ -160,19 +161,22 @@ def normalize_property(name: str, value: Any) -> float:
     ``rate`` is a speed factor from 0.1 to 10 or x-slow..x-fast; ``volume`` and
     ``pitch`` are 0-100 or x-low..x-high.
     """
-    if name not in ("rate", "volume", "pitch"):
+    if name not in PROPERTY_RANGES:
         raise ValueError(f"unknown property {name!r}; use 'rate', 'volume' or 'pitch'")
     table = _RATES if name == "rate" else _LEVELS
     if isinstance(value, str) and value.strip().lower() in table:
         return table[value.strip().lower()]
-    low, high = (0.1, 10.0) if name == "rate" else (0.0, 100.0)
     number = value
     if isinstance(value, str):  # py3-tts-wrapper style: set_property("volume", "80")
         try:
             number = float(value)
         except ValueError:
             pass
-    if isinstance(number, numbers.Real) and not isinstance(number, bool) and low <= float(number) <= high:
-        return float(number)  # NaN fails the comparison, infinities the bounds
-    # one plain line, as a user reads it (chat's /rate, the CLI's --rate): the value as given
-    raise ValueError(f"{name} must be a number from {low:g} to {high:g} or one of {', '.join(table)}, got {value!r}")
+    try:
+        return check_property(name, number)
+    except ValueError:
+        low, high = PROPERTY_RANGES[name]
+        # one plain line, as a user reads it (chat's /rate, the CLI's --rate): the value as given
+        raise ValueError(
+            f"{name} must be a number from {low:g} to {high:g} or one of {', '.join(table)}, got {value!r}"
+        ) from None

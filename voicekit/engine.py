@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import numbers
 import re
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -33,7 +34,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "Cancel", "at_exit", "check_voice_id", "run_exit_hooks"]
+from .errors import EngineError
+
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "Cancel", "PROPERTY_RANGES", "at_exit", "check_property",
+           "check_voice_id", "run_exit_hooks", "speakable"]
 
 # Letters, digits and _ . + - only, starting with a letter or digit: no path separator, no
 # "..", nothing absolute, so an id can never name a file outside the engine's voice folder.
@@ -53,6 +57,40 @@ def check_voice_id(voice_id: object, known: Collection[str] = ()) -> str:
     raise ValueError(
         f"invalid voice id {voice_id!r}: use an id from voices() (letters, digits, '_', '.', '+', '-'; not a path)"
     )
+
+
+# What no engine library can take: NUL and lone surrogates break eSpeak's C string, other
+# control characters glue words. Replaced by spaces, so offsets in the text stay the caller's.
+_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def speakable(text: object, *, engine: str, closed: bool) -> str:
+    """What every engine's ``synthesize`` checks first: ``text`` with unspeakable characters
+    replaced by spaces; ``TypeError`` if it is no str, ``EngineError`` (all of it unspoken)
+    if the engine is ``closed``."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    if closed:
+        raise EngineError(f"the {engine} engine is closed", unspoken_text=text, engine=engine)
+    return _UNSPEAKABLE.sub(" ", text)
+
+
+# The contract's scales: rate is a speed factor (1.0 normal), volume and pitch 0-100 (pitch 50 normal).
+PROPERTY_RANGES = {"rate": (0.1, 10.0), "volume": (0.0, 100.0), "pitch": (0.0, 100.0)}
+
+
+def check_property(name: str, value: object, *, rate: tuple[float, float] | None = None) -> float:
+    """``value`` as a float if it is a number within ``name``'s range, else ``ValueError``.
+
+    Every engine's ``set_property`` and ``config.normalize_property`` check with
+    this; ``rate`` narrows the speed range to what an engine's API takes.
+    """
+    if name not in PROPERTY_RANGES:
+        raise ValueError(f"unknown property {name!r}; use 'rate', 'volume' or 'pitch'")
+    low, high = rate if name == "rate" and rate is not None else PROPERTY_RANGES[name]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= float(value) <= high:
+        return float(value)  # NaN fails the comparison, infinities the bounds
+    raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
 
 
 class Cancel(threading.Event):

@@ -39,7 +39,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from .config import normalize_property
-from .engine import AudioChunk, Voice, WordMark, check_voice_id
+from .engine import AudioChunk, Voice, WordMark, check_voice_id, speakable
 from .errors import EngineError
 from .tts import BaseTTS
 
@@ -187,10 +187,8 @@ class ToneEngine:
     # -- the engine contract -------------------------------------------------------------
 
     def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        if self._closed:
-            raise EngineError(f"{self.name} is closed", unspoken_text=text, engine=self.name)
+        # the checks every engine makes; tones need no library, so the text is spoken as given
+        speakable(text, engine=self.name, closed=self._closed)
         with self._lock:
             settings, fail = self._settings, self.fail  # one text, one voice: later changes wait for the next
             self.texts.append(text)

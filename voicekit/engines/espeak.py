@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import math
 import queue
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -27,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark, check_voice_id
+from ..engine import AudioChunk, Voice, WordMark, check_property, check_voice_id, speakable
 from ..errors import EngineError
 
 __all__ = ["EspeakClient"]
@@ -46,10 +44,6 @@ _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH = 1, 2, 3
 _NORMAL_WPM, _MIN_WPM, _MAX_WPM = 175, 80, 450
 _GENDERS = {1: "male", 2: "female"}
 
-# C strings can't hold NUL and UTF-8 can't hold lone surrogates; other control
-# characters make espeak glue words together and misreport positions. Each is
-# replaced by a space so ``str`` offsets stay those of the caller's text.
-_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class _EventId(ctypes.Union):
@@ -317,11 +311,7 @@ class EspeakClient:
         return f"EspeakClient(voice={s.voice!r}, rate={s.rate}wpm, volume={s.volume}, pitch={s.pitch}{state})"
 
     def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
-        if self._closed:
-            raise EngineError("EspeakClient is closed", unspoken_text=text, engine=self.name)
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        text = _UNSPEAKABLE.sub(" ", text)
+        text = speakable(text, engine=self.name, closed=self._closed)
         settings = self._settings  # one text is spoken with one voice, even if it changes meanwhile
         produced = 0  # samples yielded so far: where the current piece's audio starts
         for start, piece in _pieces(text, self.max_chars):
@@ -379,18 +369,11 @@ class EspeakClient:
 
     def set_property(self, name: str, value: float) -> None:
         """Set ``rate`` (speed factor, 1.0 = 175 words/min), ``volume`` (0-100) or ``pitch`` (0-100, 50 normal)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        number = check_property(name, value)
         if name == "rate":
-            if value <= 0:
-                raise ValueError(f"rate must be a positive speed factor (1.0 normal), got {value!r}")
-            change: dict[str, Any] = {"rate": min(max(round(_NORMAL_WPM * value), _MIN_WPM), _MAX_WPM)}
-        elif name in ("volume", "pitch"):
-            if not 0 <= value <= 100:
-                raise ValueError(f"{name} must be within 0-100, got {value!r}")
-            change = {name: round(value)}
+            change: dict[str, Any] = {"rate": min(max(round(_NORMAL_WPM * number), _MIN_WPM), _MAX_WPM)}
         else:
-            raise EngineError(f"eSpeak has no property {name!r}; use 'rate', 'volume' or 'pitch'", engine=self.name)
+            change = {name: round(number)}
         with _LOCK:
             self._settings = replace(self._settings, **change)
 

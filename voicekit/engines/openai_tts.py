@@ -34,7 +34,7 @@ import weakref
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
-from ..engine import AudioChunk, Voice, check_voice_id
+from ..engine import AudioChunk, Voice, check_property, check_voice_id, speakable
 from ..errors import EngineError
 from .transfer import AsyncBridge, Pcm16Decoder, check_audio_type
 
@@ -94,6 +94,7 @@ class OpenAIClient:
     # -- Engine protocol -------------------------------------------------
 
     def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
+        text = speakable(text, engine=self.name, closed=self._bridge.closed)
         if not text.strip():
             return
         yield from self._bridge.iterate(self._speech(text), cancel)
@@ -106,18 +107,13 @@ class OpenAIClient:
         self.voice = check_voice_id(voice_id)
 
     def set_property(self, name: str, value: float) -> None:
-        if name == "rate":
-            if not 0.25 <= value <= 4.0:
-                raise ValueError("OpenAI's rate (speed) must be between 0.25 and 4.0")
-            self.speed = value
-        elif name == "volume":
-            if not 0 <= value <= 100:
-                raise ValueError("volume must be between 0 and 100")
-            self._gain = value / 100
-        elif name == "pitch":
+        if name == "pitch":
             raise ValueError("OpenAI TTS has no pitch setting; describe the voice with instructions= instead")
+        value = check_property(name, value, rate=(0.25, 4.0))  # the API's speed range
+        if name == "rate":
+            self.speed = value
         else:
-            raise ValueError(f"unknown property {name!r}; use rate, volume or pitch")
+            self._gain = value / 100
 
     def close(self) -> None:
         """Cancel every request in flight and close the client; later calls raise ``EngineError``."""

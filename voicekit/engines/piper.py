@@ -40,7 +40,6 @@ import importlib.metadata
 import itertools
 import json
 import logging
-import math
 import os
 import re
 import sys
@@ -55,7 +54,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark, at_exit, check_voice_id
+from ..engine import AudioChunk, Voice, WordMark, at_exit, check_property, check_voice_id, speakable
 from ..errors import EngineError
 
 __all__ = ["PiperClient", "DEFAULT_VOICE", "voices_directories"]
@@ -94,10 +93,6 @@ _PHRASE_STARTS = frozenset(
 _CLAUSE_ENDS = frozenset(",;:")
 _SKIP_IN_ALIGNMENT = frozenset(" ,.;:!?ˈˌ\"'()-")
 _WORD = re.compile(r"\S+")
-# eSpeak can't take NUL or lone surrogates; other control characters glue words.
-# Brackets are replaced too: piper reads "[[ ... ]]" as raw phonemes, and user
-# text must never be taken for markup. Same lengths, so offsets stay the caller's.
-_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # -- finding voices ------------------------------------------------------------------------------
@@ -703,12 +698,9 @@ class PiperClient:
 
     # -- the engine contract ------------------------------------------------------------------
     def synthesize(self, text: str, cancel: threading.Event) -> Iterator[AudioChunk]:
-        if self._closed:
-            raise EngineError("PiperClient is closed", unspoken_text=text, engine=self.name)
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+        # piper reads "[[ ... ]]" as raw phonemes: user text must never be taken for markup
+        clean = speakable(text, engine=self.name, closed=self._closed).replace("[", "(").replace("]", ")")
         model, settings = self._model, self._settings  # one chunk, one voice
-        clean = _UNSPEAKABLE.sub(" ", text).replace("[", "(").replace("]", ")")
         sentences = model.phonemize(clean)
         run_options = self._run_options(cancel, model)
         with self._guard:
@@ -811,22 +803,7 @@ class PiperClient:
         half an octave down (0) to half an octave up (100); audio then comes
         labelled with a rate other than the voice's, which streams resample.
         """
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if name == "rate":
-            if not 0.1 <= value <= 10:
-                raise ValueError(f"rate must be a speed factor between 0.1 and 10 (1.0 normal), got {value!r}")
-            change = {"rate": float(value)}
-        elif name == "volume":
-            if not 0 <= value <= 100:
-                raise ValueError(f"volume must be within 0-100, got {value!r}")
-            change = {"volume": float(value)}
-        elif name == "pitch":
-            if not 0 <= value <= 100:
-                raise ValueError(f"pitch must be within 0-100 (50 normal), got {value!r}")
-            change = {"pitch": float(value)}
-        else:
-            raise EngineError(f"Piper has no property {name!r}; use 'rate', 'volume' or 'pitch'", engine=self.name)
+        change = {name: check_property(name, value)}
         with self._guard:
             self._settings = replace(self._settings, **change)
 

@@ -54,7 +54,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Cancel, Voice, WordMark, check_voice_id
+from ..engine import AudioChunk, Cancel, Voice, WordMark, check_property, check_voice_id, speakable
 from ..errors import EngineError
 from .transfer import Pcm16Decoder, check_audio_type, cut_on_cancel, shut_down
 
@@ -261,8 +261,7 @@ class PollyClient:
         Plain text is always sent as text, or escaped inside voicekit's own
         ``<prosody>`` when ``set_property`` changed rate, volume or pitch.
         """
-        if self._closed:
-            raise EngineError("PollyClient is closed", engine=self.name)
+        text = speakable(text, engine=self.name, closed=self._closed)
         if not text.strip():
             return
         request = _Request.build(text, dict(self._prosody), ssml=ssml)
@@ -320,22 +319,15 @@ class PollyClient:
         self.voice = check_voice_id(voice_id)
 
     def set_property(self, name: str, value: float) -> None:
+        value = check_property(name, value, rate=(0.2, 2.0))  # SSML prosody's rate: 20% to 200%
         if name == "rate":
-            if not 0.2 <= value <= 2.0:
-                raise ValueError("Polly's rate must be between 0.2 and 2.0")
             self._prosody["rate"] = f"{round(value * 100)}%"
         elif name == "volume":
-            if not 0 <= value <= 100:
-                raise ValueError("volume must be between 0 and 100")
             # Polly's volume is relative to the voice's own, in dB; 100 keeps it unchanged.
             self._prosody["volume"] = "silent" if value == 0 else f"{20 * math.log10(value / 100):+.1f}dB"
-        elif name == "pitch":
-            if not 0 <= value <= 100:
-                raise ValueError("pitch must be between 0 and 100")
+        else:
             # 50 is the voice's own pitch; Polly accepts about -33% .. +50%.
             self._prosody["pitch"] = f"{round((value - 50) * (0.66 if value < 50 else 1.0)):+d}%"
-        else:
-            raise ValueError(f"unknown property {name!r}; use rate, volume or pitch")
 
     def close(self) -> None:
         """Release the client at once: calls waiting for Polly raise ``EngineError``; nothing more is sent."""
