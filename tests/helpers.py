@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -115,3 +117,16 @@ def timeline(engine, chunks: list[str]) -> list[tuple[str, int]]:
         out += [(text[w.offset : w.offset + w.length], at + w.start) for w in engine.plan(text)]
         at += engine.frames(text)
     return out
+
+
+def sigint(proc: subprocess.Popen, timeout: float = 20) -> str:
+    """Presses Ctrl-C on ``proc`` (SIGINT) and returns its stderr once it has ended; a process
+    still running after ``timeout`` seconds is killed (and the TimeoutExpired goes on)."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return err.decode(errors="replace")

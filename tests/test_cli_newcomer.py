@@ -8,7 +8,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import sigint
 from .test_cli import no_cloud_env, run, run_subprocess, seconds
 
 VERBS = ("chat", "say", "narrate", "voices", "devices", "serve")
@@ -184,16 +184,9 @@ def test_ctrl_c_while_starting_up_is_130_without_a_traceback(how, tmp_path):
     # one delay in each 15 ms of the first 150 ms, from 3 ms: the first ms are runpy's or pip's own
     for delay in [0.003 + (i + random.random()) * 0.147 / runs for i in range(runs)]:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert child.stdout is not None and child.stdout.read(1) == b"."
-            time.sleep(delay)
-            child.send_signal(signal.SIGINT)
-            _, err = child.communicate(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        stderr = err.decode(errors="replace")
+        assert child.stdout is not None and child.stdout.read(1) == b"."
+        time.sleep(delay)
+        stderr = sigint(child, timeout=30)
         assert child.returncode in (130, 0) and "Traceback" not in stderr and len(stderr.splitlines()) <= 1, (
             f"Ctrl-C {delay * 1000:.0f} ms in: exit code {child.returncode}, stderr:\n{stderr}"
         )
