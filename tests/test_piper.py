@@ -125,7 +125,9 @@ def test_a_clause_cut_between_words_keeps_its_pace(client):
     # The model pads every run with silence (BOS, EOS); between two words of one clause it is
     # cut out, so the joins sound like word gaps (~0.12 s quiet), not pauses (~0.21 s).
     # The model's durations are random (its noise inputs): one synthesis' mean join ranged
-    # 0.11-0.16 s over 60, so the mean is taken over five (the reply's short first run adds a join).
+    # 0.11-0.16 s over 60, so the mean is taken over five. The reply's short first run adds a
+    # join and moves the next cut to "dog | and then" (a phrase start, ~0.18 s): the mean of all
+    # joins is ~0.145 s, and the bound sits between a word gap and a pause.
     clause = LONG.split(". ")[0] + "."
 
     def quiet(pcm):  # seconds below 1% of full scale
@@ -139,7 +141,7 @@ def test_a_clause_cut_between_words_keeps_its_pace(client):
         for c in chunks:  # faded where cut: no click
             assert abs(c.pcm[0]) < 1e-3 and abs(c.pcm[-1]) < 1e-3
         assert_every_word_marked_in_order(clause, marks(chunks), len(audio(chunks)) / 22050)
-    assert np.mean(joins) < 0.16, joins
+    assert np.mean(joins) < 0.17, joins
 
 
 def test_every_word_gets_a_mark_in_order(client):
