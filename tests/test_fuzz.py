@@ -307,7 +307,7 @@ def test_an_interrupt_at_any_point_loses_nothing(tone_tts, text: str, cuts: list
 def test_what_a_stream_reports_does_not_depend_on_where_its_text_is_cut(tone_tts, text: str, cut: int) -> None:
     """The worker takes queued text in slices of ``_SLICE`` characters: blank lines before the text put a cut at ``cut``."""
     from voicekit import MemorySink
-    from voicekit.stream import _SLICE
+    from voicekit.text.pipeline import _SLICE
 
     def reported(blank_lines: int) -> tuple[str, str]:
         stream = tone_tts.create_stream(sink=MemorySink())

@@ -19,8 +19,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engines", ("voicekit.engines",)),
     ("text", ("voicekit.text",)),
     ("audio", ("voicekit.buffer", "voicekit.resample", "voicekit.sinks")),
-    ("core", ("voicekit.config", "voicekit.reply", "voicekit.playback", "voicekit.stream", "voicekit.async_stream",
-              "voicekit.tts", "voicekit.voices", "voicekit.testing", "voicekit")),  # fmt: skip
+    ("core", ("voicekit.config", "voicekit.reply", "voicekit.playback", "voicekit.worker", "voicekit.finish",
+              "voicekit.stream", "voicekit.async_stream", "voicekit.tts", "voicekit.voices", "voicekit.testing",
+              "voicekit")),  # fmt: skip
     ("registry", ("voicekit.registry",)),
     ("apps", ("voicekit.responder", "voicekit.chat", "voicekit.server", "voicekit.adapters", "voicekit.cli",
               "voicekit.__main__")),  # fmt: skip

@@ -7,11 +7,11 @@ one thread that exists only while something is queued: an idle sink holds no
 thread and no open device.
 
 The contract with the stream is the :class:`~voicekit.reply.Reply` and
-nothing else: the stream calls ``submit(reply)`` and sets ``reply.cancel`` /
-``reply.hold``; the line sets ``reply.admitted`` for the first two replies in
-line (only they synthesize ahead, so a thousand ``speak_streamed(...,
-wait=False)`` calls cost a thousand strings, not a thousand threads), advances
-each reply's clock, and reports once per reply through ``reply.report``.
+nothing else: the stream calls ``submit(reply)`` and may cancel or hold it;
+the line admits the first two replies in line (only they synthesize ahead, so
+a thousand ``speak_streamed(..., wait=False)`` calls cost a thousand strings,
+not a thousand threads), reads their audio, advances each reply's clock, and
+reports once per reply through ``reply.report``.
 The line alone decides when a reply is finished.
 """
 
@@ -102,7 +102,7 @@ class PlaybackLine:
             admit = self._to_admit()
             self._cond.notify_all()
         self._admit(admit)
-        reply.cancel.call_on_set(lambda: self._cancelled(reply))
+        reply.cancel_signal.call_on_set(lambda: self._cancelled(reply))
 
     def wait_released(self, timeout: float | None = None) -> bool:
         """Wait until the line has closed its sink, unless a reply still wants to play.
@@ -121,7 +121,7 @@ class PlaybackLine:
 
     # -- signals from the stream ------------------------------------------------------
     def _cancelled(self, reply: Reply) -> None:
-        """``reply.cancel`` was set (any thread): freeze what was heard, silence it now."""
+        """``reply`` was cancelled (any thread): freeze what was heard, silence it now."""
         with self._cond:
             playing = next((p for p in self._tracking if p.reply is reply), None)
             if playing is not None:
@@ -152,12 +152,12 @@ class PlaybackLine:
     def _to_admit(self) -> list[Reply]:
         """Replies that may now synthesize ahead (lock held)."""
         room = _ADMITTED - (self._current is not None)
-        return [r for r in itertools.islice(self._queue, max(0, room)) if not r.admitted.is_set()]
+        return [r for r in itertools.islice(self._queue, max(0, room)) if not r.admitted]
 
     @staticmethod
     def _admit(replies: list[Reply]) -> None:
         for reply in replies:  # no lock held: this starts the streams' workers
-            reply.admitted.set()
+            reply.admit()
 
     # -- the playback thread ----------------------------------------------------------
     def _run(self) -> None:
@@ -183,12 +183,12 @@ class PlaybackLine:
         reply, fmt = playing.reply, playing.reply.format
         started = False
         try:
-            while not reply.cancel.is_set():
-                if reply.hold.is_set():
+            while not reply.cancelled:
+                if reply.held:
                     self._tick()
-                    reply.cancel.wait(_POLL)
+                    reply.cancel_signal.wait(_POLL)
                     continue
-                block = reply.buffer.read(fmt.blocksize, self._read_timeout())
+                block = reply.read(fmt.blocksize, self._read_timeout())
                 if block is None:
                     break
                 if not len(block):
@@ -204,13 +204,13 @@ class PlaybackLine:
                 self.sink.write(to_output(block, fmt))
                 with self._cond:
                     self._written += len(block)
-                    if reply.cancel.is_set():
+                    if reply.cancelled:
                         # cancelled while this block was on its way in: silence it too
                         self._abort()
                 self._tick()
         finally:
             with self._cond:
-                cancelled = reply.cancel.is_set()
+                cancelled = reply.cancelled
                 if cancelled:
                     heard = self._stop(playing)
                     self._tracking.remove(playing)
@@ -281,7 +281,7 @@ class PlaybackLine:
             for p in tracking:
                 if p is self._current:
                     continue
-                if p.reply.cancel.is_set():
+                if p.reply.cancelled:
                     over.append((p, self._stop(p), True))
                 elif p.end is not None and (drained or played >= p.end):
                     over.append((p, p.end - p.start, False))

@@ -1,13 +1,32 @@
 """A reply: the unit the stream hands to playback, and the whole contract between them.
 
 A stream's text, from its start (or an interrupt) to its end, is one reply.
-The stream fills it (spoken text, audio, word marks) and owns its two signals:
-``cancel`` (set by ``interrupt()``) and ``hold`` (set while paused). The
-playback line (:mod:`voicekit.playback`) owns the rest: it sets ``admitted``
-when the reply is near the front of the line (synthesize ahead now), drives
-its clock (``advance``), freezes what was heard on cancel (``stop_at``), and
-reports exactly once per reply through ``outcome``, a future holding a
-:class:`PlaybackReport`. Neither side touches the other's private members.
+The producer side (the stream and its synthesis worker) fills it: spoken
+text, audio (``push``, ``end``), word marks; it drops it with ``cancel()``.
+The playback line (:mod:`voicekit.playback`) reads it: ``admit()`` once the
+reply is near the front of the line (synthesize ahead now), ``read`` its
+audio, drive its clock (``advance``), freeze what was heard on cancel
+(``stop_at``), and report exactly once (``report``) through ``outcome``, a
+future holding a :class:`PlaybackReport`. The audio buffer and the signals
+are the reply's own: each side goes through these methods only.
+
+Lock order: a thread holding one of these locks takes only locks further
+down the list.
+
+1. the stream's lock (``SpeechStream._cond``, shared by its synthesis worker)
+2. the playback line's lock
+3. the reply's lock
+4. the reply's audio buffer's lock; the sink's own lock
+
+So nothing calls up the list with its lock held: the line admits a reply
+(which may start the stream's worker) and reports it (which runs the
+stream's ``_played``) after releasing its lock, and a reply fires
+``on_word`` and its outcome outside its lock. The stream submits replies,
+cancels them in ``interrupt()`` and runs finished-callbacks, and the worker
+calls the engine and ``on_chunk_processed``, with no lock held. The one
+nesting is a playback failure cancelling the stream's current reply under
+the stream's lock: the line's lock comes second. A ``Cancel``'s own guard is
+a leaf: it runs its callbacks after letting go.
 """
 
 from __future__ import annotations
@@ -17,7 +36,7 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -29,7 +48,7 @@ from .buffer import AudioBuffer
 from .engine import Cancel
 from .sinks._format import AudioFormat
 
-__all__ = ["Reply", "RecentText", "PlaybackReport", "WordInfo", "ChunkInfo", "call_safely", "in_callback"]
+__all__ = ["Reply", "PlaybackReport", "WordInfo", "ChunkInfo", "OnWord", "OnChunk", "call_safely", "in_callback"]
 
 log = logging.getLogger("voicekit")
 
@@ -62,6 +81,11 @@ class ChunkInfo(TypedDict):
     #: seconds spent inside the engine for this chunk (its waits for a shared model included,
     #: the stream's own waits for buffer room not): ``synthesis_time / duration`` is the real-time factor
     synthesis_time: float
+
+
+# the callbacks' types; callbacks written against plain dicts (the guide's style) are accepted too
+OnWord = Callable[[WordInfo], Any] | Callable[[dict[str, Any]], Any]
+OnChunk = Callable[[ChunkInfo], Any] | Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -116,31 +140,6 @@ def call_safely(callback: Callable[[Any], Any] | None, info: Mapping[str, Any]) 
         log.exception("voicekit: callback %r raised", callback)
 
 
-class RecentText:
-    """Text pieces in order, keeping about the newest ``limit`` characters (whole pieces)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._pieces: deque[str] = deque()
-        self._chars = 0
-
-    def append(self, text: str) -> None:
-        self._pieces.append(text)
-        self._chars += len(text)
-        while len(self._pieces) > 1 and self._chars - len(self._pieces[0]) >= self._limit:
-            self._chars -= len(self._pieces.popleft())
-
-    def extend(self, texts: Iterable[str]) -> None:
-        for text in texts:
-            self.append(text)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._pieces))
-
-    def __bool__(self) -> bool:
-        return bool(self._pieces)
-
-
 class Reply:
     #: how much of an endless reply ``heard_text``, ``fed_text`` and ``filtered_text``
     #: keep: about the newest this many characters (whole chunks / whole pieces), so
@@ -152,28 +151,25 @@ class Reply:
         fmt: AudioFormat,
         hold: threading.Event,
         on_word: Callable[[Any], Any] | None = None,
+        on_admitted: Callable[[], Any] | None = None,
     ):
         self.format = fmt
         self.samplerate = fmt.samplerate
-        self.buffer = AudioBuffer(fmt.samplerate)
-        #: set by the stream: drop this reply now
-        self.cancel = Cancel()
-        #: set by the stream while paused (shared by all its replies)
-        self.hold = hold
-        #: set by playback once this reply is near the front of the line
-        self.admitted = Cancel()
         #: set by playback, exactly once
         self.outcome: Future[PlaybackReport] = Future()
-        #: what was fed, as given (``SpeechStream.fed_text``)
-        self.fed = RecentText(self.HISTORY_CHARS)
-        #: what the text stages dropped, in order (``SpeechStream.filtered_text``)
-        self.filtered = RecentText(self.HISTORY_CHARS)
-        self.ssml = False
+        self._buffer = AudioBuffer(fmt.samplerate)
+        self._cancel = Cancel()
+        self._hold = hold  # the stream's pause: every reply of the stream shares it
+        self._admitted = Cancel()
+        if on_admitted is not None:
+            self._admitted.call_on_set(on_admitted)
+        self._frames_pushed = 0
         # the spoken text: chunks with their offsets; fully heard chunks past HISTORY_CHARS are dropped
         self._spoken: list[str] = []
         self._bases: list[int] = []
         self._spoken_len = 0
         self._synth_end = 0
+        self._unsynth_chars = 0
         self._on_word = on_word
         self._lock = threading.Lock()
         # (frame in reply, offset in spoken text, length), appended in frame order;
@@ -184,9 +180,41 @@ class Reply:
         self._heard_end = 0
         self._stopped_at: int | None = None
         self._reported = False
-        self.frames_pushed = 0
 
-    # -- producer side (the stream) -------------------------------------------------
+    # -- signals ----------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Drop the reply now (any thread).
+
+        The signal goes first: playback freezes what was heard and silences the
+        sink (``cancel_signal``'s callbacks), and only then is the audio dropped,
+        so the buffer's end cannot be mistaken for the reply's natural end.
+        """
+        self._cancel.set()
+        self._buffer.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def cancel_signal(self) -> Cancel:
+        """Set by :meth:`cancel` only: engines get it as ``cancel``, playback hooks its stop on it."""
+        return self._cancel
+
+    def admit(self) -> None:
+        """Playback: the reply is near the front of the line, synthesize ahead now."""
+        self._admitted.set()
+
+    @property
+    def admitted(self) -> bool:
+        return self._admitted.is_set()
+
+    @property
+    def held(self) -> bool:
+        """The stream is paused."""
+        return self._hold.is_set()
+
+    # -- producer side (the stream and its worker) -------------------------------------
     def add_chunk_text(self, text: str) -> int:
         """Append a chunk to the spoken text; returns its offset there."""
         with self._lock:
@@ -194,12 +222,19 @@ class Reply:
             self._spoken.append(text)
             self._bases.append(base)
             self._spoken_len = base + len(text)
+            self._unsynth_chars += len(text)
             return base
 
-    def mark_synthesized(self, end: int) -> None:
-        """All spoken text before ``end`` has its audio in the buffer."""
+    def mark_synthesized(self, base: int, text: str) -> None:
+        """The chunk ``text`` at ``base`` in the spoken text has all its audio in the buffer."""
         with self._lock:
-            self._synth_end = max(self._synth_end, end)
+            self._synth_end = max(self._synth_end, base + len(text))
+            self._unsynth_chars = max(0, self._unsynth_chars - len(text))
+
+    @property
+    def unsynthesized_chars(self) -> int:
+        """Spoken text still waiting for its audio; none once the audio has ended."""
+        return 0 if self._buffer.ended else self._unsynth_chars
 
     def _word_at(self, offset: int, length: int) -> str:
         i = bisect.bisect_right(self._bases, offset) - 1
@@ -220,10 +255,35 @@ class Reply:
             self.add_mark(start_frame + int(frames * m.start() / len(text)), base + m.start(), len(m.group()))
 
     def push(self, pcm: np.ndarray) -> None:
-        self.frames_pushed += len(pcm)
-        self.buffer.push(pcm)
+        self._frames_pushed += len(pcm)
+        self._buffer.push(pcm)
+
+    def end(self) -> None:
+        """No more audio will come: playback plays what is left, then reports."""
+        self._buffer.end()
+
+    def wait_for_room(self, seconds: float) -> None:
+        """Block the producer while more than ``seconds`` of audio wait to be played, until cancelled."""
+        self._buffer.wait_below(seconds, self._cancel)
+
+    @property
+    def frames_pushed(self) -> int:
+        return self._frames_pushed
+
+    @property
+    def ended(self) -> bool:
+        """No more audio will come (its end, a failure, or a cancel)."""
+        return self._buffer.ended
+
+    @property
+    def queued_seconds(self) -> float:
+        return self._buffer.queued_seconds
 
     # -- playback side ----------------------------------------------------------------
+    def read(self, frames: int, timeout: float | None) -> np.ndarray | None:
+        """Up to ``frames`` frames of audio; empty on timeout; None once ended and all read."""
+        return self._buffer.read(frames, timeout)
+
     def _pass(self, played: int) -> None:
         """Marks before frame ``played`` were heard (lock held)."""
         while self._marks and self._marks[0][0] <= played:
@@ -287,7 +347,7 @@ class Reply:
     @property
     def settled(self) -> bool:
         """Nothing more will be heard: reported, or cancelled."""
-        return self.outcome.done() or self.cancel.is_set()
+        return self.outcome.done() or self._cancel.is_set()
 
     @property
     def heard_text(self) -> str:

@@ -19,8 +19,9 @@ from .config import StreamConfig, normalize_property
 from .engine import Engine, Voice
 from .errors import StreamError
 from .playback import PlaybackLine, line_for
+from .reply import OnChunk, OnWord
 from .sinks._format import AudioFormat
-from .stream import OnChunk, OnWord, SpeechStream
+from .stream import SpeechStream
 
 if TYPE_CHECKING:
     from .async_stream import AsyncSpeechStream
