@@ -1,8 +1,8 @@
 """The guide's "Interactive Chat Bot": one stream per response, fed as the text arrives.
 
 Streams of one TTS play in the order they were created, so a new response
-queues behind the one still playing. ``finish_response`` returns the finished
-stream so the caller can wait for it (the guide's version drops it).
+queues behind the one still playing. ``finish_response`` drops the finished
+stream, so the caller keeps the last one to wait for it before cleaning up.
 """
 
 import time
@@ -21,8 +21,7 @@ class ChatBot:
 
     def finish_response(self):
         self.stream.done()
-        finished, self.stream = self.stream, self.tts.create_stream()
-        return finished
+        self.stream = self.tts.create_stream()
 
 
 bot = ChatBot()
@@ -31,6 +30,8 @@ for token in ["Hello! ", "I am ", "a chat bot. ", "I speak ", "while I think."]:
     time.sleep(0.05)  # tokens arrive like an LLM's
 bot.finish_response()
 
+answer = bot.stream
 bot.respond("This is my second answer.")
-bot.finish_response().wait_until_done()
+bot.finish_response()
+answer.wait_until_done()  # it plays after the first answer: both were heard
 bot.tts.cleanup()

@@ -1,7 +1,8 @@
 """The guide's "Recovery Strategies": retry a failed stream a few times.
 
 Every voicekit failure is a ``StreamError`` (``EngineError`` included), so the
-guide's ``except StreamError`` catches engine and network errors too.
+guide's ``except StreamError`` catches engine and network errors too; each
+attempt is a new stream, and the one that succeeded is returned.
 """
 
 import time
@@ -20,8 +21,7 @@ def robust_streaming(text):
     while retry_count < max_retries:
         try:
             return tts.speak_streamed(text)
-        except StreamError as e:
-            print(f"Attempt {retry_count + 1} failed: {e}")
+        except StreamError:
             retry_count += 1
             time.sleep(1)  # Wait before retry
 

@@ -66,6 +66,7 @@ def test_chunk_failing_before_any_audio_goes_whole_to_the_next_engine(engines, f
     assert {c.engine for c in chunks} == {"openai"}
     assert fake_openai.speech_requests()[0].body["input"] == TEXT
     assert sum(len(c.pcm) for c in chunks) == fake_openai.speech_requests()[0].total // 2
+    np.testing.assert_array_equal(audio(chunks), fake_openai.audio_of(fake_openai.speech_requests()[0]))
 
 
 def test_failure_mid_chunk_resumes_at_the_last_started_word(engines, fake_polly: FakePolly,
@@ -79,13 +80,20 @@ def test_failure_mid_chunk_resumes_at_the_last_started_word(engines, fake_polly:
     first_marks = [m for c in first for m in c.marks]
     resume = first_marks[-1].offset
     assert 0 < resume < len(TEXT)
-    assert backup_polly.speech_requests()[0].body["Text"] == TEXT[resume:]
+    # the primary's audio up to the break, to the sample; the backup resumes at the word the break cut
+    [broken], [resumed] = fake_polly.speech_requests(), backup_polly.speech_requests()
+    played = len(audio(first))
+    np.testing.assert_array_equal(audio(first), fake_polly.audio_of(broken)[:played])
+    assert resume == [w.offset for w in fake_polly.plan_of(broken) if w.start < played][-1]
+    assert resumed.body["Text"] == TEXT[resume:]
+    np.testing.assert_array_equal(audio(second), backup_polly.audio_of(resumed))
     # every word is marked, in order; only the word cut by the failure is spoken twice
     marks = [m for c in chunks for m in c.marks]
     assert [TEXT[m.offset:m.offset + m.length] for m in marks if m is not first_marks[-1]] == words(TEXT)
     assert [m.time for m in marks] == sorted(m.time for m in marks)
-    first_audio = sum(c.duration for c in first)
-    assert min(m.time for c in second for m in c.marks) >= first_audio
+    # the backup's marks, exact to the sample, after the primary's audio
+    assert [round(m.time * 16000) for c in second for m in c.marks] == [
+        played + w.start for w in backup_polly.plan_of(resumed)]
 
 
 def test_failure_mid_chunk_without_marks_restarts_the_text(engines, fake_openai: FakeOpenAI,
@@ -97,10 +105,16 @@ def test_failure_mid_chunk_without_marks_restarts_the_text(engines, fake_openai:
     split = engines_in_order.index("polly")
     assert split > 0 and set(engines_in_order[:split]) == {"openai"} and set(engines_in_order[split:]) == {"polly"}
     assert {c.samplerate for c in chunks} == {24000, 16000}
-    assert fake_polly.speech_requests()[0].body["Text"] == TEXT
+    [request] = fake_polly.speech_requests()
+    assert request.body["Text"] == TEXT
+    broken, restarted = audio(chunks[:split]), audio(chunks[split:])
+    np.testing.assert_array_equal(broken, fake_openai.audio_of(fake_openai.speech_requests()[0])[: len(broken)])
+    np.testing.assert_array_equal(restarted, fake_polly.audio_of(request))
     marks = [m for c in chunks for m in c.marks]
     assert [TEXT[m.offset:m.offset + m.length] for m in marks] == words(TEXT)
-    assert marks[0].time >= sum(c.duration for c in chunks[:split])
+    # each word where its tone starts, after OpenAI's audio (24 kHz) and then Polly's (16 kHz)
+    expected = [len(broken) / 24000 + w.start / 16000 for w in fake_polly.plan_of(request)]
+    assert [m.time for m in marks] == pytest.approx(expected, rel=0, abs=1e-9)
 
 
 def test_when_every_engine_fails_the_unspoken_text_is_reported(engines, fake_polly: FakePolly,
@@ -113,6 +127,8 @@ def test_when_every_engine_fails_the_unspoken_text_is_reported(engines, fake_pol
         for chunk in FallbackEngine([primary, backup]).synthesize(TEXT, threading.Event()):
             chunks.append(chunk)
     resume = [m for c in chunks for m in c.marks][-1].offset
+    played = len(audio(chunks))
+    assert resume == [w.offset for w in fake_polly.plan_of(fake_polly.speech_requests()[0]) if w.start < played][-1]
     assert caught.value.unspoken_text == TEXT[resume:]
     assert "polly:" in str(caught.value) and "polly-backup:" in str(caught.value)
 
@@ -135,7 +151,8 @@ def test_an_interrupt_never_moves_on_to_the_next_engine(engines, fake_polly: Fak
 # -- through the stream -------------------------------------------------------------------
 
 
-def test_fallback_tts_speaks_every_word_across_engines(engines, fake_polly: FakePolly) -> None:
+def test_fallback_tts_speaks_every_word_across_engines(engines, fake_polly: FakePolly,
+                                                      backup_polly: FakePolly) -> None:
     from voicekit.sinks import MemorySink
 
     primary, backup, _ = engines
@@ -151,7 +168,12 @@ def test_fallback_tts_speaks_every_word_across_engines(engines, fake_polly: Fake
     assert [w["word"] for w in heard_words if w["word"]][-1] == "it."
     # the chunk the primary broke off in was finished by the backup, which keeps the rest during the cooldown
     assert reports[0]["engine"] == "polly-backup" and " ".join(r["text"] for r in reports).split() == TEXT.split()
-    assert sink.seconds > 2
+    # the primary's audio up to the break, then all the backup sent, to the sample
+    rest = backup_polly.sent_audio()
+    played = len(sink.audio) - len(rest)
+    assert 0 < played <= fake_polly.speech_requests()[0].sent // 2
+    np.testing.assert_array_equal(sink.audio, np.concatenate(
+        [fake_polly.audio_of(fake_polly.speech_requests()[0])[:played], rest]))
     stream.close()
     tts.cleanup()
 

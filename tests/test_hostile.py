@@ -8,6 +8,7 @@ import threading
 import time
 from xml.parsers import expat
 
+import numpy as np
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
@@ -119,18 +120,28 @@ def test_openai_refuses_path_voice_ids_and_keeps_speaking(fake_openai: FakeOpenA
 FOURTEEN = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen."
 
 
-def _speak_until_failure(tts, text: str) -> tuple[str, str]:
-    """(heard_text, unspoken_text) of a stream whose engine breaks off mid-chunk."""
+def _speak_until_failure(tts, text: str) -> tuple[str, str, np.ndarray]:
+    """(heard_text, unspoken_text, the audio played) of a stream whose engine breaks off mid-chunk."""
     from voicekit import MemorySink
     from voicekit.errors import EngineError
 
-    stream = tts.create_stream(sink=MemorySink())
+    sink = MemorySink()
+    stream = tts.create_stream(sink=sink)
     stream.feed(text)
     stream.done()
     with pytest.raises(EngineError) as info:
         stream.wait_until_done(timeout=30)
     stream.close()
-    return stream.heard_text, info.value.unspoken_text
+    return stream.heard_text, info.value.unspoken_text, sink.audio
+
+
+def _played_words(fake, played: np.ndarray) -> list[str]:
+    """The words of the fake's one speech request whose tone starts within the audio ``played``, which must be
+    exactly the first half of the answer the ``disconnect`` fault sent."""
+    [request] = fake.speech_requests()
+    assert len(played) == request.sent // 2
+    np.testing.assert_array_equal(played, fake.audio_of(request)[: len(played)])
+    return [FOURTEEN[w.offset : w.offset + w.length] for w in fake.plan_of(request) if w.start < len(played)]
 
 
 def test_polly_mid_chunk_failure_reports_each_word_once(fake_polly: FakePolly) -> None:
@@ -139,10 +150,11 @@ def test_polly_mid_chunk_failure_reports_each_word_once(fake_polly: FakePolly) -
     fake_polly.faults = ["disconnect"]
     tts = PollyTTS(PollyClient(("eu-west-1", "AKIDFAKE", "secret"), endpoint_url=fake_polly.url, max_retries=0))
     try:
-        heard, unspoken = _speak_until_failure(tts, FOURTEEN)
+        heard, unspoken, played = _speak_until_failure(tts, FOURTEEN)
     finally:
         tts.cleanup()
-    assert heard, "the audio before the break was played, with its words"
+    # Polly's marks: exactly the words whose tone started before the break were heard
+    assert heard.split() == _played_words(fake_polly, played) != []
     assert heard.split() + unspoken.split() == FOURTEEN.split()
 
 
@@ -152,12 +164,16 @@ def test_openai_mid_chunk_failure_counts_the_delivered_audio_as_heard(fake_opena
     fake_openai.faults = ["disconnect"]
     tts = OpenAITTS(OpenAIClient(api_key="sk-test", base_url=fake_openai.url + "/v1", max_retries=0))
     try:
-        heard, unspoken = _speak_until_failure(tts, FOURTEEN)
+        heard, unspoken, played = _speak_until_failure(tts, FOURTEEN)
     finally:
         tts.cleanup()
     assert heard, "half of the chunk's audio was delivered and played"
     assert unspoken, "the other half was not"
     assert heard.split() + unspoken.split() == FOURTEEN.split()
+    # without marks the heard words are estimated from the audio played: never one whose tone had not
+    # started, at most the one cut by the break missing
+    started = _played_words(fake_openai, played)
+    assert heard.split() in (started, started[:-1])
 
 
 # -- SSML: decided once per reply by the caller, carried with every chunk -----------------------

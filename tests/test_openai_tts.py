@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from tests.helpers import collect
+from tests.helpers import audio, collect
 from voicekit.engine import Cancel, Engine
 from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
@@ -47,6 +47,7 @@ def test_first_audio_arrives_before_the_body_is_complete(fake_openai: FakeOpenAI
     assert request.last_byte_at is not None and first < request.last_byte_at
     assert len(chunks) > 5 and all(c.samplerate == 24000 and not c.marks for c in chunks)
     assert sum(len(c.pcm) for c in chunks) == request.total // 2
+    np.testing.assert_array_equal(audio(chunks), fake_openai.audio_of(request))
     assert request.body == {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": text, "response_format": "pcm"}
     assert request.headers["authorization"] == f"Bearer {KEY}"
 
@@ -71,7 +72,8 @@ def test_volume_scales_samples_and_pitch_is_refused(fake_openai: FakeOpenAI, ope
     loud, _ = collect(openai_client.synthesize("Same words.", threading.Event()))
     openai_client.set_property("volume", 50)
     quiet, _ = collect(openai_client.synthesize("Same words.", threading.Event()))
-    np.testing.assert_allclose(np.concatenate([c.pcm for c in quiet]), np.concatenate([c.pcm for c in loud]) / 2)
+    np.testing.assert_array_equal(audio(loud), fake_openai.audio_of(fake_openai.speech_requests()[0]))
+    np.testing.assert_allclose(audio(quiet), audio(loud) / 2)
     with pytest.raises(ValueError, match="instructions"):
         openai_client.set_property("pitch", 60)
     with pytest.raises(ValueError):
@@ -100,6 +102,7 @@ def test_429_and_500_are_retried_by_the_sdk(fake_openai: FakeOpenAI, openai_clie
     chunks, _ = collect(openai_client.synthesize("Third time lucky.", threading.Event()))
     assert len(fake_openai.speech_requests()) == 3
     assert sum(len(c.pcm) for c in chunks) == fake_openai.speech_requests()[-1].total // 2
+    np.testing.assert_array_equal(audio(chunks), fake_openai.audio_of(fake_openai.speech_requests()[-1]))
 
 
 def test_retries_are_bounded(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
@@ -118,7 +121,9 @@ def test_disconnect_mid_body_raises_after_the_audio_it_got(fake_openai: FakeOpen
         for chunk in openai_client.synthesize("This answer breaks off in the middle, sadly.", threading.Event()):
             got.append(chunk)
     [request] = fake_openai.speech_requests()
-    assert 0 < sum(len(c.pcm) for c in got) <= request.sent // 2
+    played = audio(got)
+    assert 0 < len(played) <= request.sent // 2
+    np.testing.assert_array_equal(played, fake_openai.audio_of(request)[: len(played)])
 
 
 def test_a_body_cut_by_a_reset_says_what_happened(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:
@@ -187,6 +192,7 @@ def test_a_later_interrupt_never_cuts_a_reused_connection(fake_openai: FakeOpenA
     first.set()  # the first reply is interrupted after its audio was complete
     got += list(second)
     assert sum(len(c.pcm) for c in got) == fake_openai.speech_requests()[1].total // 2
+    np.testing.assert_array_equal(audio(got), fake_openai.audio_of(fake_openai.speech_requests()[1]))
 
 
 def test_key_stays_out_of_logs_reprs_and_errors(fake_openai: FakeOpenAI, openai_client: OpenAIClient,
@@ -224,8 +230,14 @@ def test_openai_tts_speaks_through_a_stream(fake_openai: FakeOpenAI, openai_clie
     reports = []
     sink = MemorySink()
     tts.speak_streamed("Hello from OpenAI. It streams too.", on_chunk_processed=reports.append, sink=sink)
-    assert {r["engine"] for r in reports} == {"openai"} and sink.seconds > 1
+    assert {r["engine"] for r in reports} == {"openai"}
     assert " ".join(r["text"] for r in reports) == "Hello from OpenAI. It streams too."
+    # what the fake sent, to the sample, and each chunk's duration is its own audio's
+    requests = fake_openai.speech_requests()
+    assert [r.body["input"] for r in requests] == [r["text"] for r in reports]
+    assert sink.samplerate == 24000
+    np.testing.assert_array_equal(sink.audio, fake_openai.sent_audio())
+    assert [round(r["duration"] * 24000) for r in reports] == [len(fake_openai.audio_of(e)) for e in requests]
     tts.cleanup()
 
 
@@ -245,7 +257,8 @@ def test_async_stream_speaks_through_async_openai(fake_openai: FakeOpenAI, opena
     assert asyncio.run(speak()) == "Hello from the async stream."
     requests = fake_openai.speech_requests()
     assert requests and all(r.headers.get("x-stainless-async", "").startswith("async") for r in requests)
-    assert sink.seconds > 1
+    assert [r.body["input"] for r in requests] == ["Hello from the async stream."]
+    np.testing.assert_array_equal(sink.audio, fake_openai.sent_audio())
     tts.cleanup()
 
 
@@ -271,6 +284,9 @@ def test_async_stream_interrupt_cancels_the_transfer(fake_openai: FakeOpenAI, op
     assert asyncio.run(interrupt_while_playing())
     [request] = fake_openai.speech_requests()
     assert request.finished.wait(5) and request.hung_up.is_set() and request.last_byte_at is None
+    heard = sink.audio
+    assert 0 < len(heard) < len(fake_openai.audio_of(request))  # what was heard before the interrupt
+    np.testing.assert_array_equal(heard, fake_openai.audio_of(request)[: len(heard)])
     tts.cleanup()
 
 

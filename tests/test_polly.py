@@ -9,11 +9,14 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
+from tests.helpers import audio as audio_of
 from tests.helpers import collect, wait_for, words
+from tests.helpers import marks as marks_of
 from voicekit.engine import Cancel, Engine
 from voicekit.engines import polly as polly_module
 from voicekit.engines.fallback import FallbackEngine
@@ -45,6 +48,7 @@ def test_first_audio_arrives_before_the_body_is_complete(fake_polly: FakePolly, 
     assert len(chunks) > 5, "the body should be read in small pieces"
     assert sum(len(c.pcm) for c in chunks) == audio.total // 2
     assert all(c.samplerate == 16000 and c.pcm.dtype.name == "float32" for c in chunks)
+    np.testing.assert_array_equal(np.concatenate([c.pcm for c in chunks]), fake_polly.audio_of(audio))
     body = audio.body
     assert (body["OutputFormat"], body["SampleRate"], body["TextType"], body["Text"]) == ("pcm", "16000", "text", text)
 
@@ -57,28 +61,30 @@ def test_marks_are_requested_while_the_audio_streams_and_mapped_to_str_offsets(f
     [audio], [marks_request] = fake_polly.speech_requests("pcm"), fake_polly.speech_requests("json")
     assert marks_request.body["SpeechMarkTypes"] == ["word"]
     assert marks_request.received_at < audio.last_byte_at, "marks must not wait for the whole audio"
-    marks = [m for c in chunks for m in c.marks]
+    marks = marks_of(chunks)
     assert [text[m.offset:m.offset + m.length] for m in marks] == words(text)
-    assert [m.time for m in marks] == sorted(m.time for m in marks)
+    assert [m.time for m in marks] == [w.start / 16000 for w in fake_polly.plan_of(audio)]  # to the sample
     # a mark rides on the piece in which its word starts; only marks of the first
-    # server piece (before the marks answer came) may ride on a later one
-    end = 0.0
+    # server piece (100 ms, before the marks answer came) may ride on a later one
+    end = 0
     for chunk in chunks:
-        start, end = end, end + chunk.duration
-        assert all(m.time < end and (start <= m.time or m.time < 0.1) for m in chunk.marks)
+        start, end = end, end + len(chunk.pcm)
+        assert all(round(m.time * 16000) < end and (start <= round(m.time * 16000) or m.time < 0.1)
+                   for m in chunk.marks)
 
 
 def test_marks_arriving_after_the_audio_are_still_delivered(fake_polly: FakePolly, polly: PollyClient) -> None:
     fake_polly.marks_delay = 0.6
     text = "Late marks still count."
     chunks, _ = collect(polly.synthesize(text, threading.Event()))
-    marks = [m for c in chunks for m in c.marks]
+    marks = marks_of(chunks)
     assert [text[m.offset:m.offset + m.length] for m in marks] == words(text)
-    audio_end, attached_at = 0.0, []
+    assert [m.time for m in marks] == [w.start / 16000 for w in fake_polly.plan_of(fake_polly.speech_requests()[0])]
+    audio_end, attached_at = 0, []
     for chunk in chunks:
-        audio_end += chunk.duration
+        audio_end += len(chunk.pcm)
         attached_at += [audio_end] * len(chunk.marks)
-    assert all(m.time <= at for m, at in zip(marks, attached_at)), "a mark came before its word's audio"
+    assert all(round(m.time * 16000) < at for m, at in zip(marks, attached_at)), "a mark came before its word's audio"
 
 
 def test_plain_text_is_spoken_literally(fake_polly: FakePolly, polly: PollyClient) -> None:
@@ -93,8 +99,10 @@ def test_ssml_passes_through_only_when_given(fake_polly: FakePolly, polly: Polly
     chunks, _ = collect(polly.synthesize(ssml, threading.Event(), ssml=True))
     [audio] = fake_polly.speech_requests("pcm")
     assert (audio.body["TextType"], audio.body["Text"]) == ("ssml", ssml)
-    marks = [m for c in chunks for m in c.marks]
+    marks = marks_of(chunks)
     assert [ssml[m.offset:m.offset + m.length] for m in marks] == ["Hello", "world."]
+    assert [m.time for m in marks] == [w.start / 16000 for w in fake_polly.plan_of(audio)]
+    np.testing.assert_array_equal(audio_of(chunks), fake_polly.audio_of(audio))
 
 
 @pytest.mark.parametrize("rate", [None, 0.8])
@@ -123,8 +131,9 @@ def test_properties_wrap_escaped_text_in_prosody(fake_polly: FakePolly, polly: P
     assert audio.body["TextType"] == "ssml"
     assert audio.body["Text"] == ('<speak><prosody rate="150%" volume="-6.0dB">'
                                   "Tom &amp; Jerry &lt;3 &quot;quotes&quot;</prosody></speak>")
-    marks = [m for c in chunks for m in c.marks]
+    marks = marks_of(chunks)
     assert [text[m.offset:m.offset + m.length] for m in marks] == words(text)
+    assert [m.time for m in marks] == [w.start / 16000 for w in fake_polly.plan_of(audio)]
     with pytest.raises(ValueError):
         polly.set_property("pitch", 120)
     with pytest.raises(ValueError):
@@ -142,6 +151,9 @@ def test_engine_voice_language_and_8khz_are_sent(fake_polly: FakePolly, aws_env:
         assert {k: request.body[k] for k in ("Engine", "VoiceId", "LanguageCode", "SampleRate")} == {
             "Engine": "standard", "VoiceId": "Aditi", "LanguageCode": "hi-IN", "SampleRate": "8000"}
     assert chunks and all(c.samplerate == 8000 for c in chunks)
+    [audio] = fake_polly.speech_requests("pcm")
+    np.testing.assert_array_equal(audio_of(chunks), fake_polly.audio_of(audio))
+    assert [m.time for m in marks_of(chunks)] == [w.start / 8000 for w in fake_polly.plan_of(audio)]
 
 
 @pytest.mark.parametrize("kwargs", [{"engine": "turbo"}, {"samplerate": 22050}, {"max_retries": -1}])
@@ -172,6 +184,7 @@ def test_throttling_and_5xx_are_retried(fake_polly: FakePolly, polly: PollyClien
     chunks, _ = collect(polly.synthesize("Third time lucky.", threading.Event()))
     assert len(fake_polly.speech_requests("pcm")) == 3
     assert sum(len(c.pcm) for c in chunks) == fake_polly.speech_requests("pcm")[-1].total // 2
+    np.testing.assert_array_equal(audio_of(chunks), fake_polly.audio_of(fake_polly.speech_requests("pcm")[-1]))
 
 
 def test_retries_are_bounded(fake_polly: FakePolly, polly: PollyClient) -> None:
@@ -190,9 +203,11 @@ def test_disconnect_mid_body_raises_after_the_audio_it_got(fake_polly: FakePolly
         for chunk in polly.synthesize(text, threading.Event()):
             got.append(chunk)
     [audio] = fake_polly.speech_requests("pcm")
-    assert 0 < sum(len(c.pcm) for c in got) <= audio.sent // 2
-    marks = [m for c in got for m in c.marks]
-    assert marks and all(m.time < sum(c.duration for c in got) for m in marks)
+    played = audio_of(got)
+    assert 0 < len(played) <= audio.sent // 2
+    np.testing.assert_array_equal(played, fake_polly.audio_of(audio)[: len(played)])
+    # exactly the words whose tone started in the audio it got: a fallback resumes at the next one
+    assert [m.offset for m in marks_of(got)] == [w.offset for w in fake_polly.plan_of(audio) if w.start < len(played)]
     assert len(fake_polly.speech_requests("pcm")) == 1, "a broken body is not retried"
 
 
@@ -229,6 +244,7 @@ def test_a_429_is_retried_after_its_retry_after(fake_polly: FakePolly, polly: Po
     first, second = fake_polly.speech_requests("pcm")
     assert 0.9 <= second.received_at - first.received_at < 3, "Retry-After: 1 was not honoured"
     assert sum(len(c.pcm) for c in chunks) == second.total // 2
+    np.testing.assert_array_equal(audio_of(chunks), fake_polly.audio_of(second))
 
 
 def test_retry_after_is_bounded(fake_polly: FakePolly, polly: PollyClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -392,7 +408,7 @@ def test_closed_client_refuses_work(polly: PollyClient) -> None:
 LONG = "This reply is long enough that the user interrupts it while Polly is still sending the audio body"
 
 
-def test_polly_tts_speaks_and_tracks_words(polly: PollyClient) -> None:
+def test_polly_tts_speaks_and_tracks_words(fake_polly: FakePolly, polly: PollyClient) -> None:
     from voicekit.sinks import MemorySink
 
     tts = PollyTTS(polly)
@@ -404,7 +420,16 @@ def test_polly_tts_speaks_and_tracks_words(polly: PollyClient) -> None:
     assert stream.wait_until_done(timeout=60)
     assert stream.heard_text == "Hello from Polly & friends. It streams."
     assert [w["word"] for w in spoken] == ["Hello", "from", "Polly", "&", "friends.", "It", "streams."]
-    assert {r["engine"] for r in reports} == {"polly"} and sink.seconds > 1
+    assert {r["engine"] for r in reports} == {"polly"}
+    # what the fake sent, to the sample, and each word where its tone starts in the stream's audio
+    requests = fake_polly.speech_requests("pcm")
+    assert " ".join(r.body["Text"] for r in requests) == "Hello from Polly & friends. It streams."
+    np.testing.assert_array_equal(sink.audio, fake_polly.sent_audio())
+    starts, before = [], 0
+    for request in requests:
+        starts += [before + w.start for w in fake_polly.plan_of(request)]
+        before += len(fake_polly.audio_of(request))
+    assert [w["time"] for w in spoken] == pytest.approx([start / 16000 for start in starts], rel=0, abs=1e-9)
     stream.close()
     tts.cleanup()
 
@@ -423,4 +448,38 @@ def test_stream_interrupt_cancels_the_transfer(fake_polly: FakePolly, polly: Pol
     [audio] = fake_polly.speech_requests("pcm")
     assert audio.finished.wait(5) and audio.hung_up.is_set() and audio.last_byte_at is None
     assert unheard and LONG.endswith(unheard.split()[-1])
+    tts.cleanup()
+
+
+def test_an_ssml_reply_fed_in_pieces_goes_to_polly_whole(fake_polly: FakePolly, polly: PollyClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    tts = PollyTTS(polly)
+    ssml = '<speak>Hello, <break time="300ms"/> world. Second sentence &amp; more.</speak>'
+    sink = MemorySink()
+    stream = tts.create_stream(sink=sink)
+    for piece in (ssml[:20], ssml[20:45], ssml[45:]):
+        stream.feed(piece)
+    stream.done()
+    assert stream.wait_until_done(timeout=20)
+    (request,) = fake_polly.speech_requests()
+    assert request.body["TextType"] == "ssml" and request.body["Text"] == ssml
+    np.testing.assert_array_equal(sink.audio, fake_polly.audio_of(request))
+    tts.cleanup()
+
+
+def test_plain_text_with_markup_characters_is_spoken_literally_through_a_stream(fake_polly: FakePolly,
+                                                                                polly: PollyClient) -> None:
+    from voicekit.sinks import MemorySink
+
+    tts = PollyTTS(polly)
+    sink = MemorySink()
+    tts.speak_streamed("Use a < b & c > d here.", sink=sink)
+    tts.set_property("rate", 1.5)  # prosody needs SSML: the text is escaped into it
+    tts.speak_streamed("Use a < b & c > d here.", sink=sink)
+    plain, wrapped = fake_polly.speech_requests()
+    assert (plain.body["TextType"], plain.body["Text"]) == ("text", "Use a < b & c > d here.")
+    assert wrapped.body["TextType"] == "ssml"
+    assert wrapped.body["Text"] == '<speak><prosody rate="150%">Use a &lt; b &amp; c &gt; d here.</prosody></speak>'
+    np.testing.assert_array_equal(sink.audio, fake_polly.sent_audio())
     tts.cleanup()

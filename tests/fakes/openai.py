@@ -1,19 +1,27 @@
 """A fake OpenAI speech endpoint for the real ``openai`` SDK.
 
-``POST /v1/audio/speech`` with ``response_format=pcm`` streams eSpeak PCM at
-24 kHz. Faults (see :class:`FakeServer`): ``throttle`` is a 429 and ``500`` a
-server error, both with a short ``retry-after-ms`` so the SDK's own retries stay
-fast; the others cut or replace the body.
+``POST /v1/audio/speech`` with ``response_format=pcm`` streams PCM at 24 kHz:
+``voicekit.testing.ToneEngine``'s tones, exact to the sample (see
+:mod:`tests.fakes.speech`). Faults (see :class:`FakeServer`): ``throttle`` is a
+429 and ``500`` a server error, both with a short ``retry-after-ms`` so the
+SDK's own retries stay fast; the others cut or replace the body.
 """
 
 from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
 
-from .http import Exchange, FakeServer
-from .speech import speech_pcm
+import numpy as np
 
-__all__ = ["FakeOpenAI"]
+from voicekit.testing import ToneWord
+
+from .http import Exchange, FakeServer
+from .speech import speech_audio, speech_pcm, speech_plan
+
+__all__ = ["FakeOpenAI", "SAMPLERATE"]
+
+#: OpenAI's ``pcm``: 24 kHz 16-bit mono
+SAMPLERATE = 24000
 
 
 class FakeOpenAI(FakeServer):
@@ -21,6 +29,18 @@ class FakeOpenAI(FakeServer):
 
     def speech_requests(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.path == "/v1/audio/speech"]
+
+    def audio_of(self, exchange: Exchange) -> np.ndarray:
+        """The whole audio of a speech request (float32 at 24 kHz, as the client decodes it), faults aside."""
+        return speech_audio(exchange.body.get("input", ""), SAMPLERATE)
+
+    def plan_of(self, exchange: Exchange) -> list[ToneWord]:
+        """Where each word of a speech request's input plays in its audio (samples at 24 kHz)."""
+        return speech_plan(exchange.body.get("input", ""), SAMPLERATE)
+
+    def sent_audio(self) -> np.ndarray:
+        """The audio of every speech request so far, one after another: what a stream that played them all holds."""
+        return np.concatenate([np.zeros(0, np.float32), *map(self.audio_of, self.speech_requests())])
 
     def respond(self, handler: BaseHTTPRequestHandler, exchange: Exchange) -> None:
         if exchange.method != "POST" or exchange.path != "/v1/audio/speech":
@@ -35,7 +55,7 @@ class FakeOpenAI(FakeServer):
         elif fault == "500":
             self._error(handler, 500, "server_error", "The server had an error")
         else:
-            self.send_audio(handler, exchange, speech_pcm(exchange.body.get("input", ""), 24000), fault)
+            self.send_audio(handler, exchange, speech_pcm(exchange.body.get("input", ""), SAMPLERATE), fault)
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
         self.send_json(handler, status, {"error": {"message": message, "type": code, "code": code}},

@@ -1,11 +1,13 @@
 """A fake Amazon Polly speaking Polly's REST protocol, for the real boto3 client.
 
-``POST /v1/speech`` streams eSpeak PCM (``OutputFormat=pcm``) or serves word
-speech marks as JSON lines (``OutputFormat=json``); ``GET /v1/voices`` lists a
-few voices over two pages. Faults (see :class:`FakeServer`) apply to audio
-requests only: ``throttle`` is Polly's 400 ThrottlingException, ``429`` a
-TooManyRequestsException with ``Retry-After: <retry_after>`` when that is set,
-``500`` a ServiceFailureException; the others cut or replace the body.
+``POST /v1/speech`` streams PCM (``OutputFormat=pcm``) or serves word speech
+marks as JSON lines (``OutputFormat=json``), both exact to the sample: the
+speech is ``voicekit.testing.ToneEngine``'s tones (see :mod:`tests.fakes.speech`).
+``GET /v1/voices`` lists a few voices over two pages. Faults (see
+:class:`FakeServer`) apply to audio requests only: ``throttle`` is Polly's 400
+ThrottlingException, ``429`` a TooManyRequestsException with
+``Retry-After: <retry_after>`` when that is set, ``500`` a
+ServiceFailureException; the others cut or replace the body.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from __future__ import annotations
 import json
 from http.server import BaseHTTPRequestHandler
 
+import numpy as np
+
+from voicekit.testing import ToneWord
+
 from .http import Exchange, FakeServer
-from .speech import speech_pcm, spoken_text, word_marks
+from .speech import speech_audio, speech_pcm, speech_plan, spoken_text, word_marks
 
 __all__ = ["FakePolly", "VOICES"]
 
@@ -41,6 +47,25 @@ class FakePolly(FakeServer):
     def speech_requests(self, output_format: str = "pcm") -> list[Exchange]:
         return [e for e in self.exchanges if e.path == "/v1/speech" and e.body.get("OutputFormat") == output_format]
 
+    @staticmethod
+    def _speech(exchange: Exchange) -> tuple[str, int, bool]:
+        body = exchange.body
+        return body.get("Text", ""), int(body.get("SampleRate", "16000")), body.get("TextType") == "ssml"
+
+    def audio_of(self, exchange: Exchange) -> np.ndarray:
+        """The whole audio of a speech request (float32, as the client decodes it), faults aside."""
+        text, rate, ssml = self._speech(exchange)
+        return speech_audio(text, rate, ssml=ssml)
+
+    def plan_of(self, exchange: Exchange) -> list[ToneWord]:
+        """Where each word of a speech request's text plays in its audio (samples at its ``SampleRate``)."""
+        text, rate, ssml = self._speech(exchange)
+        return speech_plan(text, rate, ssml=ssml)
+
+    def sent_audio(self) -> np.ndarray:
+        """The audio of every ``pcm`` request so far, one after another: what a stream that played them all holds."""
+        return np.concatenate([np.zeros(0, np.float32), *map(self.audio_of, self.speech_requests("pcm"))])
+
     def respond(self, handler: BaseHTTPRequestHandler, exchange: Exchange) -> None:
         if exchange.method == "GET" and exchange.path == "/v1/voices":
             page = 1 if exchange.query.get("NextToken") == ["page2"] else 0
@@ -50,11 +75,9 @@ class FakePolly(FakeServer):
         if exchange.method != "POST" or exchange.path != "/v1/speech":
             self._error(handler, 404, "UnknownOperationException", "no such operation")
             return
-        body = exchange.body
-        text, ssml, rate = body.get("Text", ""), body.get("TextType") == "ssml", int(body.get("SampleRate", "16000"))
-        if body.get("OutputFormat") == "json":
-            duration = len(speech_pcm(spoken_text(text, ssml), rate)) / 2 / rate
-            lines = "".join(json.dumps(m) + "\n" for m in word_marks(text, ssml, duration))
+        text, rate, ssml = self._speech(exchange)
+        if exchange.body.get("OutputFormat") == "json":
+            lines = "".join(json.dumps(m) + "\n" for m in word_marks(text, ssml, rate))
             self.stream(handler, exchange, lines.encode(), "application/x-json-stream", delay=self.marks_delay)
             return
         fault = self.take_fault()
