@@ -12,7 +12,7 @@ import pytest
 
 import voicekit
 from tests.helpers import audio, marks, synth
-from voicekit.engine import AudioChunk, Cancel, Engine, Voice
+from voicekit.engine import AudioChunk, Cancel, Engine, EngineCapabilities, Voice, capabilities_of
 from voicekit.engines.espeak import EspeakClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
@@ -63,6 +63,33 @@ def test_an_engine_yields_float_mono_audio_at_its_rate_with_marks_on_its_words(c
     assert [m.offset for m in found] == sorted(m.offset for m in found)
     assert [m.time for m in found] == sorted(m.time for m in found)
     assert 0 <= found[0].time and found[-1].time < len(audio(chunks)) / client.samplerate
+
+
+def test_every_engine_declares_what_it_can_do() -> None:
+    from voicekit.engines.openai_tts import OpenAIClient
+    from voicekit.engines.piper import PiperClient
+
+    declared = {cls.__name__: capabilities_of(cls) for cls in (EspeakClient, PiperClient, PollyClient, OpenAIClient)}
+    assert all(isinstance(c, EngineCapabilities) for c in declared.values())
+    assert [name for name, c in declared.items() if c.ssml] == ["PollyClient"]  # the one engine given SSML
+    assert [name for name, c in declared.items() if not c.word_marks] == ["OpenAIClient"]  # its API has no timings
+    assert ToneEngine().capabilities == EngineCapabilities(word_marks=True, languages=("en", "de"))
+
+    class Bare:  # a user's engine written to the contract's required members only
+        pass
+
+    assert capabilities_of(Bare()) == EngineCapabilities()
+    Bare.capabilities = {"ssml": True}  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="must be an EngineCapabilities"):
+        capabilities_of(Bare())
+
+
+def test_declared_word_marks_mark_every_word(client: Engine) -> None:
+    assert capabilities_of(client).word_marks
+    found = marks(synth(client, CONTRACT_TEXT))
+    # a mark may leave out the word's punctuation (eSpeak's do)
+    spoken = [CONTRACT_TEXT[m.offset : m.offset + m.length].strip(",.") for m in found]
+    assert spoken == [word.strip(",.") for word in CONTRACT_TEXT.split()]
 
 
 def test_an_engine_stops_when_cancelled_and_refuses_once_closed(client: Engine) -> None:

@@ -20,6 +20,7 @@ from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
 from voicekit.testing import ToneEngine, ToneTTS
+from voicekit.tts import BaseTTS
 from voicekit.voices import FallbackTTS, OpenAITTS, PollyTTS
 
 CREDENTIALS = ("eu-west-1", "AKIDFAKEKEY1234567", "fakeSecretValue")
@@ -221,8 +222,12 @@ def test_stream_reports_unspoken_text_when_every_engine_fails(engines, fake_poll
 def test_the_chain_exposes_its_members_capabilities(engines) -> None:
     primary, backup, openai = engines
     tone = ToneEngine()  # reads no SSML
-    assert FallbackEngine([openai, primary]).supports_ssml and FallbackEngine([tone, primary]).supports_ssml
-    assert not FallbackEngine([openai, tone]).supports_ssml
+    assert FallbackEngine([openai, primary]).capabilities.ssml and FallbackEngine([tone, primary]).capabilities.ssml
+    assert not FallbackEngine([openai, tone]).capabilities.ssml
+    # a chunk may come from any member: word marks only if every member gives them
+    assert FallbackEngine([tone, primary]).capabilities.word_marks
+    assert not FallbackEngine([openai, tone]).capabilities.word_marks
+    assert FallbackTTS([BaseTTS(tone), BaseTTS(openai)]).capabilities == FallbackEngine([tone, openai]).capabilities
 
 
 def test_ssml_behind_a_fallback_reaches_polly_as_ssml(engines, fake_polly: FakePolly) -> None:

@@ -12,13 +12,16 @@ promptly. An engine that blocks in I/O should register the close with
 ``cancel.call_on_set(...)`` when ``cancel`` is a :class:`Cancel` (the stream
 always passes one), so the interrupt cuts the transfer at once.
 
-SSML: an engine that reads SSML sets ``supports_ssml = True`` and takes a
+What an engine can do it declares in ``capabilities`` (an
+:class:`EngineCapabilities`); nothing in voicekit guesses from other members.
+
+SSML: an engine that reads SSML declares ``EngineCapabilities(ssml=True)`` and takes a
 keyword ``ssml`` (``synthesize(text, cancel, *, ssml=False)``). The stream
 decides once per reply whether it is SSML and passes ``ssml=True`` with every
 chunk of an SSML reply, each one well-formed ``<speak>`` document of at most
 ``max_chars`` characters; every other chunk is plain text and must be spoken as
-text, whatever it looks like. Engines without ``supports_ssml`` are never
-passed the keyword (the stream speaks an SSML reply's text through them).
+text, whatever it looks like. Engines without ``ssml`` are never passed the
+keyword (the stream speaks an SSML reply's text through them).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 
 from .errors import EngineError
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "Cancel", "PROPERTY_RANGES", "at_exit", "check_property",
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "EngineCapabilities", "Cancel", "capabilities_of", "PROPERTY_RANGES", "at_exit", "check_property",
            "check_voice_id", "run_exit_hooks", "speakable"]
 
 # Letters, digits and _ . + - only, starting with a letter or digit: no path separator, no
@@ -164,6 +167,26 @@ class Voice:
     name: str
     language: str = ""
     gender: str = ""
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What an engine declares it can do, as its ``capabilities``."""
+
+    ssml: bool = False  # synthesize(text, cancel, *, ssml=True) takes one <speak> document
+    word_marks: bool = False  # its chunks carry WordMarks; without them the stream estimates each word's time
+    languages: tuple[str, ...] = ()  # the language tags its voices speak; empty: not listed (a service's many)
+    streaming_input: bool = False  # takes text as it arrives; voicekit's engines each get whole sentences
+
+
+def capabilities_of(engine: object) -> EngineCapabilities:
+    """``engine.capabilities``; an engine that declares none can do none of these."""
+    declared = getattr(engine, "capabilities", None)  # optional in the contract: one reader, here
+    if declared is None:
+        return EngineCapabilities()
+    if not isinstance(declared, EngineCapabilities):
+        raise TypeError(f"{type(engine).__name__}.capabilities must be an EngineCapabilities, got {declared!r}")
+    return declared
 
 
 @runtime_checkable

@@ -39,7 +39,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from .config import normalize_property
-from .engine import AudioChunk, Voice, WordMark, check_voice_id, speakable
+from .engine import AudioChunk, EngineCapabilities, Voice, WordMark, check_voice_id, speakable
 from .errors import EngineError
 from .tts import BaseTTS
 
@@ -144,6 +144,8 @@ class ToneEngine:
         ]
         if not self._voices:
             raise ValueError("voices must list at least one Voice")
+        languages = tuple(dict.fromkeys(v.language for v in self._voices if v.language))
+        self.capabilities = EngineCapabilities(word_marks=True, languages=languages)  # marks exact to the sample
         #: every text ``synthesize`` was called with, in call order
         self.texts: list[str] = []
         self._settings = ToneSettings(self._voices[0].id)

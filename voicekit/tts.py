@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig, normalize_property
-from .engine import Engine, Voice
+from .engine import Engine, EngineCapabilities, Voice, capabilities_of
 from .errors import StreamError
 from .playback import PlaybackLine, line_for
 from .reply import OnChunk, OnWord
@@ -161,6 +161,11 @@ class BaseTTS:
         return path
 
     # -- engine pass-through ----------------------------------------------------------------
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        """What the engine declares it can do (SSML, word marks, languages)."""
+        return capabilities_of(self.client)
+
     def get_voices(self) -> list[Voice]:
         return self.client.voices()
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark, check_property, check_voice_id, speakable
+from ..engine import AudioChunk, EngineCapabilities, Voice, WordMark, check_property, check_voice_id, speakable
 from ..errors import EngineError
 
 __all__ = ["EspeakClient"]
@@ -296,6 +296,7 @@ class EspeakClient:
 
     name = "espeak"
     max_chars = 1000
+    capabilities = EngineCapabilities(word_marks=True)  # its 100+ languages: voices() lists them
 
     def __init__(self, voice: str = "en") -> None:
         self._espeak = _library()

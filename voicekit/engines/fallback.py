@@ -25,7 +25,7 @@ Rules, per text chunk handed to :meth:`FallbackEngine.synthesize`:
    wait for that probe): success puts it back; another failure doubles its
    cooldown (up to ``max_cooldown``).
 
-Capabilities are the members': ``supports_ssml`` when any member reads SSML
+Capabilities are the members': ``ssml`` when any member reads SSML
 (an SSML chunk goes whole, ``ssml=True``, to those members, and as its plain
 text, without word marks, to the others).
 
@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..engine import AudioChunk, Engine, Voice, WordMark
+from ..engine import AudioChunk, Engine, EngineCapabilities, Voice, WordMark, capabilities_of
 from ..errors import EngineError
 
 __all__ = ["FallbackEngine"]
@@ -69,7 +69,12 @@ class FallbackEngine:
         self.name = "fallback(" + ", ".join(e.name for e in self.engines) + ")"
         self.samplerate = self.engines[0].samplerate
         self.max_chars = min(e.max_chars for e in self.engines)
-        self.supports_ssml = any(getattr(e, "supports_ssml", False) for e in self.engines)
+        members = [capabilities_of(e) for e in self.engines]
+        self.capabilities = EngineCapabilities(
+            ssml=any(c.ssml for c in members),
+            word_marks=all(c.word_marks for c in members),  # a chunk may come from any of them
+            languages=members[0].languages,  # voices and languages are the first engine's
+        )
         self.cooldown, self.max_cooldown = cooldown, max_cooldown
         self._health = [_Health() for _ in self.engines]
         self._lock = threading.Lock()
@@ -171,12 +176,12 @@ class _Run:
         """What ``engine`` is asked: the text it continues from, as it can read it, and the ``ssml`` keyword."""
         if not self.ssml:
             return self.text[self.start:], {}
-        if getattr(engine, "supports_ssml", False):
+        if capabilities_of(engine).ssml:
             return self.text, {"ssml": True}
         return _ssml_text(self.text), {}
 
     def shifted(self, piece: AudioChunk, engine: Engine) -> AudioChunk:
-        if self.ssml and not getattr(engine, "supports_ssml", False):
+        if self.ssml and not capabilities_of(engine).ssml:
             marks: tuple[WordMark, ...] = ()  # offsets into the plain text don't index the document
         else:
             marks = tuple(WordMark(m.offset + self.start, m.length, m.time + self.base_time) for m in piece.marks)

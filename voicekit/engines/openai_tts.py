@@ -34,7 +34,7 @@ import weakref
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
-from ..engine import AudioChunk, Voice, check_property, check_voice_id, speakable
+from ..engine import AudioChunk, EngineCapabilities, Voice, check_property, check_voice_id, speakable
 from ..errors import EngineError
 from .transfer import AsyncBridge, Pcm16Decoder, check_audio_type
 
@@ -58,6 +58,7 @@ class OpenAIClient:
     name = "openai"
     samplerate = SAMPLERATE
     max_chars = 4096  # the API's limit on ``input``
+    capabilities = EngineCapabilities()  # plain text only, no word timings; every voice speaks every language
 
     def __init__(
         self,

@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..engine import AudioChunk, Voice, WordMark, at_exit, check_property, check_voice_id, speakable
+from ..engine import AudioChunk, EngineCapabilities, Voice, WordMark, at_exit, check_property, check_voice_id, speakable
 from ..errors import EngineError
 
 __all__ = ["PiperClient", "DEFAULT_VOICE", "voices_directories"]
@@ -654,6 +654,7 @@ class PiperClient:
 
     name = "piper"
     max_chars = 1000
+    capabilities = EngineCapabilities(word_marks=True)  # from the model's durations, or estimated by phoneme
 
     def __init__(self, voice: str | os.PathLike[str] | None = None, *, sha256: str | None = None) -> None:
         self._own: _VoiceFile | None = None

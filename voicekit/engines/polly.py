@@ -54,7 +54,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Cancel, Voice, WordMark, check_property, check_voice_id, speakable
+from ..engine import AudioChunk, Cancel, EngineCapabilities, Voice, WordMark, check_property, check_voice_id, speakable
 from ..errors import EngineError
 from .transfer import Pcm16Decoder, check_audio_type, cut_on_cancel, shut_down
 
@@ -212,7 +212,8 @@ class PollyClient:
 
     name = "polly"
     max_chars = 3000  # Polly's limit on billed characters per request
-    supports_ssml = True  # synthesize() takes ssml=True for the chunks of an SSML reply
+    # synthesize() takes ssml=True for the chunks of an SSML reply; speech marks give word times
+    capabilities = EngineCapabilities(ssml=True, word_marks=True)
 
     def __init__(
         self,
