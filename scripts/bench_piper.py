@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fixtures: the suite's own probes
 from bench_core import FirstWrite, narration_lines, row  # noqa: E402
 from bench_core import _attempt as attempt  # noqa: E402
 from benchutil import jack_server, summarize  # noqa: E402
@@ -99,36 +100,10 @@ def measure_load(runs: int) -> tuple[list[Row], list[str]]:
 
 # -- 6. memory over a long narration -----------------------------------------------------------------
 def memory_child(minutes: float) -> list[tuple[float, float]]:
-    """(minutes of audio made, RSS in MB) as an unpaced narration goes on."""
-    import psutil
+    """(minutes of audio made, RSS in MB) as an unpaced narration of the bench's lines goes on."""
+    from tests.fixtures.narration import rss_while_narrating
 
-    from voicekit import PiperTTS
-    from voicekit.sinks import NullSink
-
-    class Counting(NullSink):
-        frames, rate = 0, 1
-
-        def open(self, samplerate: int, *args: Any, **kwargs: Any) -> None:
-            self.rate = samplerate
-            super().open(samplerate, *args, **kwargs)
-
-        def write(self, frames: Any) -> None:
-            self.frames += len(frames)
-            super().write(frames)
-
-    process, sink, samples = psutil.Process(), Counting(), []
-    lines = narration_lines()
-    with PiperTTS() as tts:
-        stream = tts.create_stream(sink=sink)
-        while sink.frames / sink.rate < minutes * 60:
-            stream.feed(next(lines))
-            while stream.buffer_full():
-                time.sleep(0.01)
-            samples.append((sink.frames / sink.rate / 60, process.memory_info().rss / 2**20))
-        stream.done()
-        stream.wait_until_done()
-        stream.close()
-    return samples
+    return rss_while_narrating(minutes, narration_lines())
 
 
 def measure_memory(minutes: float) -> tuple[list[Row], list[str]]:

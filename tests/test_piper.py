@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,8 @@ from voicekit.errors import EngineError  # noqa: E402
 from .helpers import audio, fundamental, marks, rms, synth, words  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it naps in the warm afternoon sun."
 # Sentences much longer than one run: cut at clause breaks, then before "and", "which", ...
@@ -608,48 +611,13 @@ def test_a_missing_install_names_the_fix(monkeypatch, module):
         PiperClient()
 
 
-NARRATION = """
-import json, random, sys, time
-import psutil
-from voicekit import PiperTTS
-from voicekit.sinks import NullSink
-
-class Counting(NullSink):
-    frames, rate = 0, 1
-    def open(self, samplerate, *args, **kwargs):
-        self.rate = samplerate
-        super().open(samplerate, *args, **kwargs)
-    def write(self, frames):
-        self.frames += len(frames)
-        super().write(frames)
-
-words = "the river mountain quietly walked under bright stars and then people said hello again while numbers like 42 and 1999 appeared".split()
-rng, sink, samples, process = random.Random(1), Counting(), [], psutil.Process()
-with PiperTTS() as tts:
-    stream = tts.create_stream(sink=sink)
-    lengths = [40] * 5  # the longest runs first: the warm-up reaches the high-water mark of one run
-    while sink.frames / sink.rate < float(sys.argv[1]) * 60:
-        # then sentences of every length: each run has a shape of its own, as in real narration
-        n = lengths.pop() if lengths else rng.randint(3, 30)
-        stream.feed(" ".join(rng.choice(words) for _ in range(n)).capitalize() + ". ")
-        while stream.buffer_full():
-            time.sleep(0.01)
-        samples.append((sink.frames / sink.rate / 60, process.memory_info().rss / 2**20))
-    stream.done()
-    stream.wait_until_done()
-    stream.close()
-print(json.dumps(samples))
-"""
-
-
 @pytest.mark.timeout(600)
-def test_a_long_narration_keeps_its_memory_flat(tmp_path):
+def test_a_long_narration_keeps_its_memory_flat():
     """onnxruntime's per-shape memory plans and its arena grew ~0.6 MB per minute of audio
     (+4 MB over these 8 minutes); now, once one longest run has been made, it stays flat."""
     minutes = 8.0  # 60 in `scripts/bench piper`; this is what the suite's time allows
-    script = tmp_path / "narrate.py"
-    script.write_text(NARRATION)
-    done = subprocess.run([sys.executable, str(script), str(minutes)], capture_output=True, text=True, timeout=600, check=True)
+    done = subprocess.run([sys.executable, "-m", "tests.fixtures.narration", str(minutes)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
     samples = json.loads(done.stdout.strip().splitlines()[-1])
     # The first two minutes take one step of ~40 MB (the allocator keeps what the first runs
     # freed), which the 60-minute bench counts within its first 10%; after it nothing may grow.
