@@ -270,7 +270,7 @@ def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
     # Its own jackd in a subprocess, stopped mid-playback: write() must give up, not wait forever.
     code = (
         "import os, signal, time, numpy as np\n"
-        "from tests.fixtures.audio import jack_server, remove_semaphores\n"
+        "from tests.fixtures.audio import jack_server, release_after_exit\n"
         "from voicekit import OutputError\n"
         "from voicekit.sinks import DeviceSink\n"
         "with jack_server() as device:\n"
@@ -286,7 +286,7 @@ def test_a_dead_sound_server_is_an_output_error_not_a_hang(jack_device):
         "    except OutputError as e:\n"
         "        print(f'{time.monotonic() - start:.1f}', e, flush=True)\n"
         "    os.waitpid(device.jackd_pid, 0)\n"
-        "    remove_semaphores(device.server)\n"
+        "    release_after_exit(device.server)\n"
         # os._exit below skips jack_server()'s cleanup, so its ALSA file goes here
         "    os.remove(os.environ['ALSA_CONFIG_PATH'].split(':')[-1])\n"
         # PortAudio's JACK host API asserts at exit once its server is gone: skip atexit
