@@ -31,7 +31,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voicekit.engine import Engine  # noqa: E402 - needs ROOT on sys.path
+from voicekit.contract import Engine  # noqa: E402 - needs ROOT on sys.path
 from voicekit.sinks import MemorySink  # noqa: E402
 
 TEXT = "Hello there, this is the first sentence."

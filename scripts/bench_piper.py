@@ -271,7 +271,7 @@ def measure_device(device: Any, runs: int, barge_ins: int) -> tuple[list[Row], l
 # -- 3 + 4. synthesis speed and word marks ------------------------------------------------------------
 def measure_synthesis(lines: int) -> tuple[list[Row], list[str]]:
     import voicekit
-    from voicekit.engine import Cancel
+    from voicekit.contract import Cancel
     from voicekit.text import split_sentences
 
     client = voicekit.PiperClient()
@@ -370,7 +370,7 @@ def _onsets(pcm: np.ndarray, samplerate: int) -> list[float]:
 
 
 def _mark_errors(client: Any) -> tuple[list[float], list[float]]:
-    from voicekit.engine import Cancel
+    from voicekit.contract import Cancel
 
     errors, spread = [], []
     starts = [m.start() for m in re.finditer(r"\S+", PAUSED)]

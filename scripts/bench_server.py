@@ -357,7 +357,7 @@ def ws_rows(engine: str, rounds: dict[int, int], reply: str = REPLY, what: str =
 def first_run_seconds(text: str, repeats: int = 5) -> float:
     """The median time Piper takes to make the first piece of ``text``'s audio, in this process."""
     import voicekit
-    from voicekit.engine import Cancel
+    from voicekit.contract import Cancel
 
     client = voicekit.PiperClient()
     times = []

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from voicekit.engine import AudioChunk, Cancel
+from voicekit.contract import AudioChunk, Cancel
 from voicekit.text import SentenceChunker
 
 

@@ -12,12 +12,12 @@ import pytest
 
 import voicekit
 from tests.helpers import audio, marks, synth
-from voicekit.engine import AudioChunk, Cancel, Engine, EngineCapabilities, Voice, capabilities_of
+from voicekit.contract import AudioChunk, Cancel, Engine, EngineCapabilities, Voice, capabilities_of
 from voicekit.engines.espeak import EspeakClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
 from voicekit.testing import ToneEngine
-from voicekit.voices import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
+from voicekit.tts_classes import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
 
 
 def test_engine_modules_load_no_runtime_module() -> None:
@@ -29,7 +29,7 @@ def test_engine_modules_load_no_runtime_module() -> None:
     )
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 timeout=60).stdout.split())
-    allowed = {"voicekit", "voicekit.engine", "voicekit.errors", "voicekit.engines"}
+    allowed = {"voicekit", "voicekit.contract", "voicekit.errors", "voicekit.engines"}
     assert {m for m in loaded if not m.startswith("voicekit.engines.")} <= allowed, loaded
 
 

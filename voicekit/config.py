@@ -49,7 +49,7 @@ import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .engine import PROPERTY_RANGES, check_property
+from .contract import PROPERTY_RANGES, check_property
 from .text.rules import resolve
 
 __all__ = ["StreamConfig", "normalize_property"]

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .engine import run_exit_hooks
+from .contract import run_exit_hooks
 from .errors import StreamError
 from .reply import in_callback
 

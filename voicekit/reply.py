@@ -45,7 +45,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from .buffer import AudioBuffer
-from .engine import Cancel
+from .contract import Cancel
 from .sinks._format import AudioFormat
 
 __all__ = ["Reply", "PlaybackReport", "WordInfo", "ChunkInfo", "OnWord", "OnChunk", "call_safely", "in_callback"]

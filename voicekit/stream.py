@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig
-from .engine import capabilities_of
+from .contract import capabilities_of
 from .errors import BufferError, EngineError, StreamError
 from .finish import Finish
 from .reply import OnChunk, OnWord, PlaybackReport, Reply, in_callback
@@ -26,7 +26,7 @@ from .text.rules import language_or_default
 from .worker import SynthesisWorker
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .contract import Engine
     from .playback import PlaybackLine
     from .sinks._format import AudioFormat
 

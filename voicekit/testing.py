@@ -1,6 +1,6 @@
 """Test doubles: an engine whose audio and word marks are known to the sample.
 
-:class:`ToneEngine` is a real engine client (the :mod:`voicekit.engine`
+:class:`ToneEngine` is a real engine client (the :mod:`voicekit.contract`
 contract) that "speaks" each word of a text as a sine tone, and
 :class:`ToneTTS` is the TTS class over it, built like the others::
 
@@ -21,7 +21,7 @@ in :attr:`ToneEngine.texts`.
 How a text sounds: every run of non-space characters is a word; word ``i`` is
 a tone of ``frequencies[i % len(frequencies)]`` Hz lasting ``char_seconds``
 per character, and words are ``gap_seconds`` of silence apart (none before the
-first word, none after the last). Each word's :class:`~voicekit.engine.WordMark`
+first word, none after the last). Each word's :class:`~voicekit.contract.WordMark`
 is at the first sample of its tone. ``set_property("rate", 2.0)`` halves every
 duration, ``volume`` scales the amplitude (0.5 at 100) and ``pitch`` moves every
 tone (50 is the frequencies as given; 0 an octave down, 100 an octave up).
@@ -39,7 +39,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from .config import normalize_property
-from .engine import AudioChunk, EngineCapabilities, Voice, WordMark, check_voice_id, speakable
+from .contract import AudioChunk, EngineCapabilities, Voice, WordMark, check_voice_id, speakable
 from .errors import EngineError
 from .tts import BaseTTS
 
@@ -87,7 +87,7 @@ class ToneEngine:
     ``samplerate``: Hz of its audio. ``char_seconds`` / ``gap_seconds``: tone per
     character of a word, and silence between words, at rate 1.0 (the defaults
     speak about as fast as a person: some 16 characters a second). ``chunk_seconds``:
-    audio per yielded :class:`~voicekit.engine.AudioChunk` (the last one of a
+    audio per yielded :class:`~voicekit.contract.AudioChunk` (the last one of a
     text may be shorter). ``latency``: seconds each ``synthesize`` call waits
     before its first chunk, as a network engine would; setting ``cancel`` ends
     the wait at once. No other waiting: audio is made as fast as it is asked for.

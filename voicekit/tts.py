@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig, normalize_property
-from .engine import Engine, EngineCapabilities, Voice, capabilities_of
+from .contract import Engine, EngineCapabilities, Voice, capabilities_of
 from .errors import StreamError
 from .playback import PlaybackLine, line_for
 from .reply import OnChunk, OnWord

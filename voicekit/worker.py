@@ -24,7 +24,7 @@ from .reply import ChunkInfo, Reply, call_safely
 from .resample import Resampler
 
 if TYPE_CHECKING:
-    from .engine import AudioChunk, Engine
+    from .contract import AudioChunk, Engine
     from .text.pipeline import TextPipeline
 
 __all__ = ["SynthesisWorker"]

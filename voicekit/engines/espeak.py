@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import AudioChunk, EngineCapabilities, Voice, WordMark, check_property, check_voice_id, speakable
+from ..contract import AudioChunk, EngineCapabilities, Voice, WordMark, check_property, check_voice_id, speakable
 from ..errors import EngineError
 
 __all__ = ["EspeakClient"]

@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..engine import AudioChunk, Engine, EngineCapabilities, Voice, WordMark, capabilities_of
+from ..contract import AudioChunk, Engine, EngineCapabilities, Voice, WordMark, capabilities_of
 from ..errors import EngineError
 
 __all__ = ["FallbackEngine"]
@@ -58,7 +58,7 @@ class _Health:
 
 
 class FallbackEngine:
-    """Implements :class:`voicekit.engine.Engine` over ``engines``, tried in order."""
+    """Implements :class:`voicekit.contract.Engine` over ``engines``, tried in order."""
 
     def __init__(self, engines: Sequence[Engine], *, cooldown: float = 30.0, max_cooldown: float = 300.0) -> None:
         if not engines:

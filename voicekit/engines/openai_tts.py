@@ -34,7 +34,7 @@ import weakref
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
-from ..engine import AudioChunk, EngineCapabilities, Voice, check_property, check_voice_id, speakable
+from ..contract import AudioChunk, EngineCapabilities, Voice, check_property, check_voice_id, speakable
 from ..errors import EngineError
 from .transfer import AsyncBridge, Pcm16Decoder, check_audio_type
 
@@ -48,7 +48,7 @@ _INSTALL_HINT = "OpenAI TTS needs the openai package: pip install 'voicekit[open
 
 
 class OpenAIClient:
-    """OpenAI's speech endpoint; implements :class:`voicekit.engine.Engine`.
+    """OpenAI's speech endpoint; implements :class:`voicekit.contract.Engine`.
 
     The key comes from ``api_key`` or, at first use, ``OPENAI_API_KEY``.
     ``set_property("rate", x)`` sets ``speed``; ``volume`` scales the samples

@@ -54,7 +54,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..engine import AudioChunk, EngineCapabilities, Voice, WordMark, at_exit, check_property, check_voice_id, speakable
+from ..contract import (
+    AudioChunk,
+    EngineCapabilities,
+    Voice,
+    WordMark,
+    at_exit,
+    check_property,
+    check_voice_id,
+    speakable,
+)
 from ..errors import EngineError
 
 __all__ = ["PiperClient", "DEFAULT_VOICE", "voices_directories"]

@@ -54,7 +54,16 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..engine import AudioChunk, Cancel, EngineCapabilities, Voice, WordMark, check_property, check_voice_id, speakable
+from ..contract import (
+    AudioChunk,
+    Cancel,
+    EngineCapabilities,
+    Voice,
+    WordMark,
+    check_property,
+    check_voice_id,
+    speakable,
+)
 from ..errors import EngineError
 from .transfer import Pcm16Decoder, check_audio_type, cut_on_cancel, shut_down
 
@@ -197,7 +206,7 @@ class _PendingMarks:
 
 
 class PollyClient:
-    """Amazon Polly through boto3; implements :class:`voicekit.engine.Engine`.
+    """Amazon Polly through boto3; implements :class:`voicekit.contract.Engine`.
 
     ``credentials=(region, key_id, secret)``, or a ready boto3 ``session`` or
     ``client``, or nothing for boto3's standard chain (environment, profile,

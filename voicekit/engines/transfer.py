@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ..engine import Cancel
+from ..contract import Cancel
 from ..errors import EngineError
 
 __all__ = ["AsyncBridge", "Pcm16Decoder", "check_audio_type", "cut_on_cancel", "shut_down"]

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..engine import Voice
+from ..contract import Voice
 from ..registry import configured
 from ..tts import BaseTTS
 from .backend import ChatBackend
