@@ -141,6 +141,55 @@ def test_interrupt_silences_within_one_block_and_reports_heard_words(tts):
     stream.close()
 
 
+def test_a_listeners_own_clock_cuts_what_was_heard(tts):
+    """A network client plays later than the sink took the audio: its clock, given to interrupt(), is the truth."""
+    sink = MemorySink()  # takes everything at once, like a socket
+    chunks = []
+    stream = tts.create_stream(sink=sink, on_chunk_processed=lambda info: chunks.append(info["text"]))
+    spoken = "One two three four five. Six seven eight nine ten."
+    stream.feed(spoken)
+    stream.done()
+    assert stream.wait_until_done(timeout=20) and stream.heard_text == spoken
+    words = timeline(tts.client, chunks)
+    # the listener had heard up to just after the fourth word's start when it barged in
+    unheard = stream.interrupt(played=(words[3][1] + 1) / 24000)
+    assert stream.heard_text == "One two three four"
+    assert unheard == "five. Six seven eight nine ten."
+    assert stream.interrupt(played=0) == spoken and stream.heard_text == ""
+    stream.close()
+    # while the reply is still going: the sink's clock is ahead of the listener's
+    stream = tts.create_stream(sink=MemorySink(realtime=True))
+    stream.feed(spoken)
+    wait_for(lambda: stream.heard_text.startswith("One two three"))
+    unheard = stream.interrupt(played=(words[1][1] + 1) / 24000)
+    assert stream.heard_text == "One two" and f"{stream.heard_text} {unheard}" == spoken
+    stream.close()
+
+
+def test_an_engine_failing_as_an_interrupt_lands_leaves_the_next_reply_alone(no_thread_leak):
+    class StuckThenFails(ToneEngine):
+        def synthesize(self, text, cancel=None):
+            if text.startswith("Stuck"):
+                stuck.set()
+                release.wait(10)  # a request that ignores the cancel, then fails
+                raise EngineError("the connection dropped")
+            yield from super().synthesize(text, cancel)
+
+    stuck, release = threading.Event(), threading.Event()
+    tts = ToneTTS(StuckThenFails())
+    stream = tts.create_stream(sink=MemorySink())
+    stream.feed("Stuck in a request. And more")  # the next sentence's start lets the first go
+    assert stuck.wait(10)
+    assert stream.interrupt() == "Stuck in a request. And more"
+    stream.feed("The next reply.")
+    release.set()
+    stream.done()
+    assert stream.wait_until_done(timeout=20)
+    assert stream.heard_text == "The next reply." and stream.error is None
+    stream.close()
+    tts.cleanup()
+
+
 def test_pause_and_resume_hold_the_position(tts):
     tts.set_property("rate", 2.0)
     sink = MemorySink(realtime=True)

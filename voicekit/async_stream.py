@@ -56,8 +56,8 @@ class AsyncSpeechStream:
             # finished or interrupted: this neither waits for audio nor for the network
             await asyncio.to_thread(self.sync.close)
 
-    async def interrupt(self) -> str:
-        return await asyncio.to_thread(self.sync.interrupt)
+    async def interrupt(self, played: float | None = None) -> str:
+        return await asyncio.to_thread(self.sync.interrupt, played)
 
     async def pause(self) -> None:
         self.sync.pause()

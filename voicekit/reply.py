@@ -53,6 +53,7 @@ __all__ = ["Reply", "PlaybackReport", "WordInfo", "ChunkInfo", "OnWord", "OnChun
 log = logging.getLogger("voicekit")
 
 _WORD = re.compile(r"\S+")
+_PASSED_KEPT = 4096
 
 
 class WordInfo(TypedDict):
@@ -175,6 +176,9 @@ class Reply:
         # (frame in reply, offset in spoken text, length), appended in frame order;
         # fired marks are dropped so a long narration keeps memory flat
         self._marks: deque[tuple[int, int, int]] = deque()
+        # (frame, end offset) of the newest words passed: a remote listener's clock lags
+        # the sink's by seconds, so a few thousand words are plenty to move back over
+        self._passed: deque[tuple[int, int]] = deque(maxlen=_PASSED_KEPT)
         self._unfired: list[WordInfo] = []
         self._last_mark_frame = 0
         self._heard_end = 0
@@ -289,6 +293,7 @@ class Reply:
         while self._marks and self._marks[0][0] <= played:
             frame, offset, length = self._marks.popleft()
             self._heard_end = max(self._heard_end, offset + length)
+            self._passed.append((frame, offset + length))
             if self._on_word is not None:
                 word = self._word_at(offset, length)
                 self._unfired.append({"word": word, "offset": offset, "time": frame / self.samplerate})
@@ -331,6 +336,21 @@ class Reply:
                 self._pass(played)
                 self._stopped_at = max(0, played)
             return self._stopped_at
+
+    def heard_until(self, played: int) -> None:
+        """The listener heard only the first ``played`` frames, fewer than the sink took.
+
+        For audio sent over a network: the sink counts it played when handed over, and the
+        client reports its own clock when it interrupts, maybe after the reply was all sent.
+        Words that start at or after ``played`` become unheard again; ``on_word`` already
+        fired for them.
+        """
+        with self._lock:
+            passed = self._passed
+            while passed and passed[-1][0] >= played:
+                passed.pop()
+            end = passed[-1][1] if passed else self._first()
+            self._heard_end = min(self._heard_end, end)
 
     def report(self, result: PlaybackReport) -> None:
         """Playback is over for this reply; the first report wins."""

@@ -169,22 +169,28 @@ class SpeechStream:
             self._worker.join()
             self._finish.check()  # close() without done(): its finish may be news only now
 
-    def interrupt(self) -> str:
+    def interrupt(self, played: float | None = None) -> str:
         """Stop speaking now; the stream stays usable for the next reply.
 
         The stream gives up its place in line at once: streams waiting behind it on the same sink start
         playing. Returns the text that was fed to this reply but not heard: spoken-form text of cut chunks,
         then text still inside the filter and chunker, then text still queued as fed. A space joins two of
-        these only where the text had one: a word longer than ``max_text_chunk`` comes back whole.
+        these only where the text had one: a word longer than ``max_text_chunk`` comes back whole. ``played``:
+        seconds of the reply a remote listener really heard (the sink took it earlier); ``heard_text`` ends
+        there, and later words come back as unheard even if the reply was all played out.
         """
         with self._cond:
             reply, self._reply = self._reply, None
-            if reply is None:
-                return ""
+            if reply is None:  # only a listener's clock can still change what was heard
+                if played is not None:
+                    self._last_reply.heard_until(round(played * self._last_reply.samplerate))
+                return "" if played is None else self._last_reply.unheard_text()
             unheard = self._text.drain()
             self._worker.abandon(reply)
             self._cond.notify_all()
         reply.cancel()
+        if played is not None:
+            reply.heard_until(round(played * reply.samplerate))
         self._finish.check()
         return unheard(reply.unheard_text())
 
@@ -207,14 +213,12 @@ class SpeechStream:
 
     @property
     def heard_text(self) -> str:
-        """Words actually played in the current (or last) reply, in spoken form; of an endless reply (a
-        narration) its newest ~100,000 characters (``Reply.HISTORY_CHARS``), so memory stays flat."""
+        """Words played in the current (or last) reply, spoken form; of an endless one its newest ~100,000 chars."""
         return self._last_reply.heard_text
 
     @property
     def fed_text(self) -> str:
-        """Everything fed to the current (or last) reply, as given (the newest ~100,000 characters of an
-        endless one, like ``heard_text``)."""
+        """Everything fed to the current (or last) reply, as given; of an endless one its newest ~100,000 chars."""
         return self._text.fed_text
 
     @property
@@ -268,6 +272,9 @@ class SpeechStream:
     def _fail(self, reply: Reply, exc: Exception, unspoken: str) -> None:
         """The worker gave up on ``reply`` (any thread): keep what was made, report the rest, take no more text."""
         with self._cond:
+            if reply is not self._reply:  # interrupted meanwhile: its text went back, the next reply's is not its
+                reply.end()
+                return
             engine = getattr(exc, "engine", None) or self._engine.name
             unspoken_text = self._text.drain()(unspoken)
             if self._error is None:

@@ -57,7 +57,6 @@ class _Closing(Exception):
 class _Reply:
     id: int
     stream: AsyncSpeechStream = field(init=False)
-    words: list[tuple[str, float]] = field(default_factory=list)  # as fired: (word, start)
     chunk_ends: list[float] = field(default_factory=list)  # cumulative, on the reply's timeline
     done: bool = False  # the client sent "done"
     sent_frames: int = 0
@@ -208,18 +207,11 @@ class _Session:
             self.server.metrics.interrupted(time.monotonic() - asked)
         if reply.finisher is not None:
             reply.finisher.cancel()
-        unheard = await reply.stream.interrupt()
-        spoken = reply.stream.heard_text  # spoken form, up to where the server handed audio over
-        heard_end = _heard_end(spoken, reply.words, min(float(played), reply.sent_frames / SAMPLE_RATE))
+        # the client's clock, not the handover, says what was heard: it may lag by the whole reply
+        unheard = await reply.stream.interrupt(played=min(float(played), reply.sent_frames / SAMPLE_RATE))
+        heard = reply.stream.heard_text
         await reply.stream.close()
-        self.outbox.finish_reply(
-            reply.id,
-            {
-                "type": "interrupted",
-                "heard_text": spoken[:heard_end].strip(),
-                "unspoken_text": _join(spoken[heard_end:].strip(), unheard.strip()),
-            },
-        )
+        self.outbox.finish_reply(reply.id, {"type": "interrupted", "heard_text": heard.strip(), "unspoken_text": unheard.strip()})
 
     async def _on_config(self, data: dict[str, Any]) -> None:
         if self.reply is not None:
@@ -247,7 +239,6 @@ class _Session:
         # called on voicekit's threads: they only append and queue
         def on_word(info: dict[str, Any]) -> None:
             word, start = info["word"], float(info["time"])
-            reply.words.append((word, start))
             self.outbox.put("word", reply.id, {"type": "word", "word": word, "start": start})
 
         observe = self.server.observe(self.tts)
@@ -351,25 +342,3 @@ class _Session:
         reply.sent_frames += len(audio) // 2
         async with self.send_lock:
             await self.ws.send_bytes(bytes(audio))
-
-def _heard_end(spoken: str, words: list[tuple[str, float]], played: float) -> int:
-    """Where the heard part of ``spoken`` ends: after the last word that started
-    before ``played``, with the punctuation attached to it."""
-    end = pos = 0
-    for word, start in words:
-        if start >= played:
-            break
-        found = spoken.find(word, pos)
-        if found < 0:
-            break
-        end = pos = found + len(word)
-    while 0 < end < len(spoken) and not spoken[end].isspace():
-        end += 1
-    return end
-
-
-def _join(left: str, right: str) -> str:
-    """Two spans of spoken text; the split may fall between a word and its punctuation."""
-    if not left or not right:
-        return left or right
-    return left + right if right[0] in ".,;:!?)]}'\"" else f"{left} {right}"
