@@ -88,6 +88,10 @@ class FirstWrite:
     def pending_frames(self) -> int:
         return self.sink.pending_frames
 
+    @property
+    def latency(self) -> float:
+        return self.sink.latency
+
     def open(self, samplerate: int, channels: int, dtype: str, *, blocksize: int, buffer_frames: int) -> None:
         self.sink.open(samplerate, channels, dtype, blocksize=blocksize, buffer_frames=buffer_frames)
 

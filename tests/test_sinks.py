@@ -50,6 +50,25 @@ def test_every_sink_follows_the_protocol(tmp_path):
         assert isinstance(sink, Sink), sink
 
 
+def test_a_hand_written_sink_missing_a_member_is_refused_by_name(no_thread_leak):
+    from voicekit.testing import ToneTTS
+
+    class NoClock:
+        preferred_samplerate = None
+        pending_frames = 0
+
+        def open(self, *args, **kwargs): ...
+        def write(self, frames): ...
+        def abort(self): ...
+        def drain(self): ...
+        def close(self): ...
+
+    tts = ToneTTS()
+    with pytest.raises(TypeError, match=r"has no latency \(see voicekit.sinks.base\)"):
+        tts.create_stream(sink=NoClock())
+    tts.cleanup()
+
+
 def test_import_does_not_load_portaudio():
     code = "import sys, voicekit, voicekit.sinks; print('sounddevice' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import EngineError
 
-__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "EngineCapabilities", "Cancel", "capabilities_of", "PROPERTY_RANGES", "at_exit", "check_property",
+__all__ = ["WordMark", "AudioChunk", "Voice", "Engine", "EngineCapabilities", "Cancel", "capabilities_of", "language_of", "PROPERTY_RANGES", "at_exit", "check_property",
            "check_voice_id", "run_exit_hooks", "speakable"]
 
 # Letters, digits and _ . + - only, starting with a letter or digit: no path separator, no
@@ -187,6 +187,13 @@ def capabilities_of(engine: object) -> EngineCapabilities:
     if not isinstance(declared, EngineCapabilities):
         raise TypeError(f"{type(engine).__name__}.capabilities must be an EngineCapabilities, got {declared!r}")
     return declared
+
+
+def language_of(engine: object) -> str | None:
+    """``engine.language``, the current voice's language tag, if the engine tells it (optional, like
+    ``capabilities``): the text stages pick their sentence rules by it."""
+    language = getattr(engine, "language", None)
+    return language if isinstance(language, str) and language else None
 
 
 @runtime_checkable

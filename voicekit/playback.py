@@ -29,7 +29,7 @@ import numpy as np
 from .errors import OutputError
 from .reply import PlaybackReport, Reply
 from .sinks._format import AudioFormat
-from .sinks.base import Sink
+from .sinks.base import Sink, missing_members
 
 __all__ = ["PlaybackLine", "line_for", "to_output"]
 
@@ -46,6 +46,9 @@ _lines_lock = threading.Lock()
 
 def line_for(sink: Sink) -> PlaybackLine:
     """The one playback line of ``sink`` in this process."""
+    missing = missing_members(sink)
+    if missing:
+        raise TypeError(f"{sink!r} is not a voicekit Sink: it has no {', '.join(missing)} (see voicekit.sinks.base)")
     with _lines_lock:
         line = _lines.get(id(sink))
         if line is None:
@@ -266,10 +269,10 @@ class PlaybackLine:
 
     def _played(self) -> int:
         """Frames that reached the speaker (lock held): written, less what the sink still
-        holds and its own output latency (a DeviceSink's ``latency``; 0 for the others)."""
+        holds and its own output latency."""
         if self._opened is None:
             return self._written
-        latency = round(getattr(self.sink, "latency", 0.0) * self._opened.samplerate)
+        latency = round(self.sink.latency * self._opened.samplerate)
         return self._written - self.sink.pending_frames - latency
 
     def _tick(self, drained: bool = False) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import StreamConfig
-from .contract import capabilities_of
+from .contract import capabilities_of, language_of
 from .errors import BufferError, EngineError, StreamError
 from .finish import Finish
 from .reply import OnChunk, OnWord, PlaybackReport, Reply, in_callback
@@ -53,7 +53,7 @@ class SpeechStream:
         self._text = TextPipeline(
             max_chars=min(config.max_text_chunk, engine.max_chars), min_chars=config.min_text_chunk,
             first_fragment=config.first_fragment, speech_filter=config.speech_filter,
-            language=config.language or language_or_default(getattr(engine, "language", None)),
+            language=config.language or language_or_default(language_of(engine)),
             ssml_chars=engine.max_chars if capabilities_of(engine).ssml else None,
         )  # fmt: skip
         self._worker = SynthesisWorker(

@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..contract import AudioChunk, Engine, EngineCapabilities, Voice, WordMark, capabilities_of
+from ..contract import AudioChunk, Engine, EngineCapabilities, Voice, WordMark, capabilities_of, language_of
 from ..errors import EngineError
 
 __all__ = ["FallbackEngine"]
@@ -110,7 +110,7 @@ class FallbackEngine:
     @property
     def language(self) -> str | None:
         """The first engine's voice language, when it reports one."""
-        return getattr(self.engines[0], "language", None)
+        return language_of(self.engines[0])
 
     def set_voice(self, voice_id: str) -> None:
         self.engines[0].set_voice(voice_id)

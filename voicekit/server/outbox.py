@@ -51,6 +51,7 @@ class Outbox:
 
     preferred_samplerate: int | None = SAMPLE_RATE
     pending_frames = 0  # handed over is "played": the client's clock comes back as `played`
+    latency = 0.0
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, capacity: float, hold_back: bool) -> None:
         self._loop = loop

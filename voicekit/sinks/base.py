@@ -4,7 +4,9 @@ The stream's playback thread writes blocks of ``chunk_size`` frames, shaped
 ``(frames, channels)`` in the output dtype, at the rate given to ``open``. A
 sink that plays in real time blocks in ``write`` while its own buffer is full;
 that is what paces the playback thread. The playback clock comes back through
-``pending_frames``: frames written but not yet audible.
+``pending_frames`` (frames written, not yet handed to the hardware) and ``latency``
+(seconds from the hardware to the speaker): a word is heard when both have passed.
+The playback line checks that a sink has every member before it plays into it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Sink"]
+__all__ = ["Sink", "missing_members"]
 
 
 @runtime_checkable
@@ -45,6 +47,11 @@ class Sink(Protocol):
         """Frames accepted by ``write`` that have not been played yet."""
         ...
 
+    @property
+    def latency(self) -> float:
+        """Seconds a frame takes from leaving ``pending_frames`` to the speaker; 0.0 for files and memory."""
+        ...
+
     def abort(self) -> None:
         """Drop pending audio now: silence within one output block."""
         ...
@@ -56,3 +63,9 @@ class Sink(Protocol):
     def close(self) -> None:
         """Stop output and free the device/file. Idempotent."""
         ...
+
+
+def missing_members(sink: object) -> list[str]:
+    """The :class:`Sink` members ``sink`` lacks, so a hand-written sink fails with their names, not mid-reply."""
+    return [name for name in ("preferred_samplerate", "open", "write", "pending_frames", "latency", "abort", "drain",
+                              "close") if not hasattr(sink, name)]  # fmt: skip

@@ -31,6 +31,7 @@ class MemorySink(ClosesOnExit):
     """
 
     preferred_samplerate: int | None = None
+    latency = 0.0
 
     def __init__(self, realtime: bool = False) -> None:
         self.realtime = realtime
@@ -173,6 +174,7 @@ class NullSink(ClosesOnExit):
 
     preferred_samplerate: int | None = None
     pending_frames = 0
+    latency = 0.0
 
     def __init__(self) -> None:
         self._format: AudioFormat | None = None

@@ -36,6 +36,7 @@ class WavPipeSink(ClosesOnExit):
 
     preferred_samplerate: int | None = None
     pending_frames = 0
+    latency = 0.0
 
     def __init__(self, file: BinaryIO) -> None:
         self.file = file

@@ -70,7 +70,7 @@ class RecordingSink(ClosesOnExit):
     @property
     def latency(self) -> float:
         """The inner sink's output latency, so the playback clock stays exact."""
-        return float(getattr(self.sink, "latency", 0.0))
+        return self.sink.latency
 
     @property
     def pending_frames(self) -> int:

@@ -111,6 +111,7 @@ class WavSink(ClosesOnExit):
 
     preferred_samplerate: int | None = None
     pending_frames = 0
+    latency = 0.0
 
     def __init__(self, path: str | os.PathLike[str], dtype: str = "int16") -> None:
         _sample_type(dtype)
