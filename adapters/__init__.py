@@ -6,13 +6,14 @@ chat completions. See :mod:`voicekit.adapters.feed` for barge-in and history.
 """
 
 from .feed import INTERRUPTED_MARK, AsyncSpokenText, SpokenText, speak_aiter, speak_iter
-from .openai_chat import astream_chat, stream_chat
+from .openai_chat import astream_chat, completion_text, stream_chat
 
 __all__ = [
     "INTERRUPTED_MARK",
     "AsyncSpokenText",
     "SpokenText",
     "astream_chat",
+    "completion_text",
     "speak_aiter",
     "speak_iter",
     "stream_chat",

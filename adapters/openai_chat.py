@@ -20,7 +20,7 @@ from typing import Any
 
 from .feed import AsyncSpokenText, SpokenText, _Stream
 
-__all__ = ["stream_chat", "astream_chat"]
+__all__ = ["completion_text", "stream_chat", "astream_chat"]
 
 
 def _delta_text(chunk: Any) -> str:
@@ -43,7 +43,8 @@ def _request(client: Any, messages: Any, response: Any, model: str | None, creat
     return {"model": model, "messages": messages, "stream": True, **create_kwargs}
 
 
-def _contents(response: Any) -> Iterator[str]:
+def completion_text(response: Any) -> Iterator[str]:
+    """The text of a ``stream=True`` chat completion, piece by piece; closes the response at the end."""
     try:
         for chunk in response:
             text = _delta_text(chunk)
@@ -77,7 +78,7 @@ def stream_chat(
     request = _request(client, messages, response, model, create_kwargs)
     if request is not None:
         response = client.chat.completions.create(**request)
-    return SpokenText(stream, _contents(response), abort=response.close)
+    return SpokenText(stream, completion_text(response), abort=response.close)
 
 
 async def _acontents(client: Any, request: dict | None, response: Any) -> AsyncIterator[str]:

@@ -31,7 +31,8 @@ from prompt_toolkit.output.vt100 import Vt100_Output  # noqa: E402
 
 from tests import helpers  # noqa: E402
 from voicekit import EspeakTTS, MemorySink  # noqa: E402
-from voicekit.chat import Chat, LLMBackend, ResponderBackend  # noqa: E402
+from voicekit.backends import LLMChat  # noqa: E402
+from voicekit.chat import Chat  # noqa: E402
 from voicekit.responder import Responder, tokenize  # noqa: E402
 
 from .test_cli import NO_DEVICE, NO_PORTAUDIO, fake_sounddevice_env, no_cloud_env  # noqa: E402
@@ -90,7 +91,7 @@ def session(no_thread_leak) -> Iterator[Callable[..., Session]]:
         screen = io.StringIO()
         output = Vt100_Output(screen, lambda: Size(rows=40, columns=200), term="xterm")
         pipe = stack.enter_context(create_pipe_input())
-        backend = ResponderBackend(Responder(tokens_per_second=tokens_per_second, script=script))
+        backend = Responder(tokens_per_second=tokens_per_second, script=script)
         s = Session(Chat(tts, backend, sink=sink, input=pipe, output=output, **kwargs), pipe, screen, sink)
         started.append(s)
         return s
@@ -271,7 +272,7 @@ def test_llm_backend_through_an_openai_compatible_server(fake_llm, no_thread_lea
     sink = MemorySink(realtime=True)
     tts = EspeakTTS()
     tts.set_output(sink)
-    backend = LLMBackend(openai.OpenAI(base_url=fake_llm.base_url, api_key="test-key"), "fake-model")
+    backend = LLMChat(openai.OpenAI(base_url=fake_llm.base_url, api_key="test-key"), "fake-model")
     screen = io.StringIO()
     with create_pipe_input() as pipe:
         s = Session(
@@ -296,7 +297,7 @@ def test_an_unreachable_llm_is_one_error_line_and_the_chat_goes_on(no_thread_lea
     with create_pipe_input() as pipe:
         output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
         sink = MemorySink()
-        chat = Chat(tts, LLMBackend(client, "fake-model"), sink=sink, input=pipe, output=output)
+        chat = Chat(tts, LLMChat(client, "fake-model"), sink=sink, input=pipe, output=output)
         s = Session(chat, pipe, screen, sink)
         s.command("hello", "error: APIConnectionError")
         assert s.chat.history == []  # nothing unanswered left behind
@@ -402,7 +403,7 @@ def test_system_prompt_reaches_the_model(fake_llm, no_thread_leak):
     openai = pytest.importorskip("openai", reason="needs openai: pip install 'voicekit[openai]'")
     tts = EspeakTTS()
     sink = MemorySink()
-    backend = LLMBackend(openai.OpenAI(base_url=fake_llm.base_url, api_key="test-key"), "fake-model")
+    backend = LLMChat(openai.OpenAI(base_url=fake_llm.base_url, api_key="test-key"), "fake-model")
     screen = io.StringIO()
     with create_pipe_input() as pipe:
         output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
@@ -437,7 +438,7 @@ def test_failed_speech_shows_the_whole_reply_and_keeps_it(no_thread_leak):
     screen = io.StringIO()
     with create_pipe_input() as pipe:
         output = Vt100_Output(screen, lambda: Size(40, 200), term="xterm")
-        backend = ResponderBackend(Responder(tokens_per_second=None, script=[LONG]))
+        backend = Responder(tokens_per_second=None, script=[LONG])
         # a device that is not there: playback fails at the first sentence
         chat = Chat(tts, backend, sink=DeviceSink("no-such-device-anywhere"), input=pipe, output=output)
         s = Session(chat, pipe, screen, MemorySink())

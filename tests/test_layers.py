@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "voicekit.stream", "voicekit.async_stream", "voicekit.tts", "voicekit.tts_classes", "voicekit.testing",
               "voicekit")),  # fmt: skip
     ("registry", ("voicekit.registry",)),
-    ("apps", ("voicekit.responder", "voicekit.chat", "voicekit.server", "voicekit.adapters", "voicekit.cli",
+    ("apps", ("voicekit.responder", "voicekit.backends", "voicekit.chat", "voicekit.server", "voicekit.adapters", "voicekit.cli",
               "voicekit.__main__")),  # fmt: skip
 ]
 # Apps sit side by side on the library: none reaches into another (the CLI starts them all).

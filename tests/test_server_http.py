@@ -227,6 +227,21 @@ def test_chat_endpoint_streams_the_offline_responder() -> None:
     assert bad.status_code == 400
 
 
+def test_a_page_that_leaves_mid_reply_closes_the_models_stream(fake_llm) -> None:
+    from voicekit.backends import LLMChat
+
+    fake_llm.pieces = [f" piece {i}." for i in range(40)]
+    fake_llm.delay = 0.2
+    chat = LLMChat(openai.OpenAI(base_url=fake_llm.base_url, api_key="test-key", max_retries=0), "fake-model")
+    with running(create_app("espeak", chat=chat)) as srv:
+        body = {"messages": [{"role": "user", "content": "Talk for a while"}]}
+        with httpx.stream("POST", srv.url + "/v1/chat", json=body, timeout=10) as r:
+            first = next(r.iter_text())
+        # the page went away: the server's read of the model ends and closes its HTTP stream
+        assert fake_llm.disconnected.wait(5), "the model's stream was left open"
+    assert first.startswith(" piece 0.") and not fake_llm.finished.is_set()
+
+
 def test_threads_end_with_the_requests(server: Running) -> None:
     before = {t.name for t in threading.enumerate()}
     with openai.OpenAI(base_url=server.url + "/v1", api_key="x") as c:

@@ -21,10 +21,10 @@ import logging
 import re
 import shlex
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import get_app_or_none
@@ -52,12 +52,11 @@ from . import (
     Voice,
     VoicekitError,
 )
-from .adapters import INTERRUPTED_MARK, SpokenText, speak_iter, stream_chat
-from .responder import Responder
+from .adapters import INTERRUPTED_MARK, SpokenText
+from .backends import ChatBackend
+from .contract import Cancel
 
-__all__ = ["Backend", "Chat", "LLMBackend", "ResponderBackend"]
-
-Message = Mapping[str, str]
+__all__ = ["Chat"]
 
 HELP = """\
 Type a message and press Enter. While the bot speaks, start typing (or press Esc or
@@ -82,38 +81,6 @@ _STYLE = Style.from_dict(
 )
 _WHO = {"user": "you> ", "assistant": "bot> ", "system": "system> "}
 _SELF_INSERT = get_by_name("self-insert")
-
-
-class Backend(Protocol):
-    """Where replies come from: speaks one on ``stream`` and yields its text pieces."""
-
-    name: str
-
-    def respond(self, stream: Any, messages: Sequence[Message]) -> SpokenText: ...
-
-
-class ResponderBackend:
-    """The built-in offline responder, spoken through ``speak_iter``."""
-
-    name = "offline responder"
-
-    def __init__(self, responder: Responder) -> None:
-        self.responder = responder
-
-    def respond(self, stream: Any, messages: Sequence[Message]) -> SpokenText:
-        return speak_iter(stream, self.responder.reply(messages))
-
-
-class LLMBackend:
-    """An OpenAI-compatible chat model, spoken through ``stream_chat``."""
-
-    def __init__(self, client: Any, model: str) -> None:
-        self.client = client
-        self.model = model
-        self.name = f"{model} at {client.base_url}"
-
-    def respond(self, stream: Any, messages: Sequence[Message]) -> SpokenText:
-        return stream_chat(self.client, list(messages), stream=stream, model=self.model)
 
 
 class _Speech:
@@ -234,7 +201,7 @@ class Chat:
     def __init__(
         self,
         tts: BaseTTS,
-        backend: Backend,
+        backend: ChatBackend,
         *,
         sink: Sink | None = None,
         make_tts: Callable[[str], BaseTTS] | None = None,
@@ -421,7 +388,8 @@ class Chat:
             if recorder is not None:
                 on_word = self._on_word if sync else None
                 speech = _Speech(self.tts.create_stream(sink=recorder, on_word=on_word))
-            reply = self.backend.respond(speech, self.messages())
+            cancel = Cancel()
+            reply = SpokenText(speech, self.backend.reply(self.messages(), cancel), abort=cancel.set)
         except Exception as exc:  # noqa: BLE001 - a failing backend must not end the chat
             speech.close()
             self.history.pop()  # unanswered: sending it again must not double it

@@ -517,20 +517,11 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 # -- chat -----------------------------------------------------------------------------------
 def _chat_backend(args: argparse.Namespace) -> Any:
-    from .chat import LLMBackend, ResponderBackend
-    from .responder import Responder
+    from .backends import chat_backend
 
     if bool(args.base_url) != bool(args.model) and not os.environ.get("OPENAI_API_KEY"):
         raise UsageError("--base-url and --model go together (or set OPENAI_API_KEY)")
-    if args.base_url or os.environ.get("OPENAI_API_KEY"):
-        try:
-            import openai
-        except ImportError as exc:
-            raise VoicekitError("the LLM backend needs the openai package: pip install 'voicekit[openai]'") from exc
-        # Local OpenAI-compatible servers take any key; the SDK insists on one.
-        client = openai.OpenAI(base_url=args.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "unused")
-        return LLMBackend(client, args.model or "gpt-4o-mini")
-    return ResponderBackend(Responder(tokens_per_second=args.tokens_per_second))
+    return chat_backend(args.base_url, args.model, args.tokens_per_second)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

@@ -78,11 +78,14 @@ def _topic(messages: Sequence[Mapping[str, str]]) -> str:
 
 
 class Responder:
-    """Streams canned replies about the user's last message.
+    """Streams canned replies about the user's last message: the offline :class:`~voicekit.backends.ChatBackend`.
 
-    ``script`` replaces the built-in replies (cycled in order; ``{topic}`` is
-    filled in). ``tokens_per_second=None`` streams without pacing.
+    ``script`` replaces the built-in replies (cycled in order by the number of
+    replies in the history; ``{topic}`` is filled in). ``tokens_per_second=None``
+    streams without pacing. It keeps no state, so any number of chats share one.
     """
+
+    name = "offline responder"
 
     def __init__(
         self, *, tokens_per_second: float | None = 30.0, script: Sequence[str] | None = None
@@ -93,14 +96,13 @@ class Responder:
             raise ValueError("script must hold at least one reply")
         self.tokens_per_second = tokens_per_second
         self._script = tuple(script) if script is not None else _REPLIES
-        self._turn = 0
 
     def reply(
         self, messages: Sequence[Mapping[str, str]], cancel: threading.Event | None = None
     ) -> Iterator[str]:
         """Yield the next reply's tokens; stops early once ``cancel`` is set."""
-        template = self._script[self._turn % len(self._script)]
-        self._turn += 1
+        turn = sum(1 for m in messages if m.get("role") == "assistant")
+        template = self._script[turn % len(self._script)]
         text = template.replace("{topic}", _topic(messages))
         return self._paced(tokenize(text), cancel or threading.Event())
 

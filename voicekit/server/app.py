@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -28,11 +29,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .. import __version__, registry
+from ..backends import ChatBackend
+from ..contract import Cancel
 from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import VoicekitError
 from ..registry import ENGINES, default_engine
+from ..responder import Responder
 from ..tts import BaseTTS
-from .backend import ChatBackend, ResponderChat
 from .core import ClientError, Server, json_body
 from .guard import Guard, error_body, quiet_spurious_handshake_errors
 from .metrics import RequestCounter
@@ -80,7 +83,7 @@ def create_app(
         def make_tts() -> BaseTTS:
             return registry.make_tts(config.engine)
 
-    server = Server(config, make_tts, chat or ResponderChat(config.chat_tokens_per_second))
+    server = Server(config, make_tts, chat or Responder(tokens_per_second=config.chat_tokens_per_second))
     quiet_spurious_handshake_errors()
 
     async def page(request: Request) -> Response:
@@ -137,12 +140,16 @@ def create_app(
             return exc.response()
 
         async def pieces() -> Any:
+            cancel = Cancel()  # set when the page goes away: the model's stream closes with it
             try:
-                async for piece in server.chat.reply(messages):
+                text = await run_in_threadpool(server.chat.reply, messages, cancel)
+                async for piece in iterate_in_threadpool(text):
                     yield piece.encode()
             except Exception:
                 log.exception("voicekit.server: the chat backend failed")
                 yield b"\n\n(the chat backend failed; see the server log)"
+            finally:
+                cancel.set()
 
         return StreamingResponse(pieces(), media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
 

@@ -135,25 +135,12 @@ def app_from_env() -> Any:
 
 
 def _build(opts: dict[str, Any], token: str | None) -> Any:
+    from ..backends import chat_backend
     from .app import create_app
 
     opts = dict(opts)
     base_url, model = opts.pop("base_url", None), opts.pop("model", None)
-    return create_app(opts.pop("engine"), token=token, chat=_chat(base_url, model, opts["chat_tokens_per_second"]), **opts)
-
-
-def _chat(base_url: str | None, model: str | None, tokens_per_second: float) -> Any:
-    from .backend import LLMChat, ResponderChat
-
-    key = os.environ.get("OPENAI_API_KEY")
-    if not (base_url or key):
-        return ResponderChat(tokens_per_second)
-    try:
-        import openai
-    except ImportError as exc:
-        raise VoicekitError("the LLM backend needs the openai package: pip install 'voicekit[openai]'") from exc
-    # local OpenAI-compatible servers take any key; the SDK insists on one
-    return LLMChat(openai.AsyncOpenAI(base_url=base_url, api_key=key or "unused"), model or "gpt-4o-mini")
+    return create_app(opts.pop("engine"), token=token, chat=chat_backend(base_url, model, opts["chat_tokens_per_second"]), **opts)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..backends import ChatBackend
 from ..contract import Voice
 from ..registry import configured
 from ..tts import BaseTTS
-from .backend import ChatBackend
 from .guard import error_body
 from .metrics import Metrics
 from .outbox import SAMPLE_RATE
