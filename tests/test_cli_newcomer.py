@@ -77,11 +77,11 @@ _LEVELS = "silent, x-low, low, medium, high, x-high, loud"
 @pytest.mark.parametrize(
     "flag, value, expected",
     [
-        ("--rate", "banana", "expected a number like 1.2 or one of x-slow, slow, medium, fast, x-fast; got 'banana'"),
-        ("-r", "quick", "expected a number like 1.2 or one of x-slow, slow, medium, fast, x-fast; got 'quick'"),
-        ("--volume", "loud-ish", "expected a number like 50 or one of silent, x-low, low, medium, high, x-high, loud; got 'loud-ish'"),
-        ("--pitch", "up", "expected a number like 50 or one of silent, x-low, low, medium, high, x-high, loud; got 'up'"),
-        # a number out of range: the library's own line, as plain
+        ("--rate", "banana", f"rate must be a number from 0.1 to 10 or one of {_RATES}, got 'banana'"),
+        ("-r", "quick", f"rate must be a number from 0.1 to 10 or one of {_RATES}, got 'quick'"),
+        ("--volume", "loud-ish", f"volume must be a number from 0 to 100 or one of {_LEVELS}, got 'loud-ish'"),
+        ("--pitch", "up", f"pitch must be a number from 0 to 100 or one of {_LEVELS}, got 'up'"),
+        # a number out of range: the same line (the library's, which chat's /rate shows too)
         ("--rate", "50", f"rate must be a number from 0.1 to 10 or one of {_RATES}, got '50'"),
         ("--volume", "200", f"volume must be a number from 0 to 100 or one of {_LEVELS}, got '200'"),
         ("--pitch", "nan", f"pitch must be a number from 0 to 100 or one of {_LEVELS}, got 'nan'"),

@@ -326,3 +326,34 @@ def test_the_chain_refuses_work_once_closed(engines) -> None:
     with pytest.raises(EngineError, match="closed") as caught:
         list(chain.synthesize("Too late.", threading.Event()))
     assert caught.value.unspoken_text == "Too late."
+
+
+@pytest.mark.parametrize("broken", ["polly", "openai"])
+@pytest.mark.parametrize("fault, reason", [("html", "text/html"), ("noise", "middle of a sample")])
+def test_a_200_whose_body_is_not_pcm_is_an_engine_error_and_moves_a_chain_on(
+    fake_polly: FakePolly, fake_openai: FakeOpenAI, no_thread_leak: None, broken: str, fault: str, reason: str
+) -> None:
+    """A proxy or captive portal answering in place of the service: never played as noise."""
+    polly = PollyClient(CREDENTIALS, endpoint_url=fake_polly.url, max_retries=0)
+    openai = OpenAIClient(api_key="sk-fake", base_url=f"{fake_openai.url}/v1")
+    clients = {"polly": (polly, fake_polly), "openai": (openai, fake_openai)}
+    (client, server), (other, other_server) = clients.pop(broken), *clients.values()
+    text = f"A captive portal answers in place of {broken}."
+    try:
+        server.faults = [fault]
+        got = []
+        with pytest.raises(EngineError, match=reason) as caught:
+            for chunk in client.synthesize(text, threading.Event()):
+                got.append(chunk)
+        assert caught.value.engine == broken
+        if fault == "html":
+            assert got == [], "a page is never played as noise"
+            server.faults = [fault]
+            chunks = list(FallbackEngine([client, other]).synthesize(text, threading.Event()))
+            assert {c.engine for c in chunks} == {other.name}
+            spoken = [r.body["Text"] for r in other_server.speech_requests("pcm")] if other is polly else [
+                r.body["input"] for r in other_server.speech_requests()]
+            assert spoken == [text]
+    finally:
+        polly.close()
+        openai.close()

@@ -14,12 +14,9 @@ import numpy as np
 import pytest
 
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.polly import FakePolly
 from tests.helpers import audio, collect
 from voicekit.contract import Cancel, Engine
-from voicekit.engines.fallback import FallbackEngine
 from voicekit.engines.openai_tts import OpenAIClient
-from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
 from voicekit.tts_classes import OpenAITTS
 
@@ -132,32 +129,6 @@ def test_a_body_cut_by_a_reset_says_what_happened(fake_openai: FakeOpenAI, opena
         collect(openai_client.synthesize("This answer is cut off by a reset, sadly.", threading.Event()))
     [request] = fake_openai.speech_requests()
     assert f"after {request.sent} bytes" in str(caught.value)
-
-
-@pytest.mark.parametrize("fault, reason", [("html", "text/html"), ("noise", "middle of a sample")])
-def test_a_200_whose_body_is_not_pcm_is_an_engine_error(fake_openai: FakeOpenAI, openai_client: OpenAIClient,
-                                                         fault: str, reason: str) -> None:
-    fake_openai.faults = [fault]
-    got = []
-    with pytest.raises(EngineError, match=reason) as caught:
-        for chunk in openai_client.synthesize("A proxy answers in place of OpenAI.", threading.Event()):
-            got.append(chunk)
-    assert caught.value.engine == "openai"
-    if fault == "html":
-        assert got == [], "a page is never played as noise"
-
-
-def test_a_page_in_place_of_audio_moves_a_chain_on(fake_openai: FakeOpenAI, fake_polly: FakePolly,
-                                                    openai_client: OpenAIClient) -> None:
-    text = "A captive portal answers in place of OpenAI."
-    polly = PollyClient(("eu-west-1", "AKIDFAKEKEY1234567", "fakeSecretValue"), endpoint_url=fake_polly.url)
-    fake_openai.faults = ["html"]
-    try:
-        chunks = list(FallbackEngine([openai_client, polly]).synthesize(text, threading.Event()))
-    finally:
-        polly.close()
-    assert {c.engine for c in chunks} == {"polly"}
-    assert [r.body["Text"] for r in fake_polly.speech_requests("pcm")] == [text]
 
 
 def test_closing_the_generator_closes_the_response(fake_openai: FakeOpenAI, openai_client: OpenAIClient) -> None:

@@ -12,15 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from tests.fakes.openai import FakeOpenAI
 from tests.fakes.polly import FakePolly
 from tests.helpers import audio as audio_of
 from tests.helpers import collect, wait_for, words
 from tests.helpers import marks as marks_of
 from voicekit.contract import Cancel, Engine
 from voicekit.engines import polly as polly_module
-from voicekit.engines.fallback import FallbackEngine
-from voicekit.engines.openai_tts import OpenAIClient
 from voicekit.engines.polly import PollyClient
 from voicekit.errors import EngineError
 from voicekit.tts_classes import PollyTTS
@@ -209,32 +206,6 @@ def test_disconnect_mid_body_raises_after_the_audio_it_got(fake_polly: FakePolly
     # exactly the words whose tone started in the audio it got: a fallback resumes at the next one
     assert [m.offset for m in marks_of(got)] == [w.offset for w in fake_polly.plan_of(audio) if w.start < len(played)]
     assert len(fake_polly.speech_requests("pcm")) == 1, "a broken body is not retried"
-
-
-@pytest.mark.parametrize("fault, reason", [("html", "text/html"), ("noise", "middle of a sample")])
-def test_a_200_whose_body_is_not_pcm_is_an_engine_error(fake_polly: FakePolly, polly: PollyClient, fault: str,
-                                                         reason: str) -> None:
-    fake_polly.faults = [fault]
-    got = []
-    with pytest.raises(EngineError, match=reason) as caught:
-        for chunk in polly.synthesize("A proxy answers in place of Polly.", threading.Event()):
-            got.append(chunk)
-    assert caught.value.engine == "polly"
-    if fault == "html":
-        assert got == [], "a page is never played as noise"
-
-
-def test_a_page_in_place_of_audio_moves_a_chain_on(fake_polly: FakePolly, fake_openai: FakeOpenAI,
-                                                    polly: PollyClient) -> None:
-    text = "A captive portal answers in place of Polly."
-    openai = OpenAIClient(api_key="sk-fake", base_url=f"{fake_openai.url}/v1")
-    fake_polly.faults = ["html"]
-    try:
-        chunks = list(FallbackEngine([polly, openai]).synthesize(text, threading.Event()))
-    finally:
-        openai.close()
-    assert {c.engine for c in chunks} == {"openai"}
-    assert [r.body["input"] for r in fake_openai.speech_requests()] == [text]
 
 
 def test_a_429_is_retried_after_its_retry_after(fake_polly: FakePolly, polly: PollyClient) -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TextIO
 
 from . import DeviceSink, VoicekitError, WavSink, __version__, registry
-from .config import _LEVELS, _RATES
 from .errors import OutputError, UsageError
 from .registry import ENGINES, default_engine
 from .sinks import WavPipeSink
@@ -47,24 +46,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- building blocks shared by the verbs ---------------------------------------------------
-def _check_property(name: str, value: str) -> None:
-    # a word that is no number, in the flag's terms with an example; a number out of range gets the library's line
-    try:
-        float(value)
-    except ValueError:
-        words = _RATES if name == "rate" else _LEVELS
-        if value.strip().lower() not in words:
-            example = "1.2" if name == "rate" else "50"
-            raise UsageError(
-                f"--{name}: expected a number like {example} or one of {', '.join(words)}; got {value!r}"
-            ) from None
-
-
 def _set_properties(tts: Any, args: argparse.Namespace) -> None:
     for name in ("rate", "volume", "pitch"):
         value = getattr(args, name)
         if value is not None:
-            _check_property(name, value)
             try:
                 tts.set_property(name, value)
             except (ValueError, VoicekitError) as exc:  # out of range, or the engine has no such control
@@ -612,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .server import command as serve_command
 
     serve = verbs.add_parser("serve", help="web voice: OpenAI-compatible speech, a WebSocket stream, a browser chat")
-    serve_command.add_arguments(serve, ENGINES, default_engine=default_engine())
+    serve_command.add_arguments(serve)
     serve.set_defaults(run=serve_command.run)
     return parser
 

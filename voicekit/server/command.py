@@ -20,7 +20,9 @@ import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import registry
 from ..errors import UsageError, VoicekitError
+from ..registry import ENGINES
 from .settings import ServerSettings, is_loopback
 
 __all__ = ["add_arguments", "app_from_env", "run"]
@@ -29,7 +31,8 @@ _OPTIONS_ENV = "VOICEKIT_SERVE_OPTIONS"
 _TOKEN_ENV = "VOICEKIT_TOKEN"
 
 
-def add_arguments(parser: argparse.ArgumentParser, engines: tuple[str, ...], default_engine: str) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    engines, default_engine = ENGINES, registry.default_engine()
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--engine", choices=engines, default=default_engine, help=f"speech engine (default: {default_engine})")
