@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the benchmark sections and prints their tables; all results also go to JSON.
 
-    scripts/bench.py [--quick] [--json PATH] [text] [core] [cloud] [piper] [server]
+    scripts/bench.py [--quick] [--json PATH] [text] [core] [cloud] [piper] [kokoro] [server]
 
 Each section is ``scripts/bench_<name>.py`` with ``run(quick=False)`` returning
 ``{"section": name, "rows": [dict, ...], "notes": [str, ...]}``. A section that
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("text", "core", "cloud", "piper", "server")
+SECTIONS = ("text", "core", "cloud", "piper", "kokoro", "server")
 
 
 def table(rows: list[dict[str, Any]]) -> str:

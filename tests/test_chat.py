@@ -566,7 +566,7 @@ def test_engine_lists_what_can_speak_and_piper_names_its_voice(tmp_path, spawn):
     assert child.match.group(1) == "en_US-joe-medium"
     child.sendline("/engine")
     child.expect(r"engine: piper \(available: ([^\r\n]*)\)")
-    assert child.match.group(1) == "piper, espeak; polly needs AWS credentials; openai needs an API key"
+    assert child.match.group(1) == "piper, kokoro, espeak; polly needs AWS credentials; openai needs an API key"
     child.sendline("/engine espeak")
     child.expect("engine: espeak")
     quit_cleanly(pexpect, child)

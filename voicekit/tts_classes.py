@@ -15,9 +15,10 @@ from .tts import BaseTTS
 
 if TYPE_CHECKING:
     from .engines.espeak import EspeakClient
+    from .engines.kokoro import KokoroClient
     from .engines.piper import PiperClient
 
-__all__ = ["EspeakTTS", "PiperTTS", "PollyTTS", "OpenAITTS", "FallbackTTS"]
+__all__ = ["EspeakTTS", "PiperTTS", "KokoroTTS", "PollyTTS", "OpenAITTS", "FallbackTTS"]
 
 
 class EspeakTTS(BaseTTS):
@@ -39,6 +40,17 @@ class PiperTTS(BaseTTS):
             from .engines.piper import PiperClient
 
             client = PiperClient()
+        super().__init__(client)
+
+
+class KokoroTTS(BaseTTS):
+    """Text-to-speech with Kokoro-82M's natural offline voices; ``KokoroTTS()`` speaks with ``af_heart``."""
+
+    def __init__(self, client: KokoroClient | None = None) -> None:
+        if client is None:
+            from .engines.kokoro import KokoroClient
+
+            client = KokoroClient()
         super().__init__(client)
 
 

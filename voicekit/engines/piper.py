@@ -17,7 +17,7 @@ core and is shared by every client and every voice (config) of that model.
 
 No thread is inside onnxruntime when the interpreter finalizes: ``close()``
 stops the client's runs and waits for them, and at exit every run is stopped
-and every onnxruntime call waited for (see ``_Native``).
+and every onnxruntime call waited for (see ``onnx_runs.Native``).
 
 Synthesis, per text chunk: piper's eSpeak phonemizer turns the text into
 phonemes per sentence; long sentences are cut at clause breaks (then at word
@@ -31,26 +31,19 @@ frame counts say that phoneme starts.
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import functools
 import hashlib
-import heapq
 import importlib.metadata
-import itertools
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import threading
-import time
-import weakref
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -58,13 +51,25 @@ from ..contract import (
     AudioChunk,
     EngineCapabilities,
     Voice,
-    WordMark,
-    at_exit,
     check_property,
     check_voice_id,
     speakable,
 )
 from ..errors import EngineError
+from .onnx_runs import (
+    Replies,
+    RunResult,
+    Settings,
+    Turns,
+    espeak_lock,
+    keep_ctrl_c,
+    native,
+    pairs,
+    pitch_factor,
+    sentence_words,
+    session_options,
+    speak,
+)
 
 __all__ = ["PiperClient", "DEFAULT_VOICE", "voices_directories"]
 
@@ -86,22 +91,6 @@ _RUN_IDS = 90
 # A reply's first run is shorter still (about a second of speech): a run costs about
 # 0.12 s of the 2 cores per second of audio, and the listener waits for all of it.
 _FIRST_RUN_PHONEMES = 16
-# how often a run waiting for its turn looks at a plain threading.Event cancel (a Cancel wakes it)
-_CANCEL_POLL = 0.05
-# How long close() waits for its stopped runs: a stopped run returns at its next graph
-# node, within milliseconds, so the bound only matters if onnxruntime misbehaves.
-_STOP_WAIT = 2.0
-# How long the exit waits for onnxruntime calls: a session being loaded can't be stopped (~1 s).
-_EXIT_WAIT = 5.0
-# where a clause too long for one run is best cut: before these words
-_PHRASE_STARTS = frozenset(
-    "and or but nor so yet because since although though while when where which who whom whose that "
-    "if unless until after before as than then with without for from into onto in on at to of by "
-    "about over under between through during".split()
-)
-_CLAUSE_ENDS = frozenset(",;:")
-_SKIP_IN_ALIGNMENT = frozenset(" ,.;:!?ˈˌ\"'()-")
-_WORD = re.compile(r"\S+")
 
 
 # -- finding voices ------------------------------------------------------------------------------
@@ -208,23 +197,9 @@ def _voice_file(path: str | os.PathLike[str], sha256: str | None) -> _VoiceFile:
 
 
 # -- loading a model -------------------------------------------------------------------------------
-def _keep_ctrl_c(exc: ImportError) -> None:
-    """Ctrl-C while onnxruntime or onnx initializes comes out as their ImportError
-    ("initialization failed", from pybind11): it stays a Ctrl-C, not a missing install."""
-    if isinstance(exc.__cause__, KeyboardInterrupt):
-        raise exc.__cause__
-
-
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "voicekit" / "piper"
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
@@ -242,7 +217,7 @@ def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
     except ImportError as exc:
-        _keep_ctrl_c(exc)
+        keep_ctrl_c(exc)
         raise EngineError(f"Piper needs the onnx package for word timings ({exc}); {_INSTALL_HINT}",
                           engine="piper") from exc
     model = onnx.load_from_string(data)
@@ -264,162 +239,12 @@ def _with_durations(data: bytes, digest: str) -> tuple[bytes, bool]:
     return patched, True
 
 
-_T = TypeVar("_T")
-
-
-class _Native:
-    """The onnxruntime calls in progress (session loads and runs) of the whole process.
-
-    A thread still inside onnxruntime when the interpreter finalizes is killed as it
-    takes the GIL back, inside onnxruntime's C++ frames (pthread_exit unwinding through
-    pybind11's noexcept GIL guard): "terminate called without an active exception",
-    SIGABRT. So a closing client stops its runs and waits for them, and the exit stops
-    every run, waits for every call and lets none start after it.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._calls: dict[object, Any] = {}  # one token per call -> the RunOptions that stop it, or None
-        self._exiting = False
-
-    @property
-    def exiting(self) -> bool:
-        return self._exiting
-
-    def call(self, function: Callable[[], _T], options: Any = None) -> _T | None:
-        """``function()``, a call into onnxruntime (a run stopped by ``options``); None, not
-        called, once the interpreter is exiting."""
-        token = object()
-        with self._cond:
-            if self._exiting:
-                return None
-            self._calls[token] = options
-        try:
-            return function()
-        finally:
-            with self._cond:
-                del self._calls[token]
-                self._cond.notify_all()
-
-    def stop(self, among: Collection[Any], timeout: float) -> None:
-        """Stop the runs given any of ``among`` (RunOptions), from now on, and wait up to
-        ``timeout`` seconds for those in progress."""
-        wanted = {id(options) for options in among}
-        for options in among:
-            options.terminate = True
-        self._wait(lambda options: id(options) in wanted, timeout)
-
-    def exit(self) -> None:
-        """The interpreter is exiting: stop every run, wait for every call, start none."""
-        with self._cond:
-            self._exiting = True
-            running = [options for options in self._calls.values() if options is not None]
-        for options in running:
-            options.terminate = True
-        self._wait(lambda options: True, _EXIT_WAIT)
-
-    def _wait(self, pending: Callable[[Any], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while any(pending(options) for options in self._calls.values()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._cond.wait(remaining)
-
-
-_native = _Native()
-# after the streams' exit hook: speech a script left queued (through Piper too) is still said
-at_exit(_native.exit)
-
-
-class _Turns:
-    """The runs of one onnxruntime session, one at a time, the most urgent first.
-
-    Each run already spreads over every core (``intra_op_num_threads``), so runs
-    side by side only share the cores while each holds its own activations: ten
-    replies at once took 7x the memory (580 vs 80 MB) and got their first chunk
-    later (p50 1.0 vs 0.6 s), for the same total time.
-
-    Urgency is a deadline: the moment the reply's listener would run out of
-    audio. A reply with no audio yet has its deadline when it asks, so its first
-    fragment goes before the later sentences of replies still playing what they
-    have, and no new reply waits behind another's long paragraph; equal
-    deadlines go in the order they came. A run still waiting gives up its place
-    when its reply is cancelled.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._waiting: list[tuple[float, int]] = []  # a heap of (deadline, arrival)
-        self._arrivals = itertools.count()
-        self._busy = False
-
-    def wake(self) -> None:
-        """A reply was cancelled: its waiting run should notice now."""
-        with self._cond:
-            self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def take(self, cancel: threading.Event | None, deadline: float) -> Iterator[bool]:
-        """Wait for this run's turn; yields False (and runs nothing) if ``cancel`` is set first."""
-        ticket = (deadline, next(self._arrivals))
-        # a Cancel wakes us through wake(); a plain Event can only be looked at now and then
-        wait = None if hasattr(cancel, "call_on_set") else _CANCEL_POLL
-        with self._cond:
-            heapq.heappush(self._waiting, ticket)
-            while (self._busy or self._waiting[0] != ticket) and not (cancel is not None and cancel.is_set()):
-                self._cond.wait(wait)
-            mine = not self._busy and self._waiting[0] == ticket and not (cancel is not None and cancel.is_set())
-            if mine:
-                heapq.heappop(self._waiting)
-                self._busy = True
-            else:
-                self._waiting.remove(ticket)
-                heapq.heapify(self._waiting)
-                self._cond.notify_all()  # the next in line may be waiting on this ticket
-        try:
-            yield mine
-        finally:
-            if mine:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-
-@dataclass
-class _Progress:
-    """How far one reply's audio has got: what its deadline is computed from."""
-
-    first_audio_at: float | None = None
-    seconds: float = 0.0
-
-    def deadline(self) -> float:
-        now = time.monotonic()
-        return now if self.first_audio_at is None else self.first_audio_at + self.seconds
-
-    def made(self, seconds: float) -> None:
-        if self.first_audio_at is None:
-            self.first_audio_at = time.monotonic()
-        self.seconds += seconds
-
-
 def _open(model: bytes, has_durations: bool) -> tuple[Any, bool]:
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = _cores()  # more threads than cores only contend
-    options.inter_op_num_threads = 1
-    # onnxruntime caches a memory plan per input shape, and every run has a length of its own:
-    # the cache only grew (narration: +0.3 MB per minute of audio); planning per run costs nothing to hear
-    options.enable_mem_pattern = False
-    # the arena keeps the largest run's memory for good and grows as longer sentences come
-    options.enable_cpu_mem_arena = False
-    # spinning worker threads eat the cores that a server's other sessions (and their own
-    # playback) need; on a busy 2-core machine a sentence took 18% longer with them
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options = session_options()
     try:
-        session = _native.call(
+        session = native.call(
             lambda: onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
         )
     except Exception as exc:  # noqa: BLE001 - onnxruntime reports a bad model with its own types
@@ -445,7 +270,7 @@ def _session(data: bytes, digest: str) -> tuple[Any, bool]:
 class _Model:
     """One voice: its model's shared session, with its own config (phonemes, id map, scales)."""
 
-    def __init__(self, voice: _VoiceFile, session: Any, has_durations: bool, turns: _Turns, sha256: str) -> None:
+    def __init__(self, voice: _VoiceFile, session: Any, has_durations: bool, turns: Turns, sha256: str) -> None:
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PhonemeType, PiperConfig
@@ -478,7 +303,8 @@ class _Model:
         self.run(self.ids(["h", "a"])[0], 1.0, self.new_run_options(), deadline=0.0)
 
     def phonemize(self, text: str) -> list[list[str]]:
-        phonemes: list[list[str]] = self.piper.phonemize(text)
+        with espeak_lock:
+            phonemes: list[list[str]] = self.piper.phonemize(text)
         return phonemes
 
     def ids(self, phonemes: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -497,7 +323,7 @@ class _Model:
             cancel: threading.Event | None = None, *, deadline: float) -> tuple[np.ndarray, np.ndarray | None] | None:
         """Audio (float32) and samples per phoneme id (None without durations); None, nothing
         run, if ``cancel`` is set before the session's turn comes or the interpreter is exiting.
-        Runs of several replies take turns by ``deadline`` (see ``_Turns``)."""
+        Runs of several replies take turns by ``deadline`` (see ``Turns``)."""
         config = self.config
         feeds = {
             "input": np.array([ids], dtype=np.int64),
@@ -509,7 +335,7 @@ class _Model:
         with self.turns.take(cancel, deadline) as mine:
             if not mine:
                 return None
-            result = _native.call(lambda: self.session.run(None, feeds, run_options), run_options)
+            result = native.call(lambda: self.session.run(None, feeds, run_options), run_options)
         if result is None:
             return None
         audio = np.asarray(result[0], dtype=np.float32).reshape(-1)
@@ -520,7 +346,7 @@ class _Model:
 
 
 # loaded once per process: a session per model content (SHA-256), a voice per model and config file
-_sessions: dict[str, tuple[Any, bool, _Turns]] = {}
+_sessions: dict[str, tuple[Any, bool, Turns]] = {}
 _models: dict[tuple[str, int, int, str, int, int], _Model] = {}
 _load_lock = threading.Lock()
 
@@ -546,7 +372,7 @@ def _load(voice: _VoiceFile) -> _Model:
         import onnxruntime  # noqa: F401 - a missing install is reported before any file is read
         import piper  # noqa: F401
     except ImportError as exc:
-        _keep_ctrl_c(exc)
+        keep_ctrl_c(exc)
         raise EngineError(f"Piper is not installed ({exc}); {_INSTALL_HINT}", engine="piper") from exc
     with _load_lock:
         try:
@@ -560,96 +386,19 @@ def _load(voice: _VoiceFile) -> _Model:
             _check_integrity(voice, sha256)
             session = _sessions.get(sha256)
             if session is None:
-                session = _sessions[sha256] = (*_session(data, sha256), _Turns())
+                session = _sessions[sha256] = (*_session(data, sha256), Turns())
             model = _models[key] = _Model(voice, *session, sha256)
         _check_integrity(voice, model.sha256)
         return model
 
 
 # -- cutting and aligning ------------------------------------------------------------------------------
-def _align(model: _Model, text: str, phonemes: Sequence[str]) -> list[tuple[int, int, int]]:
-    """(offset, length, phoneme index) for every word of ``text``, in order.
-
-    Each word is phonemized on its own and the concatenation is matched
-    against the sentence-level phonemes (which differ a little: eSpeak joins
-    "was a" into "wʌzɐ" and reduces weak forms). A word starts at the phoneme
-    its own first phoneme matched, or, inside an unmatched stretch, at the
-    proportional point of it.
-    """
-    words = [(m.start(), len(m.group())) for m in _WORD.finditer(text)]
-    own: list[str] = []
-    word_starts = []
-    for offset, length in words:
-        word_starts.append(len(own))
-        own += [c for group in model.phonemize(text[offset : offset + length]) for p in group for c in p
-                if c not in _SKIP_IN_ALIGNMENT]
-    joint: list[str] = []
-    owner: list[int] = []  # phoneme index of each character of ``joint``
-    for index, phoneme in enumerate(phonemes):
-        for c in phoneme:
-            if c not in _SKIP_IN_ALIGNMENT:
-                joint.append(c)
-                owner.append(index)
-    owner.append(len(phonemes))
-    blocks = difflib.SequenceMatcher(None, own, joint, autojunk=False).get_matching_blocks()
-    out = []
-    block = 0
-    prev_a = prev_b = 0
-    for (offset, length), start in zip(words, word_starts):
-        while block < len(blocks) and blocks[block].a + blocks[block].size <= start and blocks[block].size:
-            prev_a = blocks[block].a + blocks[block].size
-            prev_b = blocks[block].b + blocks[block].size
-            block += 1
-        a, b, size = blocks[block] if block < len(blocks) else (len(own), len(joint), 0)
-        if a <= start < a + size:
-            position = b + start - a
-        else:  # in a stretch the two phonemizations disagree on
-            span = a - prev_a
-            position = prev_b + ((start - prev_a) * (b - prev_b) // span if span > 0 else 0)
-        index = owner[min(position, len(joint))]
-        while index > 0 and phonemes[index - 1] in ("ˈ", "ˌ"):  # the stress mark belongs to the word
-            index -= 1
-        out.append((offset, length, index))
-    return out
-
-
-def _cuts(
-    phonemes: Sequence[str], word_starts: Sequence[int], phrase_starts: Sequence[int], *, first: bool = False
-) -> list[int]:
-    """Run boundaries (phoneme indices) within one sentence: each run at most ``_RUN_IDS`` ids,
-    and the first at most ``_FIRST_RUN_PHONEMES`` phonemes when it is the reply's ``first``.
-
-    Prefer the last clause break that fits, then the last phrase start
-    ("and", "which", ...) past the run's first third, then the last word start.
-    """
+def _pairs(
+    text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, int]], *, first: bool
+) -> list[tuple[int, int]]:
+    """The (start, end) phoneme ranges of one sentence's runs (``first``: the reply's first sentence)."""
     most = (_RUN_IDS - 3) // 2  # BOS + PAD + EOS, then two ids per phoneme
-    # a short sentence is not cut: each cut adds a run and lengthens the word before it
-    limit = _FIRST_RUN_PHONEMES if first and len(phonemes) > 2 * _FIRST_RUN_PHONEMES else most
-    cuts = []
-    start = 0
-    while len(phonemes) - start > limit:
-        end = start + limit
-        clause = [i + 1 for i in range(start, end) if phonemes[i] in _CLAUSE_ENDS]
-        phrase = [i for i in phrase_starts if start + limit // 3 < i <= end]
-        word = [i for i in word_starts if start < i <= end]
-        cut = (clause or phrase or word or [end])[-1]
-        while cut < len(phonemes) and phonemes[cut] == " ":  # the space stays with the run before
-            cut += 1
-        cuts.append(cut)
-        start, limit = cut, most
-    return cuts
-
-
-@dataclass(frozen=True)
-class _Settings:
-    rate: float = 1.0
-    volume: float = 100.0
-    pitch: float = 50.0
-
-
-def _pitch_factor(pitch: float) -> float:
-    """0-100 (50 normal) as a frequency factor: half an octave down to half an octave up."""
-    return float(2 ** ((pitch - 50) / 100))
+    return pairs(text, phonemes, words, most=most, first_most=_FIRST_RUN_PHONEMES if first else None)
 
 
 class PiperClient:
@@ -677,10 +426,9 @@ class PiperClient:
             self._voice_id = DEFAULT_VOICE if voice is None else check_voice_id(voice)
             self._model = self._resolve(self._voice_id)
         self.samplerate = int(self._model.config.sample_rate)
-        self._settings = _Settings()
+        self._settings = Settings()
         self._closed = False
-        self._cancel_options: weakref.WeakKeyDictionary[threading.Event, Any] = weakref.WeakKeyDictionary()
-        self._progress: weakref.WeakKeyDictionary[threading.Event, _Progress] = weakref.WeakKeyDictionary()
+        self._replies = Replies()
         self._guard = threading.Lock()
 
     def __repr__(self) -> str:
@@ -712,80 +460,32 @@ class PiperClient:
         clean = speakable(text, engine=self.name, closed=self._closed).replace("[", "(").replace("]", ")")
         model, settings = self._model, self._settings  # one chunk, one voice
         sentences = model.phonemize(clean)
-        run_options = self._run_options(cancel, model)
-        with self._guard:
-            progress = self._progress.setdefault(cancel, _Progress())  # one per reply: its chunks share it
+        run_options = self._replies.options(cancel, model.new_run_options, model.turns)
         # VITS has no pitch input: the model speaks `factor` times slower and the audio is
         # labelled `factor` times faster, so resampling to the output rate restores the pace
         # and moves the pitch (formants with it, as any resampling does)
-        factor = _pitch_factor(settings.pitch)
+        factor = pitch_factor(settings.pitch)
         length_scale = model.config.length_scale / settings.rate * factor
-        gain = np.float32(settings.volume / 100)
-        samplerate = round(model.config.sample_rate * factor)
-        produced = 0  # samples yielded so far
-        for phonemes, words in self._sentences(model, clean, sentences):
-            for start, end in _pairs(clean, phonemes, words, first=progress.first_audio_at is None):
-                if cancel.is_set():
-                    return
-                ids, id_starts = model.ids(phonemes[start:end])
-                try:
-                    ran = model.run(ids, length_scale, run_options, cancel, deadline=progress.deadline())
-                except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-                    if cancel.is_set() or _native.exiting:  # the interrupt or the exit stopped the run
-                        return
-                    unspoken = [o for o, _, i in words if i >= start]
-                    # close() stops this run and every later one of the reply
-                    reason = "PiperClient is closed" if self._closed else f"Piper synthesis failed: {exc}"
-                    raise EngineError(
-                        reason,
-                        unspoken_text=text[unspoken[0]:] if unspoken else "",
-                        engine=self.name,
-                    ) from exc
-                if ran is None or cancel.is_set():
-                    return
-                audio, samples = ran
-                # between two words of one clause, the silence the model puts before BOS
-                # and after EOS would be a pause nobody makes there: it is cut out
-                head = int(samples[0]) if samples is not None and _mid_clause(phonemes, start) else 0
-                tail = int(samples[-1]) if samples is not None and _mid_clause(phonemes, end) else 0
-                marks = _marks(words, start, end, id_starts, samples, len(audio), phonemes, produced - head, samplerate)
-                audio = _trim(audio, head, tail)
-                first, last = produced / samplerate, (produced + len(audio)) / samplerate
-                marks = tuple(replace(m, time=min(max(m.time, first), last)) for m in marks)
-                produced += len(audio)
-                progress.made(len(audio) / samplerate)
-                yield AudioChunk(audio * gain, samplerate, marks)
+
+        def run(phonemes: Sequence[str], deadline: float) -> RunResult | None:
+            ids, id_starts = model.ids(phonemes)
+            ran = model.run(ids, length_scale, run_options, cancel, deadline=deadline)
+            return None if ran is None else (*ran, id_starts)
+
+        yield from speak(
+            text, clean, self._sentences(model, clean, sentences),
+            lambda phonemes, words, first: _pairs(clean, phonemes, words, first=first), run, cancel,
+            self._replies.progress(cancel), samplerate=round(model.config.sample_rate * factor),
+            gain=settings.volume / 100, engine=self.name,
+            # close() stops this run and every later one of the reply
+            failed=lambda exc: "PiperClient is closed" if self._closed else f"Piper synthesis failed: {exc}",
+        )  # fmt: skip
 
     def _sentences(
         self, model: _Model, text: str, sentences: list[list[str]]
     ) -> Iterator[tuple[list[str], list[tuple[int, int, int]]]]:
         """Each sentence's phonemes with the words that start in it (offset, length, phoneme index)."""
-        flat = [p for sentence in sentences for p in sentence]
-        aligned = _align(model, text, flat)
-        first = 0
-        for i, sentence in enumerate(sentences):
-            last = first + len(sentence)
-            final = i == len(sentences) - 1
-            # a word past the last phoneme (a lone "--") is heard with the end of the audio
-            words = [(o, n, p - first) for o, n, p in aligned if first <= p < last or (final and p >= last)]
-            yield sentence, words
-            first = last
-
-    def _run_options(self, cancel: threading.Event, model: _Model) -> Any:
-        """One RunOptions per interruptible reply: its terminate flag stops a run in progress."""
-        with self._guard:
-            options = self._cancel_options.get(cancel)
-            if options is None:
-                options = self._cancel_options[cancel] = model.new_run_options()
-
-                def stop(options: Any = options, turns: _Turns = model.turns) -> None:
-                    options.terminate = True
-                    turns.wake()
-
-                call_on_set = getattr(cancel, "call_on_set", None)
-                if call_on_set is not None:
-                    call_on_set(stop)
-        return options
+        return sentence_words(model.phonemize, text, sentences)
 
     def voices(self) -> list[Voice]:
         found: list[Voice] = []
@@ -820,10 +520,8 @@ class PiperClient:
     def close(self) -> None:
         """Stop this client's runs and wait for those in progress (a stopped run returns within
         milliseconds); the session stays loaded, as other clients of the same voice share it."""
-        with self._guard:
-            self._closed = True
-            mine = list(self._cancel_options.values())
-        _native.stop(mine, _STOP_WAIT)
+        self._closed = True
+        self._replies.stop()
 
 
 def _describe(voice: _VoiceFile) -> Voice:
@@ -843,60 +541,4 @@ def _language_tag(config: dict[str, Any]) -> str:
     code = config.get("language", {}).get("code") or config.get("espeak", {}).get("voice", "")
     return str(code).replace("_", "-")
 
-
-def _pairs(
-    text: str, phonemes: Sequence[str], words: Sequence[tuple[int, int, int]], *, first: bool
-) -> list[tuple[int, int]]:
-    """The (start, end) phoneme ranges of one sentence's runs (``first``: the reply's first sentence)."""
-    word_starts = [p for _, _, p in words]
-    phrase_starts = [p for o, n, p in words if text[o : o + n].lower().strip(".,;:!?\"'()") in _PHRASE_STARTS]
-    bounds = [0, *_cuts(phonemes, word_starts, phrase_starts, first=first), len(phonemes)]
-    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def _mid_clause(phonemes: Sequence[str], cut: int) -> bool:
-    """Whether a run boundary at ``cut`` falls between two words of one clause."""
-    if not 0 < cut < len(phonemes):
-        return False
-    before = cut - 1
-    while before > 0 and phonemes[before] == " ":
-        before -= 1
-    return phonemes[before] not in _CLAUSE_ENDS
-
-
-def _trim(audio: np.ndarray, head: int, tail: int) -> np.ndarray:
-    """``audio`` without ``head`` and ``tail`` samples, faded over 3 ms where it was cut (no click)."""
-    if not head and not tail:
-        return audio
-    kept = audio[head : len(audio) - tail].copy()
-    ramp = min(64, len(kept))
-    if head:
-        kept[:ramp] *= np.linspace(0, 1, ramp, dtype=np.float32)
-    if tail:
-        kept[len(kept) - ramp :] *= np.linspace(1, 0, ramp, dtype=np.float32)
-    return kept
-
-
-def _marks(
-    words: Sequence[tuple[int, int, int]],
-    start: int,
-    end: int,
-    id_starts: Sequence[int],
-    samples: np.ndarray | None,
-    audio_len: int,
-    phonemes: Sequence[str],
-    produced: int,
-    samplerate: int,
-) -> tuple[WordMark, ...]:
-    """The marks of the words starting in phonemes ``start:end`` of a sentence (its last run takes the rest)."""
-    final = end == len(phonemes)
-    mine = [(o, n, p) for o, n, p in words if start <= p < end or (final and p >= end)]
-    if not mine:
-        return ()
-    if samples is not None:
-        offsets = np.concatenate(([0], np.cumsum(samples)))
-        at = [int(offsets[id_starts[p - start]]) if p < end else audio_len for _, _, p in mine]
-    else:  # no duration output: spread over the run by phoneme position
-        at = [audio_len * (p - start) // max(1, end - start) for _, _, p in mine]
-    return tuple(WordMark(o, n, (produced + s) / samplerate) for (o, n, _), s in zip(mine, at))
 

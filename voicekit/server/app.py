@@ -42,7 +42,7 @@ from .metrics import RequestCounter
 from .outbox import SAMPLE_RATE
 from .session import speak_socket
 from .settings import ServerSettings
-from .speech import openai_alias, speech
+from .speech import default_voice, openai_alias, speech
 
 __all__ = ["create_app"]
 
@@ -117,7 +117,7 @@ def create_app(
         if config.engine != "openai":
             # OpenAI's names, which apps send as they are, and the engine voice each one speaks with
             for name in OPENAI_VOICES:
-                target = by_id.get(openai_alias(name, found) or "")
+                target = by_id.get(openai_alias(name, found, default_voice(server)) or "")
                 entries.append({"id": name, "name": f"{name} ({target.name if target else 'default voice'})",
                                 "language": target.language if target else "", "gender": target.gender if target else "",
                                 "alias_of": target.id if target else "default"})  # fmt: skip

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from .. import registry
 from ..async_stream import AsyncSpeechStream
 from ..engines.openai_tts import OPENAI_VOICES
 from ..errors import StreamError, VoicekitError
@@ -96,18 +97,25 @@ def parse(body: Any, max_chars: int) -> SpeechRequest:
     return SpeechRequest(text, voice, FORMATS[fmt], speed, stream_format == "sse", words, body.get("instructions"))
 
 
-def openai_alias(name: str, voices: list[Any]) -> str | None:
+def openai_alias(name: str, voices: list[Any], default: str | None = None) -> str | None:
     """The engine voice that OpenAI's voice ``name`` stands for; None: the default voice.
 
     The rule (docs/server.md): alloy is the default voice; the other names, in
     OpenAI's order, take the engine's English voices sorted by id in turn (all
-    its voices if it has no English one), starting again when they run out.
+    its voices if it has no English one), leaving out the ``default`` voice that
+    alloy speaks with while others remain, starting again when they run out.
     """
     index = OPENAI_VOICES.index(name)
     if index == 0:
         return None
     english = sorted(v.id for v in voices if v.language.lower().startswith("en")) or sorted(v.id for v in voices)
+    english = [v for v in english if v != default] or english
     return english[(index - 1) % len(english)] if english else None
+
+
+def default_voice(server: Server) -> str | None:
+    """The voice alloy (and "default") speaks with: the server's ``--voice``, else the engine's own."""
+    return server.settings.voice or registry.default_voice(server.settings.engine)
 
 
 async def configure(server: Server, tts: BaseTTS, request: SpeechRequest) -> None:
@@ -116,7 +124,7 @@ async def configure(server: Server, tts: BaseTTS, request: SpeechRequest) -> Non
     voice = request.voice
     if voice in OPENAI_VOICES and engine != "openai":
         # alloy is the default voice: the most common request lists no voices
-        voice = openai_alias(voice, await server.voices() if voice != OPENAI_VOICES[0] else [])
+        voice = openai_alias(voice, await server.voices() if voice != OPENAI_VOICES[0] else [], default_voice(server))
     elif voice == "default":
         voice = None
     try:
