@@ -627,7 +627,8 @@ def test_a_long_narration_keeps_its_memory_flat():
     # freed), which the 60-minute bench counts within its first 10%; after it nothing may grow.
     after_warm_up = [mb for made, mb in samples if made >= minutes / 4]
     # a run in flight holds its activations (tens of MB for a long sentence): what must not rise
-    # is the floor between runs, so each third's lowest sample is compared with the first's
+    # is the floor between runs, so each third's low quartile is compared with the first's. Not its
+    # lowest sample: in one suite run RSS dipped 20 MB for a moment and came back to its level
     third = len(after_warm_up) // 3
-    floors = [min(after_warm_up[i * third : (i + 1) * third]) for i in range(3)]
-    assert max(floors) - floors[0] < 1.5, floors
+    floors = [sorted(after_warm_up[i * third : (i + 1) * third])[third // 4] for i in range(3)]
+    assert max(floors) - floors[0] < 1.5, (floors, samples)
