@@ -542,7 +542,8 @@ def rtts_python() -> tuple[Path | None, str]:
     import shutil
 
     apt = ["ffmpeg", "portaudio19-dev"]  # ffprobe for its SystemEngine; PortAudio headers to build PyAudio
-    if shutil.which("ffprobe") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+    missing = shutil.which("ffprobe") is None or not Path("/usr/include/portaudio.h").exists()
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *apt], capture_output=True,
                        timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     if shutil.which("ffprobe") is None:
