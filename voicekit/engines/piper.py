@@ -473,19 +473,13 @@ class PiperClient:
             return None if ran is None else (*ran, id_starts)
 
         yield from speak(
-            text, clean, self._sentences(model, clean, sentences),
+            text, clean, sentence_words(model.phonemize, clean, sentences),
             lambda phonemes, words, first: _pairs(clean, phonemes, words, first=first), run, cancel,
             self._replies.progress(cancel), samplerate=round(model.config.sample_rate * factor),
             gain=settings.volume / 100, engine=self.name,
             # close() stops this run and every later one of the reply
             failed=lambda exc: "PiperClient is closed" if self._closed else f"Piper synthesis failed: {exc}",
         )  # fmt: skip
-
-    def _sentences(
-        self, model: _Model, text: str, sentences: list[list[str]]
-    ) -> Iterator[tuple[list[str], list[tuple[int, int, int]]]]:
-        """Each sentence's phonemes with the words that start in it (offset, length, phoneme index)."""
-        return sentence_words(model.phonemize, text, sentences)
 
     def voices(self) -> list[Voice]:
         found: list[Voice] = []

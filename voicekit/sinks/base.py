@@ -65,7 +65,9 @@ class Sink(Protocol):
         ...
 
 
+_MEMBERS = tuple(name for name in vars(Sink) if not name.startswith("_"))
+
+
 def missing_members(sink: object) -> list[str]:
     """The :class:`Sink` members ``sink`` lacks, so a hand-written sink fails with their names, not mid-reply."""
-    return [name for name in ("preferred_samplerate", "open", "write", "pending_frames", "latency", "abort", "drain",
-                              "close") if not hasattr(sink, name)]  # fmt: skip
+    return [name for name in _MEMBERS if not hasattr(sink, name)]
