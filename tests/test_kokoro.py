@@ -73,6 +73,15 @@ def test_speaks_24khz_float_audio_with_a_mark_on_every_word(client):
     assert times[0] < 0.6 and times[-1] > duration / 2
 
 
+def test_a_runs_leading_silence_is_capped(client):
+    # the model gives the leading pad 0.35-0.5 s; capped at 4 frames (0.1 s) inside the graph
+    chunks = synth(client, "Sure, here is the plan.")
+    first = marks(chunks)[0]
+    assert first.offset == 0 and first.time == pytest.approx(0.1, abs=1e-6)
+    pcm = audio(chunks)
+    assert np.abs(pcm[: 2400]).max() < 0.05, "sound in the capped lead"
+
+
 def test_numbers_and_abbreviations_are_marked_as_the_words_written(client):
     # eSpeak reads "$42" as "forty-two dollars" and "p.m." as letters: the marks stay on the source words
     chunks = synth(client, NUMBERS)
