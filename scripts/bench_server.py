@@ -245,7 +245,7 @@ def wyoming_rows(runs: int) -> list[dict[str, Any]]:
         ports = {"voicekit serve --wyoming": free_port(), "wyoming-piper": free_port()}
         commands = {
             "voicekit serve --wyoming": [sys.executable, "-m", "voicekit", "serve", "--engine", "piper",
-                                         "--wyoming", f"tcp://127.0.0.1:{ports['voicekit serve --wyoming']}"],
+                                         "--voice", voice, "--wyoming", f"tcp://127.0.0.1:{ports['voicekit serve --wyoming']}"],
             "wyoming-piper": [sys.executable, "-m", "wyoming_piper", "--voice", voice, "--data-dir", folder,
                               "--uri", f"tcp://127.0.0.1:{ports['wyoming-piper']}"],
         }  # fmt: skip

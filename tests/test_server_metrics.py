@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import openai
 import pytest
 import websockets
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
@@ -115,11 +119,35 @@ def test_engine_errors_and_fallbacks_are_counted() -> None:
     assert value(samples, "voicekit_engine_fallbacks_total", engine="espeak") >= 1
 
 
-def test_workers_share_their_metrics() -> None:
+def speech_counts_by_worker(folder: Path) -> dict[str, float]:
+    """Each worker's own count of answered speech requests, read from its multiprocess file."""
+    counts = {}
+    for path in folder.glob("counter_*.db"):
+        pid = path.stem.removeprefix("counter_")
+        counts[pid] = sum(
+            value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            if json.loads(key)[1:3] == ["voicekit_requests_total", {"route": "/v1/audio/speech", "status": "200"}]
+        )
+    return counts
+
+
+def test_workers_share_their_metrics(tmp_path: Path) -> None:
+    """Two workers each answer some requests; whichever answers the scrape reports the sum of both."""
     command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--workers", "2"]
-    with server_process(command) as (url, _):
-        for _ in range(6):
-            assert httpx.post(url + "/v1/audio/speech", json={"input": "Hi.", "response_format": "pcm"}, timeout=30).status_code == 200
-        # whichever worker answers the scrape reports both workers' counts
+    env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+
+    def speak(url: str) -> None:
+        r = httpx.post(url + "/v1/audio/speech", json={"input": "Hi.", "response_format": "pcm"}, timeout=30)
+        assert r.status_code == 200
+
+    with server_process(command, env=env) as (url, _), ThreadPoolExecutor(8) as pool:
+        for _ in range(10):  # the kernel hands connections to either worker: go on until both answered some
+            list(pool.map(speak, [url] * 8))
+            by_worker = speech_counts_by_worker(tmp_path)
+            if sum(n > 0 for n in by_worker.values()) >= 2:
+                break
         counts = {value(scrape(url, {}), "voicekit_requests_total", route="/v1/audio/speech", status="200") for _ in range(4)}
-    assert counts == {6.0}
+    assert sum(n > 0 for n in by_worker.values()) == 2, by_worker
+    assert counts == {sum(by_worker.values())}, (counts, by_worker)

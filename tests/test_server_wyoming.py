@@ -25,7 +25,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from tests.fixtures.web import Recording, free_port, server_process
+from tests.fixtures.web import Recording, free_port, server_process, stop
 from voicekit import BaseTTS, __version__
 from voicekit.server import create_app
 from voicekit.server.wyoming import WyomingServer
@@ -75,6 +75,7 @@ def test_describe_lists_the_engines_voices() -> None:
     assert program.supports_synthesize_streaming and program.installed and program.version == __version__
     voices = {v.name: v for v in program.voices}
     assert "gmw/en-US" in voices and voices["gmw/en-US"].languages == ["en-us"] and len(voices) > 20
+    assert all(v.description for v in program.voices) and "English" in str(voices["gmw/en-US"].description)
 
 
 def test_synthesize_streams_after_the_first_fragment() -> None:
@@ -142,6 +143,27 @@ def test_unknown_voice_is_an_error_and_the_connection_goes_on() -> None:
     assert audio_seconds(by_language) > 0.5 and audio_seconds(default) > 0.5
 
 
+def audio_bytes(events: list[tuple[float, Event]]) -> bytes:
+    return b"".join(AudioChunk.from_event(e).audio for _, e in events if AudioChunk.is_type(e.type))
+
+
+def test_a_voice_chosen_by_name_is_the_one_that_speaks() -> None:
+    """The same text by the same name twice lasts as long (within a few samples); another voice does not."""
+    text = "Hello there, this is the same sentence."
+
+    async def go() -> list[bytes]:
+        async with serving() as (wyoming, _), AsyncTcpClient("127.0.0.1", wyoming.port) as client:
+            heard = []
+            for name in ("gmw/en-US", "roa/fr", "gmw/en-US"):
+                await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name=name)).event())
+                heard.append(audio_bytes(await reply_events(client)))
+            return heard
+
+    american, french, american_again = (len(b) / 2 for b in asyncio.run(go()))
+    assert american > 24000 and abs(american - american_again) < 0.01 * american
+    assert abs(french - american) > 0.05 * american, (american, french)
+
+
 class Timed(Recording):
     """eSpeak that notes when it made each piece of audio."""
 
@@ -207,19 +229,26 @@ def test_twenty_streaming_clients_at_once() -> None:
         assert audio_seconds(events) > 1
 
 
-def test_serve_with_wyoming_as_a_process() -> None:
+@pytest.mark.parametrize(("host", "lan"), [("127.0.0.1", []), ("0.0.0.0", ["--wyoming-allow-lan"])])
+def test_serve_with_wyoming_as_a_process(host: str, lan: list[str]) -> None:
+    """As Home Assistant finds it; beyond loopback, one line says anyone on the network can use it."""
     port = free_port()
-    command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--wyoming", f"tcp://127.0.0.1:{port}"]
+    command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--wyoming", f"tcp://{host}:{port}", *lan]
 
     async def go() -> list[tuple[float, Event]]:
         async with AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Synthesize(text="Hello from the process.").event())
             return await reply_events(client)
 
-    with server_process(command) as (url, _):
+    with server_process(command) as (url, proc):
         events = asyncio.run(go())
         assert httpx.get(url + "/health").json()["sessions"] == 0
+        stop(proc)
+        output = proc.stdout.read() if proc.stdout else ""
     assert audio_seconds(events) > 0.5
+    warnings = [line for line in output.splitlines() if "anyone on that network can use it" in line]
+    assert warnings == ([f"voicekit serve: Wyoming on {host}:{port} has no authentication: anyone on that network can use it"]
+                        if lan else []), output  # fmt: skip
 
 
 @pytest.mark.parametrize(
