@@ -110,9 +110,32 @@ def test_metrics_move_with_real_traffic() -> None:
 
 
 def test_engine_errors_and_fallbacks_are_counted() -> None:
-    with running(create_app(make_tts=lambda: BaseTTS(Broken()))) as srv:
+    """An engine failure counts once whichever protocol asked: HTTP, WebSocket and Wyoming."""
+
+    async def websocket_reply(srv: Any) -> dict[str, Any]:
+        async with websockets.connect(srv.ws_url + "/v1/speak") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "text", "text": "Hello."}))
+            await ws.send(json.dumps({"type": "done"}))
+            while (message := json.loads(await ws.recv()))["type"] != "error":
+                pass
+            return message
+
+    async def wyoming_reply(app: Any) -> str:
+        async with WyomingServer(app.state.voicekit, "127.0.0.1", 0) as wyoming:
+            async with AsyncTcpClient("127.0.0.1", wyoming.port) as client:
+                await client.write_event(Synthesize(text="Hello.").event())
+                while (event := await client.read_event()) is not None and event.type != "error":
+                    pass
+                return event.type if event is not None else "closed"
+
+    app = create_app(make_tts=lambda: BaseTTS(Broken()))
+    with running(app) as srv:
         assert httpx.post(srv.url + "/v1/audio/speech", json={"input": "Hello.", "response_format": "pcm"}).status_code == 502
         assert value(scrape(srv.url, {}), "voicekit_engine_errors_total", engine="broken") == 1
+        assert "Hello." in asyncio.run(websocket_reply(srv)).get("unspoken_text", "")
+        assert asyncio.run(wyoming_reply(app)) == "error"
+        assert value(scrape(srv.url, {}), "voicekit_engine_errors_total", engine="broken") == 3
     with running(create_app(make_tts=lambda: FallbackTTS([BaseTTS(Broken()), EspeakTTS()]))) as srv:
         assert httpx.post(srv.url + "/v1/audio/speech", json={"input": "Hello there.", "response_format": "pcm"}).status_code == 200
         samples = scrape(srv.url, {})
