@@ -303,6 +303,10 @@ def test_speaking_highlight_and_interrupt(server: Running, browser: Any, shot: C
     box.send_keys("And then?", Keys.ENTER)
     wait_for(lambda: stats(browser)["replies"] == 2 and stats(browser)["played"] > 24000 * 0.5, what="the second reply playing")
     sent = browser.execute_script("return window.chatBodies")[-1]["messages"]
+    # a reply's relative link ("README.md") would open a page this server does not have: it is text
+    links_js = "return [...document.querySelectorAll('.bot .md a')].map((a) => [a.textContent, a.getAttribute('href')])"
+    links = wait_for(lambda: (found := browser.execute_script(links_js)) and found, what="the second reply's link")
+    assert ["the voicekit README", None] in links and all(h is None or h.startswith(("http", "mailto:")) for _, h in links), links
     assert sent[-2:] == [
         {"role": "assistant", "content": end["heard_text"] + " [interrupted]"},
         {"role": "user", "content": "And then?"},

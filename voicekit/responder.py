@@ -30,7 +30,7 @@ Here is a **short answer**. I am speaking this reply *while* it is still being w
 stream.feed(token)
 ```
 
-The code above is shown but not spoken. The [streaming guide](docs/streaming.md) has the details. Press **Esc** to stop me at any time.
+The code above is shown but not spoken. The streaming guide, `docs/streaming.md` in voicekit's repository, has the details. Press **Esc** to stop me at any time.
 """,
     """### A few thoughts on: {topic}
 

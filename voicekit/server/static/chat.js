@@ -85,11 +85,15 @@ function note(text) {
 // -- markdown ----------------------------------------------------------------------------------
 const markdown = window.markdownit({ linkify: true });
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-  // a link followed in this tab would end the conversation mid-reply
-  if (node.tagName === "A") {
-    node.setAttribute("target", "_blank");
-    node.setAttribute("rel", "noopener noreferrer");
+  if (node.tagName !== "A") return;
+  // a relative link (a reply's "README.md") would open a page of this server, which has none: text
+  if (!/^(https?:|mailto:)/i.test(node.getAttribute("href") ?? "")) {
+    node.removeAttribute("href");
+    return;
   }
+  // a link followed in this tab would end the conversation mid-reply
+  node.setAttribute("target", "_blank");
+  node.setAttribute("rel", "noopener noreferrer");
 });
 
 function renderMarkdown(text) {
