@@ -400,6 +400,7 @@ def test_phone_width(plain_server: Running, open_browser: Callable[..., Any], sh
     assert seen["width"] == 390 and seen["overflow"] <= 0, seen
     assert seen["placeholder"][0] <= seen["placeholder"][1], seen
     assert all(on_screen and reachable for _, on_screen, reachable in seen["controls"]), seen
+    assert phone.find_element(By.CSS_SELECTOR, "#welcome .hint").text == "To interrupt me, tap Stop or just start typing."
     shot(phone, "phone-welcome")
 
     phone.find_element(By.ID, "input").send_keys(QUESTION, Keys.ENTER)

@@ -570,6 +570,7 @@ function speaking() {
 
 // phones have no Esc key
 const touch = matchMedia("(pointer: coarse)").matches;
+if (touch) document.querySelector("#welcome .hint").textContent = "To interrupt me, tap Stop or just start typing.";
 
 function statusOf() {
   if (connection === "connecting") return ["busy", "Connecting…"];
