@@ -23,8 +23,10 @@ import numpy as np
 import openai
 import pytest
 
-from tests.fixtures.web import Running, running
+from tests.fixtures.web import Recording, Running, open_http_sessions, running
+from voicekit import BaseTTS
 from voicekit.server import create_app
+from voicekit.testing import ToneTTS
 
 pytestmark = [
     pytest.mark.usefixtures("no_thread_leak"),
@@ -32,6 +34,7 @@ pytestmark = [
 ]
 
 TEXT = "Hello from the server. This is the second sentence, and it runs a little longer. A third one ends it."
+LONG = " ".join(f"Sentence number {i} is here so the reply runs long enough to stream." for i in range(60))
 # codec and sample rate as ffprobe names them (Opus always decodes at 48 kHz)
 EXPECTED = {
     "mp3": ("mp3", 24000, "audio/mpeg"),
@@ -39,22 +42,26 @@ EXPECTED = {
     "aac": ("aac", 24000, "audio/aac"),
     "flac": ("flac", 24000, "audio/flac"),
     "wav": ("pcm_s16le", 24000, "audio/wav"),
+    "pcm": ("pcm_s16le", 24000, "audio/pcm"),  # no header: read as what it is documented to be
 }
+# the raw pcm body as FFmpeg is told to read it
+RAW = ["-f", "s16le", "-ar", "24000", "-ac", "1"]
 
 
-def probe(data: bytes) -> tuple[str, int, float, np.ndarray]:
-    """(codec, sample rate, seconds, samples at 24 kHz) of an encoded file, by ffprobe and ffmpeg."""
+def probe(data: bytes, *, raw: bool = False) -> tuple[str, int, float, np.ndarray]:
+    """(codec, sample rate, seconds, samples at 24 kHz) of an encoded file (``raw``: a pcm body), by ffprobe and ffmpeg."""
+    source = [*RAW, "-i"] if raw else ["-i"]
     with tempfile.NamedTemporaryFile() as f:
         f.write(data)
         f.flush()
         info = json.loads(
             subprocess.run(
-                ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels", "-of", "json", f.name],
+                ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels", "-of", "json", *source, f.name],
                 capture_output=True, check=True, timeout=30,
             ).stdout
         )  # fmt: skip
         decoded = subprocess.run(
-            ["ffmpeg", "-v", "error", "-i", f.name, "-f", "s16le", "-ac", "1", "-ar", "24000", "-"],
+            ["ffmpeg", "-v", "error", *source, f.name, "-f", "s16le", "-ac", "1", "-ar", "24000", "-"],
             capture_output=True, check=True, timeout=30,
         )  # fmt: skip
     assert not decoded.stderr, decoded.stderr.decode()  # FFmpeg found the file well-formed
@@ -83,7 +90,7 @@ def pcm_seconds(server: Running) -> float:
 
 
 def _check(data: bytes, fmt: str, pcm_seconds: float) -> np.ndarray:
-    codec, rate, seconds, samples = probe(data)
+    codec, rate, seconds, samples = probe(data, raw=fmt == "pcm")
     assert (codec, rate) == EXPECTED[fmt][:2]
     assert seconds == pytest.approx(pcm_seconds, rel=0.1), (fmt, seconds, pcm_seconds)
     assert np.sqrt(np.mean(samples.astype(float) ** 2)) > 300, "silence"
@@ -113,15 +120,117 @@ def test_every_format_through_the_sdk(client: openai.OpenAI, server: Running, pc
         _check(data, fmt, pcm_seconds)
 
 
-def test_one_container_across_sentences(client: openai.OpenAI) -> None:
-    """Ten sentences make one file with one header: a player would stop at a second one."""
+@pytest.mark.parametrize("fmt", list(EXPECTED))
+def test_every_format_streams_before_synthesis_ends(fmt: str) -> None:
+    engines: list[Recording] = []
+
+    def make_tts() -> BaseTTS:
+        engines.append(Recording())
+        return BaseTTS(engines[-1])
+
+    with (
+        running(create_app(make_tts=make_tts)) as srv,
+        openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0) as c,
+        c.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input=LONG, response_format=fmt) as response,  # type: ignore[arg-type]
+    ):
+        assert response.headers["content-type"] == EXPECTED[fmt][2]
+        pieces = response.iter_bytes()
+        first = next(pieces)
+        made_by_then = engines[-1].synthesized_seconds
+        data = first + b"".join(pieces)
+    assert first, "no audio"
+    # causal, not timed: the client held the first bytes while the engine still had audio to make
+    assert made_by_then < engines[-1].synthesized_seconds, "the first bytes came only after synthesis ended"
+    codec, rate, seconds, samples = probe(data, raw=fmt == "pcm")
+    assert (codec, rate) == EXPECTED[fmt][:2]
+    assert seconds > 60, seconds  # all of it: 60 sentences
+    assert np.abs(samples).max() > 1000
+
+
+@pytest.fixture(scope="module")
+def tones() -> Iterator[openai.OpenAI]:
+    """The SDK on a server speaking voicekit's tone engine: a text is the same samples every time, so lengths compare exactly."""
+    with running(create_app(make_tts=ToneTTS)) as srv, openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0) as c:
+        yield c
+
+
+_MPEG2_LAYER3_KBPS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+
+
+def _one_id3_tag_then_mp3_frames(data: bytes) -> None:
+    """One ID3v2 tag, then MPEG-2 layer III frames at 24 kHz back to back to the last byte: nothing else."""
+    assert data[:3] == b"ID3"
+    pos = 10 + (data[6] << 21 | data[7] << 14 | data[8] << 7 | data[9])  # the tag's size is syncsafe
+    while pos < len(data):
+        header = int.from_bytes(data[pos : pos + 4], "big")
+        version, layer, rate = header >> 19 & 3, header >> 17 & 3, header >> 10 & 3
+        assert header >> 21 == 0x7FF and (version, layer, rate) == (2, 1, 1), f"no MP3 frame at byte {pos}"
+        kbps = _MPEG2_LAYER3_KBPS[header >> 12 & 15]
+        assert kbps, "free-format frame"
+        pos += 72 * kbps * 1000 // 24000 + (header >> 9 & 1)
+    assert pos == len(data)
+
+
+def _adts_frames(data: bytes) -> None:
+    """ADTS frames of 24 kHz mono AAC back to back to the last byte."""
+    pos = 0
+    while pos < len(data):
+        head = data[pos : pos + 7]
+        assert head[0] == 0xFF and head[1] & 0xF6 == 0xF0, f"no ADTS frame at byte {pos}"
+        assert (head[2] >> 2 & 15, (head[2] & 1) << 2 | head[3] >> 6) == (6, 1)  # 24 kHz, one channel
+        length = (head[3] & 3) << 11 | head[4] << 3 | head[5] >> 5
+        assert length > 7
+        pos += length
+    assert pos == len(data)
+
+
+def _one_ogg_stream(data: bytes) -> None:
+    """Ogg pages back to back, all of one stream, numbered in turn, begun by the first page and ended by the last."""
+    flags, serials, numbers, pos = [], set(), [], 0
+    while pos < len(data):
+        assert data[pos : pos + 4] == b"OggS", f"no Ogg page at byte {pos}"
+        flags.append(data[pos + 5] & 6)  # 2: beginning of a stream, 4: its end
+        serials.add(data[pos + 14 : pos + 18])
+        numbers.append(int.from_bytes(data[pos + 18 : pos + 22], "little"))
+        segments = data[pos + 26]
+        pos += 27 + segments + sum(data[pos + 27 : pos + 27 + segments])
+    assert pos == len(data) and len(serials) == 1 and numbers == list(range(len(numbers)))
+    assert flags == [2] + [0] * (len(flags) - 2) + [4] and data.count(b"OpusHead") == 1
+
+
+def _one_flac_header(data: bytes) -> None:
+    assert data[:4] == b"fLaC" and data.count(b"fLaC") == 1
+
+
+def _one_riff_header(data: bytes) -> None:
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and data.count(b"RIFF") == 1
+
+
+STRUCTURE = {
+    "mp3": _one_id3_tag_then_mp3_frames,
+    "aac": _adts_frames,
+    "opus": _one_ogg_stream,
+    "flac": _one_flac_header,
+    "wav": _one_riff_header,
+}
+# samples decoded beyond the pcm response's: one encoder's priming and padding at most (LAME: 1105 of
+# delay and up to one 576-sample frame; AAC: 1024 of priming and up to one 1024-sample frame), where a
+# file per sentence would add them at every sentence. Opus' header tells the decoder to trim both.
+EXTRA_SAMPLES = {"mp3": (0, 1105 + 576), "aac": (0, 1024 + 1024), "opus": (-24, 24), "flac": (0, 0), "wav": (0, 0)}
+
+
+@pytest.mark.parametrize("fmt", list(STRUCTURE))
+def test_one_container_across_sentences(tones: openai.OpenAI, fmt: str) -> None:
+    """Ten sentences make one gapless file with one header: a player would stop at a second one."""
     text = " ".join(f"Sentence {i} of the reply." for i in range(10))
-    data = client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="opus").content
-    assert data.count(b"OpusHead") == 1 and data.count(b"OggS") > 3
-    wav = client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="wav").content
-    assert wav.count(b"RIFF") == 1 and wav[:4] == b"RIFF"
-    flac = client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="flac").content
-    assert flac.count(b"fLaC") == 1
+    pcm = np.frombuffer(tones.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="pcm").content, "<i2")
+    data = tones.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format=fmt).content  # type: ignore[arg-type]
+    STRUCTURE[fmt](data)
+    samples = probe(data)[3]
+    low, high = EXTRA_SAMPLES[fmt]
+    assert low <= len(samples) - len(pcm) <= high, (len(samples), len(pcm))
+    if fmt in ("flac", "wav"):
+        assert np.array_equal(samples, pcm)  # lossless: the very samples
 
 
 def test_mp3_is_the_default_as_in_openais_api(server: Running, pcm_seconds: float) -> None:
@@ -227,12 +336,13 @@ def test_sse_through_the_sdk(client: openai.OpenAI, pcm_seconds: float) -> None:
     _check(audio, "mp3", pcm_seconds)
 
 
-def test_sse_word_timestamps_in_time_with_the_audio(server: Running, pcm_seconds: float) -> None:
+def test_sse_word_timestamps_through_the_sdk(client: openai.OpenAI, pcm_seconds: float) -> None:
     events = []
-    body = {"input": TEXT, "voice": "alloy", "response_format": "pcm", "stream_format": "sse", "word_timestamps": True}
-    with httpx.stream("POST", server.url + "/v1/audio/speech", json=body, headers={"Authorization": "Bearer s3cret"}) as r:
-        assert r.status_code == 200
-        for line in r.iter_lines():
+    with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts", voice="alloy", input=TEXT, response_format="pcm", stream_format="sse",
+        extra_body={"word_timestamps": True},  # voicekit's extension: the SDK has no parameter for it
+    ) as response:  # fmt: skip
+        for line in response.iter_lines():
             if line.startswith("data: "):
                 events.append(json.loads(line[6:]))
     words = [e for e in events if e["type"] == "speech.audio.word"]
@@ -241,8 +351,11 @@ def test_sse_word_timestamps_in_time_with_the_audio(server: Running, pcm_seconds
     assert all(w["word"] in said for w in words)
     assert len(words) >= 0.9 * len(TEXT.split())
     starts = [w["start"] for w in words]
-    # eSpeak's length jitters ~1% from run to run, so the bound is the pcm reference's length plus 2%
-    assert starts == sorted(starts) and all(w["start"] < w["end"] <= pcm_seconds * 1.02 for w in words)
+    assert starts == sorted(starts) and all(w["start"] < w["end"] for w in words)
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta")
+    _, _, seconds, _ = probe(audio, raw=True)
+    # inside this response's own audio, to its rounding (3 decimals) and a few samples of resampling
+    assert all(w["end"] <= seconds + 0.002 for w in words), (words[-1], seconds)
     # in time: when a word's event arrives, the audio sent so far has not passed its start by more
     # than the endpoint's block (100 ms), which is the grain of the playback thread's word reports
     sent = 0.0
@@ -278,11 +391,13 @@ def test_bad_fields_get_openai_errors(client: openai.OpenAI, fields: dict, param
     assert body["error"]["param"] == param and body["error"]["type"] == "invalid_request_error"
 
 
-def test_instructions_and_any_model_are_accepted(client: openai.OpenAI) -> None:
-    audio = client.audio.speech.create(
-        model="my-own-model", voice="alloy", input="Hello.", instructions="Speak cheerfully.", response_format="pcm"
-    )
-    assert len(audio.content) > 24000 // 2
+def test_instructions_and_any_model_are_accepted(tones: openai.OpenAI) -> None:
+    plain = tones.audio.speech.create(model="tts-1", voice="alloy", input="Hello there.", response_format="pcm").content
+    instructed = tones.audio.speech.create(
+        model="my-own-model", voice="alloy", input="Hello there.", instructions="Speak cheerfully.", response_format="pcm"
+    ).content
+    # an engine without instructions ignores them: the very samples it speaks without
+    assert len(plain) > 24000 // 2 and instructed == plain
 
 
 @pytest.mark.parametrize(
@@ -313,3 +428,4 @@ def test_a_client_that_stops_reading_frees_its_slot(tmp_path: Path) -> None:
                 time.sleep(0.1)
             assert http.get("/health").json()["sessions"] == 0, "the stalled reader still holds its slot"
         assert http.post("/v1/audio/speech", json={"input": "Free again.", "response_format": "pcm"}).status_code == 200
+    assert open_http_sessions(srv.app) == (0, 0)  # given back once: the send timeout's cleanup did not give it again

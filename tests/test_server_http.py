@@ -1,6 +1,6 @@
 """voicekit serve over HTTP: the real openai SDK and httpx against uvicorn on 127.0.0.1.
 
-The speech engine is the real eSpeak (``Recording`` only notes when it made its audio).
+The speech engine is the real eSpeak (``Recording`` only notes how much audio it made).
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import json
 import threading
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx2 as httpx  # the HTTP client the openai SDK ships with
-import numpy as np
 import openai
 import pytest
 
-from tests.fixtures.web import Recording, Running, running
+from tests.fixtures.web import Recording, Running, open_http_sessions, running
 from voicekit import BaseTTS
 from voicekit.errors import EngineError
 from voicekit.server import create_app
@@ -25,6 +24,7 @@ from voicekit.server import create_app
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
 LONG = " ".join(f"Sentence number {i} is here so the reply runs long enough to stream." for i in range(60))
+FEW = " ".join(f"Sentence number {i} is here so the reply has more than one chunk." for i in range(4))
 
 
 class Broken(Recording):
@@ -50,31 +50,6 @@ def test_health(server: Running) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["engine"] == "espeak" and body["sessions"] == 0
-
-
-def test_openai_sdk_streams_pcm_before_synthesis_ends() -> None:
-    engines: list[Recording] = []
-
-    def make_tts() -> BaseTTS:
-        engines.append(Recording())
-        return BaseTTS(engines[-1])
-
-    with (
-        running(create_app(make_tts=make_tts)) as srv,
-        openai.OpenAI(base_url=srv.url + "/v1", api_key="x") as c,
-        c.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input=LONG, response_format="pcm") as response,
-    ):
-        assert response.headers["content-type"] == "audio/pcm"
-        pieces = response.iter_bytes()
-        first = next(pieces)
-        first_at = time.monotonic()
-        data = first + b"".join(pieces)
-    assert first, "no audio"
-    assert first_at < engines[-1].last_audio_at, "the first bytes came only after synthesis ended"
-    pcm = np.frombuffer(data, "<i2")
-    seconds = len(pcm) / 24000
-    assert seconds > 60, seconds  # all of it: 60 sentences
-    assert np.abs(pcm).max() > 1000
 
 
 def test_wav_streams_header_first_and_plays(client: openai.OpenAI) -> None:
@@ -177,21 +152,67 @@ def test_allowed_origin_gets_cors() -> None:
         assert r.status_code == 200 and r.content
 
 
+class Held(Recording):
+    """eSpeak that speaks its first chunk, then holds the rest until ``go`` is set (or the reply is cut)."""
+
+    def __init__(self, go: threading.Event) -> None:
+        super().__init__()
+        self.go = go
+
+    def synthesize(self, text, cancel):
+        while self.synthesized_seconds and not (self.go.wait(0.05) or cancel.is_set()):
+            pass
+        yield from super().synthesize(text, cancel)
+
+
 def test_session_cap_answers_503() -> None:
-    with running(create_app("espeak", max_sessions=1)) as srv, httpx.Client(base_url=srv.url) as http:
-        # far more audio than the socket buffers hold, so the first request stays open while unread
-        body = {"input": LONG * 6, "voice": "alloy", "response_format": "pcm"}
-        with http.stream("POST", "/v1/audio/speech", json=body) as first:
-            assert first.status_code == 200
-            pieces = first.iter_bytes()  # kept: a dropped iterator closes the response
-            next(pieces)
-            busy = http.post("/v1/audio/speech", json=body)
-            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-            assert "limit" in busy.json()["error"]["message"]
-        deadline = time.monotonic() + 5
-        while http.get("/health").json()["sessions"] and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert http.post("/v1/audio/speech", json={**body, "input": "Free again."}).status_code == 200
+    go = threading.Event()
+    body = {"input": FEW, "voice": "alloy", "response_format": "pcm"}
+    with running(create_app(make_tts=lambda: BaseTTS(Held(go)), max_sessions=1)) as srv, httpx.Client(base_url=srv.url) as http:
+        try:
+            with http.stream("POST", "/v1/audio/speech", json=body) as first:
+                assert first.status_code == 200
+                busy = http.post("/v1/audio/speech", json=body)  # the first is still speaking: its engine is held
+                go.set()
+                first.read()
+            # the first response has ended, so its slot is free for the very next request: no waiting
+            assert http.post("/v1/audio/speech", json={**body, "input": "Free again."}).status_code == 200
+        finally:
+            go.set()
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert "limit" in busy.json()["error"]["message"]
+
+
+class SlowToRelease(Recording):
+    """eSpeak whose release waits for ``done``: every request's TTS is still being cleaned up when the next comes."""
+
+    def __init__(self, done: threading.Event) -> None:
+        super().__init__()
+        self.done = done
+
+    def close(self) -> None:
+        self.done.wait(10)
+        self.inner.close()
+
+
+def test_back_to_back_requests_all_find_the_one_slot_free() -> None:
+    """A client that waits for each response before sending the next is never told 503.
+
+    A slot given back only after the TTS's cleanup would still be taken here, as
+    each cleanup waits until the test ends (with eSpeak's own quick cleanup, some of the 10 were).
+    """
+    done = threading.Event()
+    app = create_app(make_tts=lambda: BaseTTS(SlowToRelease(done)), max_sessions=1)
+    with running(app) as srv, httpx.Client(base_url=srv.url) as http:
+        try:
+            body = {"input": "Short one.", "voice": "alloy", "response_format": "pcm"}
+            statuses = [http.post("/v1/audio/speech", json=body).status_code for _ in range(10)]
+            sessions = http.get("/health").json()["sessions"]
+        finally:
+            done.set()
+    assert statuses == [200] * 10
+    assert sessions == 0
+    assert open_http_sessions(app) == (0, 0)  # and no slot was given back twice once the cleanups ran
 
 
 def test_client_hanging_up_releases_the_session(server: Running) -> None:
@@ -271,10 +292,65 @@ def test_a_failure_mid_body_aborts_the_transfer() -> None:
         assert got, "the first chunk's audio came through"
 
 
-def test_the_openai_engine_passes_openai_voices_through(fake_openai, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_openai_engine_gets_the_requests_voice_and_instructions(fake_openai, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-key")
     monkeypatch.setenv("OPENAI_BASE_URL", f"{fake_openai.url}/v1")
     with running(create_app("openai")) as srv, openai.OpenAI(base_url=srv.url + "/v1", api_key="x") as c:
-        audio = c.audio.speech.create(model="tts-1", voice="nova", input="Hello through two servers.", response_format="pcm")
-    assert len(audio.content) > 24000
-    assert [e.body["voice"] for e in fake_openai.speech_requests()] == ["nova"]
+        first = c.audio.speech.create(
+            model="tts-1", voice="nova", input="Hello through two servers.", instructions="Speak like a calm pirate.", response_format="pcm"
+        )
+        second = c.audio.speech.create(model="tts-1", voice="onyx", input="Hello again.", response_format="pcm")
+    assert len(first.content) > 24000 and second.content
+    sent = [(e.body["voice"], e.body.get("instructions")) for e in fake_openai.speech_requests()]
+    # each request has a TTS of its own: the second's engine never heard the first's instructions
+    assert sent == [("nova", "Speak like a calm pirate."), ("onyx", None)]
+
+
+@pytest.mark.parametrize("speed", [0.25, 4.0])
+def test_speed_at_its_bounds_is_spoken(client: openai.OpenAI, speed: float) -> None:
+    slow_or_fast = _seconds(client, speed=speed)
+    assert (slow_or_fast > _seconds(client)) == (speed < 1)
+
+
+@pytest.mark.parametrize("speed", [0.24, 4.01])
+def test_speed_past_its_bounds_is_refused(client: openai.OpenAI, speed: float) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _seconds(client, speed=speed)
+    error = caught.value.response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["param"]) == ("invalid_request_error", "speed") and str(speed) in error["message"]
+
+
+def _hang_up(http: httpx.Client) -> None:
+    with http.stream("POST", "/v1/audio/speech", json={"input": LONG, "response_format": "pcm"}) as r:
+        next(r.iter_bytes())
+
+
+def _cut_mid_body(http: httpx.Client) -> None:
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.post("/v1/audio/speech", json={"input": LONG, "response_format": "pcm"})
+
+
+def _answered(status: int, **fields: str) -> Callable[[httpx.Client], None]:
+    def request(http: httpx.Client) -> None:
+        body = {"input": "Short one.", "response_format": "pcm", **fields}
+        assert http.post("/v1/audio/speech", json=body).status_code == status
+
+    return request
+
+
+@pytest.mark.parametrize(
+    ("engine", "ending"),
+    [
+        pytest.param(Recording, _answered(200), id="completed"),
+        pytest.param(Recording, _answered(400, voice="no-such-voice"), id="bad-voice"),
+        pytest.param(Broken, _answered(502), id="engine-down"),
+        pytest.param(FailsLater, _cut_mid_body, id="failed-mid-body"),
+        pytest.param(Recording, _hang_up, id="client-hung-up"),
+    ],
+)
+def test_every_ending_gives_the_slot_back_once(engine: type[Recording], ending: Callable[[httpx.Client], None]) -> None:
+    app = create_app(make_tts=lambda: BaseTTS(engine()))
+    with running(app) as srv, httpx.Client(base_url=srv.url) as http:
+        ending(http)
+    assert open_http_sessions(app) == (0, 0)

@@ -158,6 +158,7 @@ class _Speaking:
         self.chunk_ends: list[float] = []
         self.ended = False
         self._closed = False
+        self._left = False
 
     async def start(self, text: str, *, words: bool) -> None:
         observe = self.server.observe(self.tts)
@@ -214,6 +215,12 @@ class _Speaking:
                     yield head
                     return
 
+    def free_slot(self) -> None:
+        """Give the session slot back, once, however many paths end here."""
+        if not self._left:
+            self._left = True
+            self.server.leave("http")
+
     async def close(self) -> None:
         """Stop and release everything; safe to call twice, and while being cancelled."""
         if self._closed:
@@ -226,7 +233,7 @@ class _Speaking:
                 self.outbox.cut(_REPLY)
                 await self.stream.interrupt()
             await run_in_threadpool(self.tts.cleanup)
-            self.server.leave("http")
+            self.free_slot()
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -250,6 +257,9 @@ class _SpeechResponse(StreamingResponse):
             item: Item | None = first
             while item is not None:
                 if item.kind == "end":
+                    # free before the last chunk: a client that sends its next request as soon as this
+                    # one ends must find the slot free, not held while the TTS is cleaned up
+                    self.speaking.free_slot()
                     if "error" in (item.event or {}):
                         raise _Failed((item.event or {})["error"])
                     tail = await run_in_threadpool(encoder.finish)
