@@ -452,9 +452,11 @@ def test_failed_speech_shows_the_whole_reply_and_keeps_it(no_thread_leak):
 def test_responder_streams_markdown_at_its_pace():
     tokens = list(Responder(tokens_per_second=None).reply([{"role": "user", "content": "cats"}]))
     text = "".join(tokens)
-    for markdown in ("#", "**", "1. ", "```", "]("):
+    for markdown in ("#", "**", "1. ", "```"):
         assert markdown in text
     assert "Cats" in text
+    second = "".join(Responder(tokens_per_second=None).reply([{"role": "assistant", "content": text}, {"role": "user", "content": "and?"}]))
+    assert "[the voicekit README](README.md)" in second and "- " in second
     assert tokenize(text) == tokens and len(tokens) > 60
     cancel = threading.Event()
     paced = Responder(tokens_per_second=20).reply([], cancel)
