@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -15,13 +14,8 @@ import httpx2 as httpx
 import psutil
 import pytest
 
-from tests.fixtures.web import free_port, server_process
+from tests.fixtures.web import free_port, server_env, server_process
 from voicekit.registry import default_engine
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
-    return {**env, **extra}
 
 
 @contextmanager
@@ -33,7 +27,7 @@ def serving(*args: str, env: dict[str, str]) -> Iterator[str]:
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "example.com"])
 def test_non_loopback_bind_without_token_refuses_in_one_line(host: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "voicekit", "serve", "--host", host], env=_env(), capture_output=True, text=True, timeout=30, check=False
+        [sys.executable, "-m", "voicekit", "serve", "--host", host], env=server_env(), capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
@@ -42,7 +36,7 @@ def test_non_loopback_bind_without_token_refuses_in_one_line(host: str) -> None:
 
 
 def test_token_from_the_environment_and_the_default_engine() -> None:
-    with serving(env=_env(VOICEKIT_TOKEN="from-env")) as url:
+    with serving(env=server_env(VOICEKIT_TOKEN="from-env")) as url:
         assert httpx.get(url + "/health").status_code == 401
         auth = {"Authorization": "Bearer from-env"}
         ok = httpx.get(url + "/v1/audio/voices", headers=auth)
@@ -54,7 +48,7 @@ def test_token_from_the_environment_and_the_default_engine() -> None:
 
 
 def test_workers_serve_from_several_processes() -> None:
-    with server_process([sys.executable, "-m", "voicekit", "serve", "--workers", "2", "--engine", "espeak"], _env()) as (url, proc):
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--workers", "2", "--engine", "espeak"], server_env()) as (url, proc):
         parent = psutil.Process(proc.pid)
         body = {"input": "Hello from a worker.", "response_format": "pcm"}
         for _ in range(4):
@@ -66,7 +60,7 @@ def test_workers_serve_from_several_processes() -> None:
 def test_bad_engine_setting_fails_before_serving() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--voice", "no-such-voice-xyz", "--port", str(free_port())],
-        env=_env(), capture_output=True, text=True, timeout=30, check=False,
+        env=server_env(), capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode != 0
     assert "no-such-voice-xyz" in done.stderr and "Traceback" not in done.stderr
@@ -74,7 +68,7 @@ def test_bad_engine_setting_fails_before_serving() -> None:
 
 def test_the_chat_backend_can_be_an_openai_compatible_llm(fake_llm) -> None:
     command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--base-url", fake_llm.base_url, "--model", "fake-model"]
-    with server_process(command, _env()) as (url, _):
+    with server_process(command, server_env()) as (url, _):
         history = [{"role": "user", "content": "Hi"}]
         with httpx.stream("POST", url + "/v1/chat", json={"messages": history}, timeout=10) as r:
             pieces = list(r.iter_text())
@@ -83,7 +77,7 @@ def test_the_chat_backend_can_be_an_openai_compatible_llm(fake_llm) -> None:
 
 
 def test_ctrl_c_stops_the_server_without_a_traceback() -> None:
-    with server_process([sys.executable, "-m", "voicekit", "serve", "--engine", "espeak"], _env()) as (url, proc):
+    with server_process([sys.executable, "-m", "voicekit", "serve", "--engine", "espeak"], server_env()) as (url, proc):
         assert httpx.get(url + "/health").status_code == 200
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)  # an impatient user presses it twice
@@ -125,7 +119,7 @@ def test_the_server_freezes_its_start_up_heap_before_serving(monkeypatch: pytest
 def test_bad_settings_are_one_usage_line(args: list[str], code: int, says: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--port", str(free_port()), *args],
-        env=_env(), capture_output=True, text=True, timeout=30, check=False,
+        env=server_env(), capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode == code, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"voicekit serve: {says}"), done.stderr
@@ -137,7 +131,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--port", str(port)],
-            env=_env(), capture_output=True, text=True, timeout=30, check=False,
+            env=server_env(), capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert done.stderr == f"voicekit serve: can't listen on 127.0.0.1:{port}: Address already in use\n"
@@ -146,7 +140,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
 def test_sigterm_does_not_wait_for_a_client_that_stopped_reading() -> None:
     long = " ".join(f"Sentence number {i} makes the reply long enough to fill every buffer." for i in range(400))
     command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--shutdown-timeout", "1", "--send-timeout", "60"]
-    with server_process(command, _env()) as (url, proc), httpx.Client(base_url=url) as http:
+    with server_process(command, server_env()) as (url, proc), httpx.Client(base_url=url) as http:
         with http.stream("POST", "/v1/audio/speech", json={"input": long, "response_format": "pcm"}) as r:
             assert r.status_code == 200
             time.sleep(1)  # the server's sends now wait on this reader

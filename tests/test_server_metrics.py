@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
-from tests.fixtures.web import Recording, running, server_process
+from tests.fixtures.web import Recording, running, server_env, server_process
 from voicekit import BaseTTS, EspeakTTS, FallbackTTS
 from voicekit.errors import EngineError
 from voicekit.server import create_app
@@ -158,8 +157,7 @@ def speech_counts_by_worker(folder: Path) -> dict[str, float]:
 def test_workers_share_their_metrics(tmp_path: Path) -> None:
     """Two workers each answer some requests; whichever answers the scrape reports the sum of both."""
     command = [sys.executable, "-m", "voicekit", "serve", "--engine", "espeak", "--workers", "2"]
-    env = {k: v for k, v in os.environ.items() if k not in ("VOICEKIT_TOKEN", "OPENAI_API_KEY")}
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    env = server_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
 
     def speak(url: str) -> None:
         r = httpx.post(url + "/v1/audio/speech", json={"input": "Hi.", "response_format": "pcm"}, timeout=30)
