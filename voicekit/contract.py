@@ -201,7 +201,7 @@ class Engine(Protocol):
     """What a TTS client must provide.
 
     Optionally an engine has ``language``: the language tag of its current voice ("de",
-    "en-US", "cmn"), read with ``getattr``. A stream picks its sentence rules from it
+    "en-US", "cmn"), read by :func:`language_of`. A stream picks its sentence rules from it
     unless the stream setting ``language`` is given; without it the rules are English.
     """
 
